@@ -1,0 +1,245 @@
+//! [`Solver`]: how the order flow publishes a challenge response and withdraws it.
+//!
+//! HTTP-01 and TLS-ALPN-01 write into the shared responders that whatever owns :80 /
+//! :443 answers from; a DNS-01 provider plugs in later as another `Arc<dyn Solver>`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{ChallengeKind, Http01Responder, TlsAlpn01Responder};
+use crate::domain::DomainName;
+use crate::error::Error;
+
+/// The future a [`Solver`] returns: boxed so that `dyn Solver` works.
+pub type SolverFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
+
+/// Publishes challenge responses for one challenge type.
+///
+/// The order flow calls [`present`](Solver::present) for every pending authorization
+/// before telling the CA to validate, and [`cleanup`](Solver::cleanup) for every
+/// presented challenge once the order is settled — on success and on failure alike.
+/// `cleanup` may be called for a challenge whose `present` failed, so it must tolerate
+/// that. Implementations must never log the key authorization.
+pub trait Solver: Send + Sync + fmt::Debug {
+    /// The challenge type this solver answers.
+    fn kind(&self) -> ChallengeKind;
+
+    /// Makes the response for `challenge` visible to the CA; returns once it is.
+    fn present<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a>;
+
+    /// Withdraws the response for `challenge`.
+    fn cleanup<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a>;
+}
+
+/// One challenge the CA wants answered: the name, the token, and the key authorization
+/// (RFC 8555 §8.1) in the encodings the challenge types use.
+#[derive(Clone)]
+pub struct PendingChallenge {
+    identifier: DomainName,
+    token: String,
+    key_authorization: String,
+    digest: [u8; 32],
+}
+
+impl fmt::Debug for PendingChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingChallenge")
+            .field("identifier", &self.identifier.as_str())
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingChallenge {
+    pub(crate) fn new(
+        identifier: DomainName,
+        token: String,
+        key_authorization: String,
+        digest: [u8; 32],
+    ) -> Self {
+        Self {
+            identifier,
+            token,
+            key_authorization,
+            digest,
+        }
+    }
+
+    /// The name being validated (`*.example.com` for a wildcard authorization).
+    pub fn identifier(&self) -> &DomainName {
+        &self.identifier
+    }
+
+    /// The challenge token (the last path segment for HTTP-01).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// `token.thumbprint`: the HTTP-01 response body (RFC 8555 §8.3).
+    pub fn key_authorization(&self) -> &str {
+        &self.key_authorization
+    }
+
+    /// SHA-256 of the key authorization: the TLS-ALPN-01 `acmeIdentifier` value
+    /// (RFC 8737 §3).
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// base64url of [`digest`](Self::digest): the DNS-01 TXT record value (RFC 8555 §8.4).
+    pub fn dns_value(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.digest)
+    }
+
+    /// `_acme-challenge.<name>`, where DNS-01 puts the TXT record (RFC 8555 §8.4); the
+    /// wildcard label is dropped.
+    pub fn dns_record_name(&self) -> String {
+        format!("_acme-challenge.{}", self.identifier.base())
+    }
+}
+
+/// Answers HTTP-01 by publishing tokens in an [`Http01Responder`].
+#[derive(Debug, Clone)]
+pub struct Http01Solver {
+    responder: Http01Responder,
+}
+
+impl Http01Solver {
+    /// Publishes into `responder` (shared with the server on :80).
+    pub fn new(responder: Http01Responder) -> Self {
+        Self { responder }
+    }
+}
+
+impl Solver for Http01Solver {
+    fn kind(&self) -> ChallengeKind {
+        ChallengeKind::Http01
+    }
+
+    fn present<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
+        Box::pin(async move {
+            self.responder
+                .insert(challenge.token(), challenge.key_authorization());
+            Ok(())
+        })
+    }
+
+    fn cleanup<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
+        Box::pin(async move {
+            self.responder.remove(challenge.token());
+            Ok(())
+        })
+    }
+}
+
+/// Answers TLS-ALPN-01 by publishing `acmeIdentifier` certificates in a
+/// [`TlsAlpn01Responder`].
+#[derive(Debug, Clone)]
+pub struct TlsAlpn01Solver {
+    responder: TlsAlpn01Responder,
+}
+
+impl TlsAlpn01Solver {
+    /// Publishes into `responder` (shared with the server on :443).
+    pub fn new(responder: TlsAlpn01Responder) -> Self {
+        Self { responder }
+    }
+}
+
+impl Solver for TlsAlpn01Solver {
+    fn kind(&self) -> ChallengeKind {
+        ChallengeKind::TlsAlpn01
+    }
+
+    fn present<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
+        Box::pin(async move {
+            if challenge.identifier().is_ip() {
+                // RFC 8738 §6: the CA sends the reverse-DNS name (in-addr.arpa) as SNI for
+                // an IP identifier, which the responder does not map. Refusing here,
+                // before the CA is told to validate, costs no failed authorization.
+                return Err(Error::ChallengeSolver {
+                    action: "publish",
+                    challenge: ChallengeKind::TlsAlpn01,
+                    identifier: challenge.identifier().to_string(),
+                    reason: "berth answers tls-alpn-01 for DNS names only; use --challenge http-01 for IP addresses".into(),
+                });
+            }
+            self.responder
+                .insert(challenge.identifier(), challenge.digest())
+        })
+    }
+
+    fn cleanup<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
+        Box::pin(async move {
+            self.responder.remove(challenge.identifier());
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(name: &str) -> PendingChallenge {
+        PendingChallenge::new(
+            DomainName::parse(name).unwrap(),
+            "tok".into(),
+            "tok.thumb".into(),
+            [7; 32],
+        )
+    }
+
+    #[tokio::test]
+    async fn http01_solver_publishes_and_withdraws_the_token() {
+        let responder = Http01Responder::new();
+        let solver: std::sync::Arc<dyn Solver> =
+            std::sync::Arc::new(Http01Solver::new(responder.clone()));
+        let challenge = pending("example.com");
+        solver.present(&challenge).await.unwrap();
+        assert_eq!(
+            responder
+                .respond("/.well-known/acme-challenge/tok")
+                .as_deref(),
+            Some("tok.thumb")
+        );
+        solver.cleanup(&challenge).await.unwrap();
+        assert!(responder.is_empty());
+        // Cleaning up twice (or without a present) is harmless.
+        solver.cleanup(&challenge).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn tls_alpn01_solver_refuses_ip_addresses_with_the_alternative() {
+        let solver = TlsAlpn01Solver::new(TlsAlpn01Responder::new());
+        solver.present(&pending("alpn.example.com")).await.unwrap();
+        let err = solver
+            .present(&pending("127.0.0.1"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("127.0.0.1") && err.contains("http-01"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dns_values_use_base64url_and_the_base_name() {
+        let challenge = pending("*.example.com");
+        assert_eq!(challenge.dns_record_name(), "_acme-challenge.example.com");
+        assert_eq!(challenge.dns_value().len(), 43);
+        assert!(!challenge.dns_value().contains(['+', '/', '=']));
+    }
+
+    #[test]
+    fn debug_never_shows_the_key_authorization() {
+        let debug = format!("{:?}", pending("example.com"));
+        assert!(!debug.contains("thumb"), "{debug}");
+        assert!(debug.contains("example.com"), "{debug}");
+    }
+}

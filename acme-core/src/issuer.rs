@@ -1,0 +1,559 @@
+//! Placing an order and driving it to a certificate (RFC 8555 §7.4).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use instant_acme::{
+    AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use tokio::time::Instant;
+
+use crate::account::{AcmeAccount, BAD_NONCE_ROUNDS, is_bad_nonce, problem};
+use crate::certificate::Certificate;
+use crate::challenge::{ChallengeKind, PendingChallenge, Solver};
+use crate::domain::{DomainName, DomainSet};
+use crate::error::{AcmeProblem, Error};
+use crate::key::KeyType;
+
+/// Retries an instant-acme call that failed with `badNonce` after instant-acme's own
+/// retries (see [`BAD_NONCE_ROUNDS`]); the expression is evaluated again each round.
+macro_rules! retry_bad_nonce {
+    ($call:expr) => {{
+        let mut round = 0;
+        loop {
+            round += 1;
+            match $call.await {
+                Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue,
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// How long an order may take from placing it to receiving the certificate, unless the
+/// request says otherwise. Let's Encrypt validates in seconds; two minutes leaves room for
+/// a slow CA without letting `berth issue` hang.
+pub const DEFAULT_ORDER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The first wait between order polls; it grows by half each poll, restarting every
+/// [`POLL_WINDOW`] so a poll is never more than a few seconds apart (unless the CA's
+/// `Retry-After` says otherwise).
+const POLL_INITIAL_DELAY: Duration = Duration::from_millis(250);
+const POLL_BACKOFF: f32 = 1.5;
+const POLL_WINDOW: Duration = Duration::from_secs(10);
+
+/// RFC 5280 §4.1.2.6 / CA/B BR: a CN is at most 64 characters.
+const MAX_COMMON_NAME_LEN: usize = 64;
+
+/// What to order: the names, the key type of the certificate, and how long to wait.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    /// The names of the certificate; the main name becomes the subject CN.
+    pub domains: DomainSet,
+    /// The certificate's key type; a fresh key is generated for every order.
+    pub key_type: KeyType,
+    /// The longest the order may take, validation and certificate included.
+    pub timeout: Duration,
+}
+
+impl OrderRequest {
+    /// An order for `domains` with an ECDSA P-256 key and [`DEFAULT_ORDER_TIMEOUT`].
+    pub fn new(domains: DomainSet) -> Self {
+        Self {
+            domains,
+            key_type: KeyType::default(),
+            timeout: DEFAULT_ORDER_TIMEOUT,
+        }
+    }
+}
+
+/// Gets certificates from one account's CA, answering challenges through one [`Solver`].
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    account: AcmeAccount,
+    solver: Arc<dyn Solver>,
+}
+
+impl Issuer {
+    /// An issuer ordering with `account` and answering with `solver`.
+    pub fn new(account: AcmeAccount, solver: Arc<dyn Solver>) -> Self {
+        Self { account, solver }
+    }
+
+    /// The account orders are placed with.
+    pub fn account(&self) -> &AcmeAccount {
+        &self.account
+    }
+
+    /// Orders a certificate for `request.domains` and waits for it.
+    ///
+    /// The challenge/name combination is checked before any request. Every challenge
+    /// response that was presented is withdrawn again whatever the outcome. The
+    /// certificate returned has been checked to match its fresh key and to cover every
+    /// requested name.
+    pub async fn issue(&self, request: &OrderRequest) -> Result<Certificate, Error> {
+        let kind = self.solver.kind();
+        kind.check(&request.domains)?;
+        let domains = &request.domains;
+
+        // A fresh key per order (never reuse a key across renewals); RSA generation is
+        // CPU-bound, so it runs off the async workers and before the order clock starts.
+        let key_type = request.key_type;
+        let (key, key_pem) = tokio::task::spawn_blocking(move || key_type.generate())
+            .await
+            .map_err(Error::key_generation)??;
+        let csr = csr_der(domains, &key)?;
+        drop(key);
+
+        let started = Instant::now();
+        let identifiers = domains.names().iter().map(identifier).collect::<Vec<_>>();
+        let new_order = NewOrder::new(&identifiers);
+        let mut order = retry_bad_nonce!(self.account.inner().new_order(&new_order))
+            .map_err(|e| self.account.error("placing an order", e))?;
+        tracing::info!(
+            ca = %self.account.ca().name(),
+            domains = %domains,
+            challenge = %kind,
+            order = %order.url(),
+            "placed order"
+        );
+
+        let mut guard = CleanupGuard {
+            solver: Arc::clone(&self.solver),
+            presented: Vec::new(),
+        };
+        let outcome = self
+            .validate_and_finalize(
+                &mut order,
+                kind,
+                &csr,
+                &mut guard.presented,
+                started,
+                request,
+            )
+            .await;
+        let presented = std::mem::take(&mut guard.presented);
+        drop(guard);
+        cleanup(self.solver.as_ref(), &presented).await;
+        let chain = outcome?;
+
+        let certificate = Certificate::from_pem(&chain, key_pem)?;
+        if !certificate.covers(domains) {
+            return Err(Error::InvalidCertificate {
+                context: Some(domains.main().to_string()),
+                reason: format!(
+                    "the CA issued a certificate for {} instead of {domains}",
+                    certificate.info().domains
+                ),
+            });
+        }
+        tracing::info!(
+            ca = %self.account.ca().name(),
+            domains = %domains,
+            serial = %certificate.info().serial_hex,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "certificate issued"
+        );
+        Ok(certificate)
+    }
+
+    async fn validate_and_finalize(
+        &self,
+        order: &mut Order,
+        kind: ChallengeKind,
+        csr: &[u8],
+        presented: &mut Vec<PendingChallenge>,
+        started: Instant,
+        request: &OrderRequest,
+    ) -> Result<String, Error> {
+        self.present_and_ready(order, kind, presented).await?;
+
+        match self.poll(order, Phase::Ready, started, request).await? {
+            Polled::Ready => {}
+            Polled::Invalid(order_problem) => {
+                return Err(self.explain_invalid(order, kind, order_problem).await);
+            }
+            Polled::Certificate(_) => {}
+        }
+
+        retry_bad_nonce!(order.finalize_csr(csr))
+            .map_err(|e| self.account.error("finalizing the order", e))?;
+        match self
+            .poll(order, Phase::Certificate, started, request)
+            .await?
+        {
+            Polled::Certificate(chain) => Ok(chain),
+            Polled::Ready | Polled::Invalid(_) => Err(Error::AcmeProtocol {
+                ca: self.account.ca().to_string(),
+                action: "finalizing the order",
+                reason: "the order became invalid after finalization".into(),
+            }),
+        }
+    }
+
+    /// Presents a response for every pending authorization and tells the CA to validate
+    /// it (RFC 8555 §7.5.1). Authorizations the CA already holds as valid (reused from an
+    /// earlier order) need nothing.
+    async fn present_and_ready(
+        &self,
+        order: &mut Order,
+        kind: ChallengeKind,
+        presented: &mut Vec<PendingChallenge>,
+    ) -> Result<(), Error> {
+        let ca = self.account.ca().to_string();
+        let mut ready: HashSet<String> = HashSet::new();
+        let mut round = 0;
+        'rounds: loop {
+            round += 1;
+            let mut authorizations = order.authorizations();
+            while let Some(next) = authorizations.next().await {
+                let mut authz = match next {
+                    Ok(authz) => authz,
+                    Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue 'rounds,
+                    Err(e) => return Err(self.account.error("fetching an authorization", e)),
+                };
+                let url = authz.url().to_owned();
+                if ready.contains(&url) {
+                    continue;
+                }
+                let identifier = authz.identifier().to_string();
+                match authz.status {
+                    AuthorizationStatus::Pending => {}
+                    AuthorizationStatus::Valid => continue,
+                    status => {
+                        let problem = authz
+                            .challenges
+                            .iter()
+                            .find_map(|c| c.error.as_ref())
+                            .map(problem)
+                            .unwrap_or_else(|| AcmeProblem {
+                                detail: Some(format!("the authorization is {status:?}")),
+                                ..AcmeProblem::default()
+                            });
+                        return Err(validation_error(&ca, identifier, kind, problem));
+                    }
+                }
+                let name = DomainName::parse(&identifier).map_err(|e| Error::AcmeProtocol {
+                    ca: ca.clone(),
+                    action: "fetching an authorization",
+                    reason: format!("the CA sent an authorization for {identifier:?}: {e}"),
+                })?;
+                let Some(mut challenge) = authz.challenge(challenge_type(kind)) else {
+                    return Err(Error::ChallengeUnavailable {
+                        ca: ca.clone(),
+                        identifier,
+                        challenge: kind,
+                    });
+                };
+                if !presented.iter().any(|p| p.token() == challenge.token) {
+                    let key_authorization = challenge.key_authorization();
+                    let mut digest = [0; 32];
+                    digest.copy_from_slice(key_authorization.digest().as_ref());
+                    presented.push(PendingChallenge::new(
+                        name,
+                        challenge.token.clone(),
+                        key_authorization.as_str().to_owned(),
+                        digest,
+                    ));
+                    if let Some(pending) = presented.last() {
+                        self.solver.present(pending).await?;
+                        tracing::debug!(identifier = %identifier, challenge = %kind, "presented challenge response");
+                    }
+                }
+                match challenge.set_ready().await {
+                    Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue 'rounds,
+                    Err(e) => return Err(self.account.error("starting validation", e)),
+                    Ok(()) => {
+                        ready.insert(url);
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// Polls the order until `phase` is reached, honouring the CA's `Retry-After`
+    /// (instant-acme's `RetryPolicy` waits for it), until `deadline`.
+    async fn poll(
+        &self,
+        order: &mut Order,
+        phase: Phase,
+        started: Instant,
+        request: &OrderRequest,
+    ) -> Result<Polled, Error> {
+        let deadline = started + request.timeout;
+        let timeout = || Error::OrderTimeout {
+            domains: request.domains.to_string(),
+            ca: self.account.ca().to_string(),
+            waited: started.elapsed(),
+        };
+        // Bounded: every pass waits at least POLL_INITIAL_DELAY, and the loop ends at
+        // `deadline`.
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(timeout());
+            }
+            let policy = RetryPolicy::new()
+                .initial_delay(POLL_INITIAL_DELAY)
+                .backoff(POLL_BACKOFF)
+                .timeout(remaining.min(POLL_WINDOW));
+            let polled = match phase {
+                Phase::Ready => order.poll_ready(&policy).await.map(|status| match status {
+                    OrderStatus::Invalid => Polled::Invalid(None),
+                    _ => Polled::Ready,
+                }),
+                Phase::Certificate => order
+                    .poll_certificate(&policy)
+                    .await
+                    .map(Polled::Certificate),
+            };
+            match polled {
+                Ok(polled) => return Ok(polled),
+                Err(instant_acme::Error::Timeout(None)) => continue,
+                Err(instant_acme::Error::Timeout(Some(next))) => {
+                    // The CA asked to come back later (Retry-After); wait if that is
+                    // before the deadline.
+                    let next = Instant::from_std(next);
+                    if next >= deadline {
+                        return Err(timeout());
+                    }
+                    tokio::time::sleep_until(next).await;
+                }
+                Err(e) if is_bad_nonce(&e) => continue,
+                Err(instant_acme::Error::Api(p)) if phase == Phase::Ready => {
+                    return Ok(Polled::Invalid(Some(p)));
+                }
+                Err(e) => {
+                    let action = match phase {
+                        Phase::Ready => "validating the order",
+                        Phase::Certificate => "issuing the certificate",
+                    };
+                    return Err(self.account.error(action, e));
+                }
+            }
+        }
+    }
+
+    /// The order became invalid: find the authorization that failed and report the CA's
+    /// problem document for it, for the failure ledger.
+    async fn explain_invalid(
+        &self,
+        order: &mut Order,
+        kind: ChallengeKind,
+        order_problem: Option<instant_acme::Problem>,
+    ) -> Error {
+        let ca = self.account.ca().to_string();
+        let mut authorizations = order.authorizations();
+        // Bounded by the number of authorizations in the order.
+        while let Some(next) = authorizations.next().await {
+            let Ok(mut authz) = next else { continue };
+            if authz.refresh().await.is_err() || authz.status != AuthorizationStatus::Invalid {
+                continue;
+            }
+            let identifier = authz.identifier().to_string();
+            let wanted = challenge_type(kind);
+            let failed = authz
+                .challenges
+                .iter()
+                .filter(|c| c.r#type == wanted)
+                .chain(authz.challenges.iter())
+                .find_map(|c| c.error.as_ref());
+            let problem = match (failed, &order_problem) {
+                (Some(p), _) | (None, Some(p)) => problem(p),
+                (None, None) => AcmeProblem {
+                    detail: Some("the authorization became invalid".into()),
+                    ..AcmeProblem::default()
+                },
+            };
+            return validation_error(&ca, identifier, kind, problem);
+        }
+        match order_problem {
+            Some(p) => self
+                .account
+                .error("validating the order", instant_acme::Error::Api(p)),
+            None => Error::AcmeProtocol {
+                ca,
+                action: "validating the order",
+                reason: "the order became invalid without an invalid authorization".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Ready,
+    Certificate,
+}
+
+enum Polled {
+    Ready,
+    Invalid(Option<instant_acme::Problem>),
+    Certificate(String),
+}
+
+fn validation_error(
+    ca: &str,
+    identifier: String,
+    challenge: ChallengeKind,
+    mut problem: AcmeProblem,
+) -> Error {
+    if problem.identifier.is_none() {
+        problem.identifier = Some(identifier.clone());
+    }
+    if problem.is("rateLimited") {
+        return Error::RateLimited {
+            ca: ca.to_owned(),
+            detail: problem.to_string(),
+            retry_after: None,
+        };
+    }
+    Error::Validation {
+        ca: ca.to_owned(),
+        identifier,
+        challenge,
+        problem: Box::new(problem),
+    }
+}
+
+/// Withdraws every presented response; failures are logged, never hide the order's
+/// outcome.
+async fn cleanup(solver: &dyn Solver, presented: &[PendingChallenge]) {
+    for challenge in presented {
+        if let Err(e) = solver.cleanup(challenge).await {
+            tracing::warn!(identifier = %challenge.identifier(), error = %e, "could not withdraw challenge response");
+        }
+    }
+}
+
+/// Withdraws presented responses if `issue` is cancelled mid-order (its future dropped):
+/// the cleanup then runs on a task of its own, since a drop cannot await.
+struct CleanupGuard {
+    solver: Arc<dyn Solver>,
+    presented: Vec<PendingChallenge>,
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        if self.presented.is_empty() {
+            return;
+        }
+        let presented = std::mem::take(&mut self.presented);
+        let solver = Arc::clone(&self.solver);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // Owned by the runtime: it runs to completion or ends with it.
+            runtime.spawn(async move { cleanup(solver.as_ref(), &presented).await });
+        }
+    }
+}
+
+fn challenge_type(kind: ChallengeKind) -> ChallengeType {
+    match kind {
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        ChallengeKind::Dns01 => ChallengeType::Dns01,
+    }
+}
+
+fn identifier(name: &DomainName) -> Identifier {
+    match name.as_str().parse::<IpAddr>() {
+        Ok(ip) if name.is_ip() => Identifier::Ip(ip),
+        _ => Identifier::Dns(name.as_str().to_owned()),
+    }
+}
+
+/// A CSR (RFC 2986) naming every domain as a SAN (IP addresses as IP SANs, RFC 8738) and
+/// the main name as CN when it fits, signed with the certificate's fresh key.
+fn csr_der(domains: &DomainSet, key: &KeyPair) -> Result<Vec<u8>, Error> {
+    let names: Vec<String> = domains
+        .names()
+        .iter()
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    let csr_error = |e: rcgen::Error| Error::KeyGeneration {
+        reason: format!("cannot build the certificate signing request: {e}"),
+    };
+    let mut params = CertificateParams::new(names).map_err(csr_error)?;
+    params.distinguished_name = DistinguishedName::new();
+    let main = domains.main();
+    if !main.is_ip() && main.as_str().len() <= MAX_COMMON_NAME_LEN {
+        params
+            .distinguished_name
+            .push(DnType::CommonName, main.as_str());
+    }
+    let csr = params.serialize_request(key).map_err(csr_error)?;
+    Ok(csr.der().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
+
+    #[test]
+    fn csr_names_every_domain_with_ips_as_ip_sans_and_the_main_name_as_cn() {
+        let domains = DomainSet::parse(["example.com", "www.example.com", "127.0.0.1"]).unwrap();
+        let (key, _) = KeyType::Ec256.generate().unwrap();
+        let der = csr_der(&domains, &key).unwrap();
+        let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
+        let info = &csr.certification_request_info;
+        let cn = info
+            .subject
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
+        assert_eq!(cn, "example.com");
+        let mut dns = Vec::new();
+        let mut ips = Vec::new();
+        for ext in csr.requested_extensions().unwrap() {
+            if let ParsedExtension::SubjectAlternativeName(san) = ext {
+                for name in &san.general_names {
+                    match name {
+                        GeneralName::DNSName(d) => dns.push(d.to_string()),
+                        GeneralName::IPAddress(ip) => ips.push(ip.to_vec()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        assert_eq!(dns, ["example.com", "www.example.com"]);
+        assert_eq!(ips, [vec![127, 0, 0, 1]]);
+    }
+
+    #[test]
+    fn ip_main_name_and_long_names_get_no_cn() {
+        let long = format!("{}.example.com", "a".repeat(60));
+        for names in [vec!["127.0.0.1".to_owned()], vec![long]] {
+            let domains = DomainSet::parse(&names).unwrap();
+            let (key, _) = KeyType::Ec256.generate().unwrap();
+            let der = csr_der(&domains, &key).unwrap();
+            let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
+            assert!(
+                csr.certification_request_info
+                    .subject
+                    .iter_common_name()
+                    .next()
+                    .is_none(),
+                "{names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn identifiers_are_ip_or_dns() {
+        assert_eq!(
+            identifier(&DomainName::parse("::1").unwrap()),
+            Identifier::Ip("::1".parse().unwrap())
+        );
+        assert_eq!(
+            identifier(&DomainName::parse("*.example.com").unwrap()),
+            Identifier::Dns("*.example.com".into())
+        );
+    }
+}

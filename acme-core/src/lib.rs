@@ -1,0 +1,39 @@
+//! berth's ACME core: accounts, orders, challenges (HTTP-01, TLS-ALPN-01, DNS-01),
+//! renewal, and a Traefik-compatible `acme.json` store.
+//!
+//! Parse user input into [`DomainSet`], [`ChallengeKind`], [`KeyType`] and [`Ca`] first;
+//! the constructors refuse what no CA would accept (wildcards without DNS-01,
+//! `tls-sni-01`, malformed names), so nothing reaches the network that cannot succeed.
+//!
+//! ```
+//! use berth_acme_core::{Ca, ChallengeKind, DomainSet};
+//!
+//! let domains = DomainSet::parse(["example.com", "www.example.com"])?;
+//! let challenge: ChallengeKind = "http-01".parse()?;
+//! challenge.check(&domains)?;
+//! assert!(Ca::default().is_staging());
+//! assert!("tls-sni-01".parse::<ChallengeKind>().is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod account;
+mod ca;
+mod certificate;
+mod certset;
+pub mod challenge;
+pub mod crypto;
+mod domain;
+mod error;
+mod issuer;
+mod key;
+pub mod store;
+
+pub use account::{AccountConfig, AcmeAccount, Eab, RenewalWindow, RevocationReason};
+pub use ca::{Ca, CaError, CaFamily};
+pub use certificate::{CertInfo, Certificate};
+pub use certset::CertSet;
+pub use challenge::{ChallengeError, ChallengeKind};
+pub use domain::{DomainError, DomainName, DomainSet, MAX_NAMES_PER_CERTIFICATE};
+pub use error::{AcmeProblem, Error};
+pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderRequest};
+pub use key::{KeyType, KeyTypeError};

@@ -1,0 +1,251 @@
+//! Serving one accepted client connection: TLS handshake, HTTP/1.1 or HTTP/2, idle and
+//! header timeouts, and graceful or hard shutdown.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::forward::{Forwarder, Peer};
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::plain::PlainHttp;
+use crate::tls;
+
+/// Everything a connection task needs, shared by all connections of one proxy.
+pub(crate) struct Shared {
+    pub(crate) http: auto::Builder<TokioExecutor>,
+    pub(crate) forwarder: Arc<Forwarder>,
+    pub(crate) plain: Arc<PlainHttp>,
+    pub(crate) limits: Limits,
+    pub(crate) metrics: Metrics,
+    /// Cancelled when the drain deadline has passed: connections close at once.
+    pub(crate) hard_stop: CancellationToken,
+}
+
+/// The HTTP server settings both listeners use.
+pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // A request head that does not fit the read buffer is answered with 431.
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    // No HTTP/2 keep-alive pings: hyper's server pings even idle connections, and the
+    // traffic would keep every connection from ever reaching the idle timeout.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Handshakes TLS on `stream`, then serves HTTP on it. ACME TLS-ALPN-01 validation
+/// connections are closed right after the handshake.
+pub(crate) async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let handshake =
+        tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
+    let tls = tokio::select! {
+        () = shared.hard_stop.cancelled() => return,
+        result = handshake => match result {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                shared.metrics.handshake_failed();
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                shared.metrics.handshake_failed();
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    shared.metrics.handshake_ok();
+    let (_, session) = tls.get_ref();
+    if tls::is_acme_challenge(session.alpn_protocol()) {
+        tracing::info!(%peer, sni = ?session.server_name(), "answered a TLS-ALPN-01 challenge handshake");
+        let mut tls = tls;
+        let _ = tls.shutdown().await;
+        return;
+    }
+    serve_http(
+        shared,
+        tls,
+        Peer {
+            addr: peer,
+            https: true,
+        },
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (detected from the first bytes) on `io` until the client
+/// closes, the connection idles out, or shutdown.
+pub(crate) async fn serve_http<I>(
+    shared: Arc<Shared>,
+    io: I,
+    peer: Peer,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(IdleIo {
+        inner: io,
+        activity: Arc::clone(&activity),
+    });
+    let service = {
+        let shared = Arc::clone(&shared);
+        service_fn(move |req| {
+            let shared = Arc::clone(&shared);
+            async move {
+                let response = if peer.https {
+                    shared.forwarder.handle(req, peer).await
+                } else {
+                    shared.plain.handle(req, peer).await
+                };
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let conn = shared.http.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let idle = shared.limits.idle_timeout;
+    let mut draining = false;
+    loop {
+        let idle_check = tokio::time::sleep_until(activity.idle_deadline(idle).into());
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(peer = %peer.addr, %error, "connection ended with an error");
+                }
+                return;
+            }
+            () = shared.hard_stop.cancelled() => return,
+            () = shutdown.cancelled(), if !draining => {
+                // HTTP/1.1: finish the request in flight, then close; HTTP/2: GOAWAY.
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = idle_check, if !draining => {
+                if activity.idle_for() >= idle {
+                    tracing::debug!(peer = %peer.addr, "closing idle connection");
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// When bytes last moved on a connection.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last().elapsed()
+    }
+
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.last() + idle
+    }
+}
+
+/// A transport that records when bytes move, for the idle timeout.
+struct IdleIo<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,128 @@
+//! The rustls certificate resolver: one atomically swapped [`CertSet`] per reload.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use berth_acme_core::CertSet;
+use berth_acme_core::challenge::TlsAlpn01Responder;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::metrics::Metrics;
+
+/// Picks the certificate for each TLS handshake from the current [`CertSet`]: the exact
+/// server name first, then a wildcard covering one label, then the configured default
+/// name. Handshakes offering `acme-tls/1` are answered only from the TLS-ALPN-01
+/// challenge map (RFC 8737 §4: they must never see a normal certificate).
+///
+/// The set lives behind an [`ArcSwap`]: a reload is one pointer swap, lookups take no
+/// lock, and a handshake that already loaded the old set finishes with it.
+///
+/// A server name nothing matches (with no default) makes rustls abort the handshake
+/// with a fatal alert; it is counted in [`Metrics`] as an unknown SNI.
+pub struct CertResolver {
+    certs: ArcSwap<CertSet>,
+    default_name: Option<String>,
+    challenges: Option<TlsAlpn01Responder>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for CertResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertResolver")
+            .field("certificates", &self.certs.load().certificates().len())
+            .field("default_name", &self.default_name)
+            .field("challenges", &self.challenges)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertResolver {
+    /// A resolver serving `initial` until the first [`replace`](Self::replace).
+    pub fn new(initial: CertSet) -> Self {
+        Self {
+            certs: ArcSwap::from_pointee(initial),
+            default_name: None,
+            challenges: None,
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// Serves the certificate for `name` to handshakes whose server name matches nothing
+    /// (or that send no SNI, such as clients connecting by IP address). The name is
+    /// looked up in the current set on every such handshake, so it follows reloads.
+    pub fn with_default_name(mut self, name: impl Into<String>) -> Self {
+        self.default_name = Some(name.into());
+        self
+    }
+
+    /// Answers `acme-tls/1` handshakes from this TLS-ALPN-01 challenge map.
+    pub fn with_challenges(mut self, challenges: TlsAlpn01Responder) -> Self {
+        self.challenges = Some(challenges);
+        self
+    }
+
+    /// Counts handshakes outcomes and reloads into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Swaps in a new certificate set for every handshake that starts from now on.
+    pub fn replace(&self, certs: CertSet) {
+        self.certs.store(Arc::new(certs));
+        self.metrics.reloaded();
+    }
+
+    /// The set handshakes are served from now.
+    pub fn current(&self) -> Arc<CertSet> {
+        self.certs.load_full()
+    }
+
+    /// Whether this resolver answers TLS-ALPN-01 challenges (and so the server should
+    /// offer `acme-tls/1`).
+    pub(crate) fn answers_challenges(&self) -> bool {
+        self.challenges.is_some()
+    }
+
+    /// The lookup without metrics or challenge handling, for one server name.
+    fn lookup(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let set = self.certs.load();
+        server_name
+            .and_then(|name| set.lookup(name))
+            .or_else(|| {
+                self.default_name
+                    .as_deref()
+                    .and_then(|name| set.lookup(name))
+            })
+            .cloned()
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if TlsAlpn01Responder::is_challenge_hello(&client_hello) {
+            let found = self
+                .challenges
+                .as_ref()
+                .and_then(|c| c.resolve_hello(&client_hello));
+            match &found {
+                Some(_) => self.metrics.acme_tls_alpn_handshake(),
+                None => tracing::info!(
+                    sni = ?client_hello.server_name(),
+                    "acme-tls/1 handshake for a name with no pending TLS-ALPN-01 challenge; refused"
+                ),
+            }
+            return found;
+        }
+        let found = self.lookup(client_hello.server_name());
+        if found.is_none() {
+            self.metrics.unknown_sni();
+            tracing::info!(
+                sni = ?client_hello.server_name(),
+                "no certificate for this server name and no default; handshake refused"
+            );
+        }
+        found
+    }
+}

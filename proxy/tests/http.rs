@@ -1,0 +1,440 @@
+//! The plain-HTTP listener and the reverse proxy, driven by real clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use berth_acme_core::challenge::Http01Responder;
+use berth_proxy::{CertSource, Limits, Proxy, Route, Routes, Upstream};
+use http_body_util::BodyExt;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Fixture {
+    ca: TestCa,
+    proxy: Running,
+    upstream: support::Upstream,
+}
+
+/// A proxy for `www.example.com` in front of the test upstream, with these limits.
+async fn fixture(
+    limits: Limits,
+    configure: impl FnOnce(berth_proxy::ProxyBuilder) -> berth_proxy::ProxyBuilder,
+) -> Fixture {
+    let ca = TestCa::new();
+    let www = ca.leaf(&["www.example.com"], 1);
+    let upstream = start_upstream().await;
+    let builder = Proxy::builder()
+        .routes(Routes::single(Upstream::parse(&upstream.url()).unwrap()))
+        .cert_source(CertSource::Static(cert_set(&[&www])))
+        .limits(limits);
+    let proxy = start_proxy(configure(builder)).await;
+    Fixture {
+        ca,
+        proxy,
+        upstream,
+    }
+}
+
+impl Fixture {
+    async fn tls(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        tls_connect(
+            self.proxy.tls,
+            "www.example.com",
+            client_config(&self.ca.pem, &[b"http/1.1"]),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn client(
+        &self,
+    ) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
+        http1(self.tls().await).await
+    }
+}
+
+#[tokio::test]
+async fn plain_http_answers_challenges_and_redirects_everything_else_with_308() {
+    let http01 = Http01Responder::new();
+    http01.insert("tok123", "tok123.thumbprint");
+    let f = fixture(Limits::default(), |b| {
+        b.http01(http01.clone()).hsts(Duration::from_secs(600))
+    })
+    .await;
+    let mut plain = http1(tokio::net::TcpStream::connect(f.proxy.http).await.unwrap()).await;
+
+    let (status, headers, body) = send(
+        &mut plain,
+        get("www.example.com", "/.well-known/acme-challenge/tok123"),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "tok123.thumbprint"));
+    assert!(!headers.contains_key("strict-transport-security"));
+    let (status, _, _) = send(
+        &mut plain,
+        get("www.example.com", "/.well-known/acme-challenge/other"),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, headers, _) = send(&mut plain, get("www.example.com:80", "/a/b?c=d")).await;
+    assert_eq!(status, 308);
+    assert_eq!(
+        headers["location"],
+        format!("https://www.example.com:{}/a/b?c=d", f.proxy.tls.port()).as_str()
+    );
+    assert!(!headers.contains_key("strict-transport-security"));
+
+    // curl follows the redirect to the HTTPS side and reaches the upstream.
+    let curl = berth_tests::require_tool("curl", "curl");
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), &f.ca.pem).unwrap();
+    let resolve_http = format!("www.example.com:{}:127.0.0.1", f.proxy.http.port());
+    let resolve_tls = format!("www.example.com:{}:127.0.0.1", f.proxy.tls.port());
+    let url = format!("http://www.example.com:{}/", f.proxy.http.port());
+    let (ok, stdout, stderr) = run_tool(
+        &curl,
+        &[
+            "-sS",
+            "-L",
+            "-D",
+            "-",
+            "--cacert",
+            ca_file.path().to_str().unwrap(),
+            "--resolve",
+            &resolve_http,
+            "--resolve",
+            &resolve_tls,
+            &url,
+        ],
+    )
+    .await;
+    assert!(ok, "curl failed: {stderr}");
+    assert!(stdout.starts_with("HTTP/1.1 308"), "{stdout}");
+    assert!(
+        stdout.contains("strict-transport-security: max-age=600"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("hello from upstream\n"), "{stdout}");
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_set_and_hop_by_hop_headers_stripped() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let mut client = f.client().await;
+    let request = http::Request::builder()
+        .uri("/headers")
+        .header("host", "www.example.com")
+        .header("connection", "x-custom-hop")
+        .header("x-custom-hop", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "http")
+        .header("x-end-to-end", "kept")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let (status, headers, seen) = send(&mut client, request).await;
+    assert_eq!(status, 200);
+    let seen = seen.to_ascii_lowercase();
+    assert!(
+        seen.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("x-forwarded-proto: https\n"), "{seen}");
+    assert!(!seen.contains("x-forwarded-proto: http\n"), "{seen}");
+    assert!(
+        seen.contains("x-forwarded-host: www.example.com\n"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("forwarded: for=127.0.0.1;proto=https;host=www.example.com\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("host: www.example.com\n"), "{seen}");
+    assert!(seen.contains("x-end-to-end: kept\n"), "{seen}");
+    for hop in ["x-custom-hop", "keep-alive", "proxy-authorization"] {
+        assert!(
+            !seen.contains(&format!("{hop}:")),
+            "{hop} reached the upstream: {seen}"
+        );
+    }
+    // No HSTS unless configured.
+    assert!(!headers.contains_key("strict-transport-security"));
+
+    // The upstream's own hop-by-hop headers do not reach the client.
+    let (status, headers, body) = send(&mut client, get("www.example.com", "/")).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (200, "hello from upstream\n")
+    );
+    assert_eq!(headers["x-kept"], "1");
+    assert!(!headers.contains_key("x-drop-me"));
+    assert!(!headers.contains_key("keep-alive"));
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_upstream_silence_is_504_and_no_route_is_404() {
+    let mut limits = Limits::default();
+    limits.upstream_timeout = Duration::from_millis(300);
+    let ca = TestCa::new();
+    let www = ca.leaf(&["www.example.com"], 1);
+    let upstream = start_upstream().await;
+    let dead = format!("http://127.0.0.1:{}", berth_tests::free_port());
+    let routes = Routes::new()
+        .with(Route::new(Upstream::parse(&upstream.url()).unwrap()).host("www.example.com"))
+        .with(
+            Route::new(Upstream::parse(&dead).unwrap())
+                .host("www.example.com")
+                .path_prefix("/down"),
+        );
+    let proxy = start_proxy(
+        Proxy::builder()
+            .routes(routes)
+            .cert_source(CertSource::Static(cert_set(&[&www])))
+            .limits(limits),
+    )
+    .await;
+    let stream = tls_connect(
+        proxy.tls,
+        "www.example.com",
+        client_config(&ca.pem, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let mut client = http1(stream).await;
+
+    let (status, _, body) = send(&mut client, get("www.example.com", "/down/x")).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (502, "upstream unavailable\n")
+    );
+    let (status, _, body) = send(&mut client, get("www.example.com", "/hang")).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (504, "upstream timed out\n")
+    );
+    let (status, _, _) = send(&mut client, get("other.example.com", "/")).await;
+    assert_eq!(status, 404);
+    // The connection survived all three and still forwards.
+    let (status, _, _) = send(&mut client, get("www.example.com", "/")).await;
+    assert_eq!(status, 200);
+    let counts = proxy.metrics.snapshot().responses_by_class;
+    assert_eq!((counts[2], counts[4], counts[5]), (1, 1, 2));
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_after_the_header_timeout() {
+    let mut limits = Limits::default();
+    limits.header_read_timeout = Duration::from_millis(300);
+    let f = fixture(limits, |b| b).await;
+
+    // Slowloris: a request head that never ends.
+    let mut stream = f.tls().await;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: www.example.com\r\nX-Slow: 1\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the proxy kept a slowloris connection open");
+    assert!(
+        !String::from_utf8_lossy(&received).contains(" 200 "),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+
+    // A TCP connection that never starts the TLS handshake is closed too.
+    let before = f.proxy.metrics.snapshot().handshake_failures;
+    let mut tcp = tokio::net::TcpStream::connect(f.proxy.tls).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(DEADLINE, tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    eventually("the handshake timeout to be counted", || {
+        f.proxy.metrics.snapshot().handshake_failures == before + 1
+    })
+    .await;
+
+    // A client that sends its request promptly is served.
+    let mut client = f.client().await;
+    let (status, _, _) = send(&mut client, get("www.example.com", "/")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn oversized_request_heads_get_431() {
+    let mut limits = Limits::default();
+    limits.max_header_bytes = 16 * 1024;
+    let f = fixture(limits, |b| b).await;
+    let request = |filler: usize| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: www.example.com\r\nX-Filler: {}\r\n\r\n",
+            "a".repeat(filler)
+        )
+    };
+    let mut stream = f.tls().await;
+    stream
+        .write_all(request(20 * 1024).as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+
+    let mut stream = f.tls().await;
+    stream
+        .write_all(request(4 * 1024).as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_with_or_without_a_content_length() {
+    let mut limits = Limits::default();
+    limits.max_request_body = Some(1024);
+    let f = fixture(limits, |b| b).await;
+    let mut client = f.client().await;
+    let post = |size: usize| {
+        http::Request::builder()
+            .method("POST")
+            .uri("/body")
+            .header("host", "www.example.com")
+            .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+                b'x';
+                size
+            ])))
+            .unwrap()
+    };
+    let (status, _, body) = send(&mut client, post(512)).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "512"));
+    let (status, _, _) = send(&mut client, post(2048)).await;
+    assert_eq!(status, 413);
+
+    // Chunked: the size is only known while streaming.
+    let mut stream = f.tls().await;
+    let chunk = "y".repeat(2048);
+    let request = format!(
+        "POST /body HTTP/1.1\r\nHost: www.example.com\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_tunnelled_both_ways() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let mut stream = f.tls().await;
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: www.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(head.contains("connection: upgrade"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    for message in ["hello berth", "second frame"] {
+        write_ws_frame(&mut stream, message.as_bytes(), true).await;
+        let echoed = tokio::time::timeout(DEADLINE, read_ws_frame(&mut stream))
+            .await
+            .unwrap()
+            .expect("an echoed frame");
+        assert_eq!(echoed, message.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn response_bodies_stream_before_the_upstream_finishes() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let mut client = f.client().await;
+    let response = tokio::time::timeout(
+        DEADLINE,
+        client.send_request(get("www.example.com", "/stream")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    // The upstream holds the rest until released, so this chunk can only arrive if the
+    // proxy passes it on without waiting for the end of the body.
+    let first = tokio::time::timeout(DEADLINE, body.frame())
+        .await
+        .expect("first chunk before the upstream finished")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "first\n");
+    f.upstream.control.release.notify_one();
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(rest, "second\n");
+}
+
+#[tokio::test]
+async fn idle_http2_connections_are_closed_after_the_idle_timeout() {
+    let mut limits = Limits::default();
+    limits.idle_timeout = Duration::from_millis(300);
+    let f = fixture(limits, |b| b).await;
+    let stream = tls_connect(
+        f.proxy.tls,
+        "www.example.com",
+        client_config(&f.ca.pem, &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    let mut h2 = http2(stream).await;
+    let request = http::Request::builder()
+        .uri(format!("https://www.example.com:{}/", f.proxy.tls.port()))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = h2.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+    eventually("the idle HTTP/2 connection to be closed", || h2.is_closed()).await;
+    eventually("the connection to be released", || {
+        f.proxy.metrics.snapshot().connections_active == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let mut limits = Limits::default();
+    limits.max_connections = 1;
+    let f = fixture(limits, |b| b).await;
+    let mut first = f.client().await;
+    let (status, _, _) = send(&mut first, get("www.example.com", "/")).await;
+    assert_eq!(status, 200);
+
+    let (addr, config) = (f.proxy.tls, client_config(&f.ca.pem, &[b"http/1.1"]));
+    let second = tokio::spawn(async move { tls_connect(addr, "www.example.com", config).await });
+    // While the first connection holds the only slot, the second is not even accepted.
+    let (status, _, _) = send(&mut first, get("www.example.com", "/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !second.is_finished(),
+        "a second connection was served beyond the limit"
+    );
+    assert_eq!(f.proxy.metrics.snapshot().connections_total, 1);
+
+    drop(first);
+    let second = tokio::time::timeout(DEADLINE, second)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut second = http1(second.expect("served once the slot was free")).await;
+    let (status, _, _) = send(&mut second, get("www.example.com", "/")).await;
+    assert_eq!(status, 200);
+    assert_eq!(f.proxy.metrics.snapshot().connections_total, 2);
+}

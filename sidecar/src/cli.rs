@@ -1,0 +1,168 @@
+//! Command-line interface. Every flag also reads `BERTH_<FLAG>`; one name per concept
+//! across all subcommands (DESIGN.md, "CLI").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// berth gets and renews TLS certificates over ACME, loads secrets the way containers
+/// hand them over, and terminates HTTPS in front of an application.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, propagate_version = true, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// Log format: auto (JSON when not a terminal), json or text. Level: BERTH_LOG or RUST_LOG.
+    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    pub(crate) log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Get one certificate now and store it.
+    Issue(IssueArgs),
+    /// List, show or export stored certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Revoke a stored certificate and mark it revoked.
+    Revoke(RevokeArgs),
+}
+
+/// The names of one certificate.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct DomainArgs {
+    /// A name to put on the certificate; repeat for more (the first is the main name).
+    #[arg(short = 'd', long = "domain", env = "BERTH_DOMAINS", value_delimiter = ',', required = true)]
+    pub(crate) domains: Vec<String>,
+}
+
+/// Which CA, how to trust it, and the account there.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct CaArgs {
+    /// CA: letsencrypt-staging (default), letsencrypt, zerossl, google, google-staging, or
+    /// an ACME directory URL.
+    #[arg(long, env = "BERTH_CA", default_value = "letsencrypt-staging")]
+    pub(crate) ca: String,
+    /// Staging counterpart of a custom --ca, proven first for new domain sets.
+    #[arg(long, env = "BERTH_STAGING_CA")]
+    pub(crate) staging_ca: Option<String>,
+    /// Extra PEM root(s) to trust for the CA's API (private CAs: Pebble, step-ca).
+    #[arg(long, env = "BERTH_CA_ROOT")]
+    pub(crate) ca_root: Option<PathBuf>,
+    /// Contact email for the ACME account (expiry notices).
+    #[arg(long, env = "BERTH_EMAIL")]
+    pub(crate) email: Option<String>,
+    /// Agree to the CA's terms of service (required to create an account).
+    #[arg(long, env = "BERTH_AGREE_TOS")]
+    pub(crate) agree_tos: bool,
+    /// External Account Binding key id (ZeroSSL, Google).
+    #[arg(long, env = "BERTH_EAB_KID")]
+    pub(crate) eab_kid: Option<String>,
+    /// File holding the EAB HMAC key (never pass it in an env var or flag).
+    #[arg(long, env = "BERTH_EAB_HMAC_FILE")]
+    pub(crate) eab_hmac_file: Option<PathBuf>,
+}
+
+/// Where certificates and berth's state live.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct StoreArgs {
+    /// The Traefik-compatible acme.json (berth's own state goes beside it).
+    #[arg(long, env = "BERTH_STORE", default_value = "acme.json")]
+    pub(crate) store: PathBuf,
+    /// The resolver section of acme.json berth writes to.
+    #[arg(long, env = "BERTH_RESOLVER", default_value = "berth")]
+    pub(crate) resolver: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IssueArgs {
+    #[command(flatten)]
+    pub(crate) domains: DomainArgs,
+    #[command(flatten)]
+    pub(crate) ca: CaArgs,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Challenge: http-01, tls-alpn-01 or dns-01.
+    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
+    pub(crate) challenge: String,
+    /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
+    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
+    pub(crate) key_type: String,
+    /// Where to answer HTTP-01 (the CA connects to port 80).
+    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
+    pub(crate) http_addr: SocketAddr,
+    /// Where to answer TLS-ALPN-01 (the CA connects to port 443).
+    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
+    pub(crate) tls_addr: SocketAddr,
+    /// Also write PEM files: <dir>/live/<name>/{cert,chain,fullchain,privkey}.pem and
+    /// <dir>/<name>.pem (HAProxy).
+    #[arg(long, env = "BERTH_EXPORT_DIR")]
+    pub(crate) export_dir: Option<PathBuf>,
+    /// Issue even if a valid certificate for these names is stored.
+    #[arg(long, env = "BERTH_FORCE")]
+    pub(crate) force: bool,
+    /// Print the result as JSON.
+    #[arg(long, env = "BERTH_JSON")]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertsCommand {
+    /// A table (or JSON) of stored certificates: names, issuer, expiry, days left.
+    List(CertsListArgs),
+    /// Details of one certificate.
+    Show(CertsShowArgs),
+    /// Write one certificate as PEM files.
+    Export(CertsExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertsListArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Print JSON.
+    #[arg(long, env = "BERTH_JSON")]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertsShowArgs {
+    /// The certificate's main name (or any name it covers).
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Print JSON.
+    #[arg(long, env = "BERTH_JSON")]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertsExportArgs {
+    /// The certificate's main name (or any name it covers).
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Directory to write to.
+    #[arg(long, env = "BERTH_EXPORT_DIR")]
+    pub(crate) dir: PathBuf,
+    /// Layout: live (certbot-like live/<name>/*.pem), combined (HAProxy <name>.pem), or both.
+    #[arg(long, default_value = "both", value_parser = ["live", "combined", "both"])]
+    pub(crate) format: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// The certificate's main name (or any name it covers).
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) ca: CaArgs,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// RFC 5280 reason: unspecified, key-compromise, superseded, cessation-of-operation.
+    #[arg(long, default_value = "unspecified")]
+    pub(crate) reason: String,
+}

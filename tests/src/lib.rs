@@ -1,0 +1,16 @@
+//! berth's end-to-end test harness: real Pebble, pebble-challtestsrv (and later BIND)
+//! started on free loopback ports, stopped on drop.
+//!
+//! Every ACME test in the workspace goes through [`Pebble`]; nothing here mocks a CA.
+//! A tool that is missing makes the test fail with the package to install — never a
+//! silent skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod http;
+mod pebble;
+mod tools;
+
+pub use http::{HttpsResponse, https_get, tls_client_config};
+pub use pebble::{Pebble, PebbleOptions};
+pub use tools::{free_port, require_tool, wait_for_port};

@@ -1,0 +1,93 @@
+//! TLS-ALPN-01 issuance against a real Pebble through the standalone listener.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod issue_support;
+
+use berth_tests::Pebble;
+use issue_support::*;
+
+#[tokio::test]
+async fn tls_alpn01_certificate_for_two_names_verifies_against_pebbles_root() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let account = pebble_account(&pebble).await;
+        let (issuer, listener) = tls_alpn01_issuer(&pebble, account).await;
+
+        let cert = issuer
+            .issue(&order(&["alpn.example.com", "www.alpn.example.com"]))
+            .await
+            .unwrap();
+
+        let root = pebble.issuing_root_pem().await;
+        handshake(&cert, &root, "alpn.example.com").await.unwrap();
+        handshake(&cert, &root, "www.alpn.example.com")
+            .await
+            .unwrap();
+        listener.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_alpn01_without_a_listener_fails_validation_with_the_cas_problem() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let account = pebble_account(&pebble).await;
+        let (issuer, listener) = tls_alpn01_issuer(&pebble, account).await;
+        listener.stop().await;
+
+        let err = issuer
+            .issue(&order(&["nolistener.example.com"]))
+            .await
+            .unwrap_err();
+
+        match &err {
+            berth_acme_core::Error::Validation {
+                identifier,
+                challenge,
+                problem,
+                ..
+            } => {
+                assert_eq!(identifier, "nolistener.example.com");
+                assert_eq!(*challenge, berth_acme_core::ChallengeKind::TlsAlpn01);
+                assert!(
+                    problem
+                        .problem_type
+                        .as_deref()
+                        .unwrap_or("")
+                        .starts_with("urn:ietf:params:acme:error:"),
+                    "{problem}"
+                );
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+        assert!(err.to_string().contains("port 443 reaches berth"), "{err}");
+        assert!(
+            pebble.log().contains("POST /chalZ/"),
+            "validation was requested"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ip_address_with_tls_alpn01_is_refused_before_validation_starts() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let account = pebble_account(&pebble).await;
+        let (issuer, _listener) = tls_alpn01_issuer(&pebble, account).await;
+
+        let err = issuer.issue(&order(&["127.0.0.1"])).await.unwrap_err();
+
+        assert!(
+            matches!(err, berth_acme_core::Error::ChallengeSolver { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("--challenge http-01"), "{err}");
+        // The CA was never asked to validate, so no failed authorization counts against
+        // the account. (`POST /chalZ/` is how a client asks Pebble to validate.)
+        assert!(!pebble.log().contains("POST /chalZ/"), "{}", pebble.log());
+    })
+    .await;
+}
