@@ -17,6 +17,7 @@
 //! ```
 
 mod account;
+pub mod budget;
 mod ca;
 mod certificate;
 mod certset;
@@ -26,6 +27,7 @@ mod domain;
 mod error;
 mod issuer;
 mod key;
+pub mod ledger;
 pub mod store;
 
 pub use account::{AccountConfig, AcmeAccount, Eab, RenewalWindow, RevocationReason};
