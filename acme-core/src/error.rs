@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::challenge::{ChallengeError, ChallengeKind};
@@ -215,17 +214,6 @@ pub enum Error {
         /// The OS error, in words.
         reason: String,
     },
-    /// File I/O on a store, state or export file failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What we were doing ("reading", "writing", ...).
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl Error {
@@ -235,17 +223,6 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
-        Self::Io {
-            action,
-            path: path.into(),
-            source,
-        }
-    }
 }
 
 /// An RFC 7807 problem document from an ACME CA (RFC 8555 §6.7): what the CA said went

@@ -1,0 +1,420 @@
+//! `acme.json` in Traefik's format, so Traefik and berth can read each other's files.
+//!
+//! Verified against Traefik's source (`pkg/provider/acme/local_store.go`, `account.go`,
+//! `store.go`, Traefik v2/v3): the file is a JSON object keyed by resolver name; each
+//! resolver holds `Account` (`Email`, `Registration` {`body`, `uri`}, `PrivateKey` — Go
+//! `[]byte`, i.e. base64 of an RSA-4096 PKCS#1 DER key — and `KeyType`) and
+//! `Certificates`, a list of `CertAndStore`: `domain` {`main`, `sans`}, `certificate`
+//! (base64 of the PEM chain, leaf first), `key` (base64 of a PEM private key, loaded with
+//! Go's `tls.X509KeyPair`, so PKCS#8, SEC1 and PKCS#1 all work) and `Store`
+//! (`"default"`). Go's JSON decoder matches keys case-insensitively, so berth reads any
+//! case and writes Traefik's exact spelling.
+//!
+//! berth keeps its ACME account in its own state file (instant-acme's accounts are P-256,
+//! Traefik's are RSA), writes `"Account": null` for a resolver section it creates — Traefik
+//! then registers its own account on first use and keeps renewing berth's certificates —
+//! and never rewrites an account, resolver or field it did not create.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use berth_secrets::Secret;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::StoreError;
+use super::atomic::{self, PRIVATE_MODE};
+use crate::certificate::Certificate;
+use crate::domain::DomainSet;
+
+/// The default resolver section berth writes to.
+pub const DEFAULT_RESOLVER: &str = "berth";
+
+/// An `acme.json` file held in memory as JSON, so everything berth does not manage
+/// round-trips untouched.
+#[derive(Debug, Clone, Default)]
+pub struct AcmeJson {
+    root: Map<String, Value>,
+}
+
+/// A certificate read from `acme.json`.
+#[derive(Debug, Clone)]
+pub struct StoredCert {
+    /// The resolver section it is in.
+    pub resolver: String,
+    /// The names from its `domain` field (main first).
+    pub domains: DomainSet,
+    /// The parsed certificate and key.
+    pub certificate: Certificate,
+}
+
+/// An entry that could not be read; it stays in the file untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableCert {
+    /// The resolver section it is in.
+    pub resolver: String,
+    /// Its `domain.main`, if readable.
+    pub main: Option<String>,
+    /// Why it could not be used.
+    pub reason: String,
+}
+
+/// How [`AcmeJson::load_with`] treats a file that others can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permissions {
+    /// Refuse it (commands that write, and `berth run`).
+    Strict,
+    /// Read it with a warning (read-only commands such as `berth certs list`).
+    WarnOnly,
+}
+
+impl AcmeJson {
+    /// Loads `path` for writing: refuses a file others can read. A missing or empty file
+    /// (Traefik leaves empty ones after crashes) is an empty store; a corrupt one is moved
+    /// aside and reported, never overwritten.
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        Self::load_with(path, Permissions::Strict)
+    }
+
+    /// Loads `path` with the given permission policy.
+    pub fn load_with(path: &Path, permissions: Permissions) -> Result<Self, StoreError> {
+        if let Err(err) = atomic::check_private(path) {
+            match permissions {
+                Permissions::Strict => return Err(err),
+                Permissions::WarnOnly => tracing::warn!(path = %path.display(), "{err}"),
+            }
+        }
+        let Some(bytes) = atomic::read_optional(path)?.map(Zeroizing::new) else {
+            return Ok(Self::default());
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            if !bytes.is_empty() || path.exists() {
+                tracing::warn!(path = %path.display(), "acme.json is empty; starting with no certificates");
+            }
+            return Ok(Self::default());
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(root)) => Ok(Self { root }),
+            Ok(_) => Err(atomic::quarantine(path, "the top level is not a JSON object".into())),
+            Err(e) => Err(atomic::quarantine(path, format!("line {} column {}", e.line(), e.column()))),
+        }
+    }
+
+    /// Writes the store atomically with mode 0600.
+    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
+        let bytes = Zeroizing::new(serde_json::to_vec_pretty(&self.root).unwrap_or_default());
+        atomic::write_atomic(path, &bytes, PRIVATE_MODE)
+    }
+
+    /// The resolver names in the file.
+    pub fn resolvers(&self) -> Vec<String> {
+        self.root.keys().cloned().collect()
+    }
+
+    /// Every readable certificate of every resolver, and the entries that were not.
+    pub fn all_certificates(&self) -> (Vec<StoredCert>, Vec<UnreadableCert>) {
+        let mut certs = Vec::new();
+        let mut unreadable = Vec::new();
+        for resolver in self.root.keys() {
+            let (c, u) = self.certificates(resolver);
+            certs.extend(c);
+            unreadable.extend(u);
+        }
+        (certs, unreadable)
+    }
+
+    /// The certificates of one resolver, and the entries that could not be read.
+    pub fn certificates(&self, resolver: &str) -> (Vec<StoredCert>, Vec<UnreadableCert>) {
+        let mut certs = Vec::new();
+        let mut unreadable = Vec::new();
+        let entries = self
+            .root
+            .get(resolver)
+            .and_then(|r| get_ci(r, "Certificates"))
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for entry in entries {
+            match read_entry(entry) {
+                Ok((domains, certificate)) => {
+                    certs.push(StoredCert { resolver: resolver.to_owned(), domains, certificate })
+                }
+                Err(reason) => unreadable.push(UnreadableCert {
+                    resolver: resolver.to_owned(),
+                    main: get_ci(entry, "domain").and_then(|d| get_ci(d, "main")).and_then(Value::as_str).map(str::to_owned),
+                    reason,
+                }),
+            }
+        }
+        (certs, unreadable)
+    }
+
+    /// Adds or replaces the certificate for `domains` in `resolver`, creating the
+    /// resolver section (with `"Account": null`) if needed. An existing entry for the
+    /// same names keeps its other fields.
+    pub fn upsert(&mut self, resolver: &str, domains: &DomainSet, certificate: &Certificate) {
+        let section = self
+            .root
+            .entry(resolver.to_owned())
+            .or_insert_with(|| serde_json::json!({ "Account": null, "Certificates": [] }));
+        if !section.is_object() {
+            *section = serde_json::json!({ "Account": null, "Certificates": [] });
+        }
+        let Some(object) = section.as_object_mut() else { return };
+        let key = object.keys().find(|k| k.eq_ignore_ascii_case("Certificates")).cloned();
+        let list = object.entry(key.unwrap_or_else(|| "Certificates".into())).or_insert_with(|| Value::Array(Vec::new()));
+        if !list.is_array() {
+            *list = Value::Array(Vec::new());
+        }
+        let Some(list) = list.as_array_mut() else { return };
+
+        let names = Value::Object(Map::from_iter([
+            ("main".into(), Value::String(domains.main().to_string())),
+            ("sans".into(), Value::Array(domains.sans().iter().map(|n| Value::String(n.to_string())).collect())),
+        ]));
+        let cert_b64 = STANDARD.encode(certificate.chain_pem());
+        let key_b64 = STANDARD.encode(certificate.key_pem().expose());
+        let existing = list.iter_mut().find(|entry| entry_domains(entry).is_some_and(|d| d.same_names(domains)));
+        match existing.and_then(Value::as_object_mut) {
+            Some(entry) => {
+                set_ci(entry, "domain", names);
+                set_ci(entry, "certificate", Value::String(cert_b64));
+                set_ci(entry, "key", Value::String(key_b64));
+            }
+            None => list.push(Value::Object(Map::from_iter([
+                ("domain".into(), names),
+                ("certificate".into(), Value::String(cert_b64)),
+                ("key".into(), Value::String(key_b64)),
+                ("Store".into(), Value::String("default".into())),
+            ]))),
+        }
+    }
+
+    /// Removes the certificate for exactly `domains` from `resolver`; whether one was.
+    pub fn remove(&mut self, resolver: &str, domains: &DomainSet) -> bool {
+        let Some(list) = self
+            .root
+            .get_mut(resolver)
+            .and_then(Value::as_object_mut)
+            .and_then(|o| o.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("Certificates")).map(|(_, v)| v))
+            .and_then(Value::as_array_mut)
+        else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|entry| !entry_domains(entry).is_some_and(|d| d.same_names(domains)));
+        list.len() != before
+    }
+}
+
+/// A field by name, ignoring case like Go's JSON decoder.
+fn get_ci<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let object = value.as_object()?;
+    object.get(key).or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+}
+
+/// Sets a field, reusing the existing key's spelling if there is one.
+fn set_ci(object: &mut Map<String, Value>, key: &str, value: Value) {
+    let existing = object.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned();
+    object.insert(existing.unwrap_or_else(|| key.to_owned()), value);
+}
+
+fn entry_domains(entry: &Value) -> Option<DomainSet> {
+    let domain = get_ci(entry, "domain")?;
+    let main = get_ci(domain, "main")?.as_str()?;
+    let sans = get_ci(domain, "sans").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let names = std::iter::once(main).chain(sans.iter().filter_map(Value::as_str));
+    DomainSet::parse(names).ok()
+}
+
+fn read_entry(entry: &Value) -> Result<(DomainSet, Certificate), String> {
+    let domains = entry_domains(entry).ok_or("missing or invalid domain.main / domain.sans")?;
+    let decode = |field: &str| -> Result<Zeroizing<Vec<u8>>, String> {
+        let text = get_ci(entry, field).and_then(Value::as_str).ok_or(format!("missing {field}"))?;
+        STANDARD.decode(text.trim()).map(Zeroizing::new).map_err(|_| format!("{field} is not base64"))
+    };
+    let chain = decode("certificate")?;
+    let key = decode("key")?;
+    let chain = String::from_utf8(chain.to_vec()).map_err(|_| "certificate is not PEM text".to_owned())?;
+    let key = String::from_utf8(key.to_vec()).map_err(|_| "key is not PEM text".to_owned())?;
+    let certificate = Certificate::from_pem(&chain, Secret::new(key)).map_err(|e| e.to_string())?;
+    Ok((domains, certificate))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    use rcgen::{CertificateParams, KeyPair};
+
+    use super::*;
+
+    fn cert(names: &[&str]) -> Certificate {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Certificate::from_pem(&pem, Secret::new(key.serialize_pem())).unwrap()
+    }
+
+    /// Written by hand from Traefik's types: `StoredData{Account, Certificates []*CertAndStore}`,
+    /// `Account{Email, Registration, PrivateKey []byte, KeyType}`,
+    /// `CertAndStore{Certificate{Domain, Certificate, Key}, Store}`.
+    fn traefik_fixture(c: &Certificate) -> String {
+        let chain = STANDARD.encode(c.chain_pem());
+        let key = STANDARD.encode(c.key_pem().expose());
+        format!(
+            r#"{{
+  "letsencrypt": {{
+    "Account": {{
+      "Email": "ops@example.com",
+      "Registration": {{
+        "body": {{ "status": "valid", "contact": ["mailto:ops@example.com"] }},
+        "uri": "https://acme-v02.api.letsencrypt.org/acme/acct/123456"
+      }},
+      "PrivateKey": "MIIJKQIBAAKCAgEAtest",
+      "KeyType": "4096"
+    }},
+    "Certificates": [
+      {{
+        "domain": {{ "main": "app.example.com", "sans": ["www.example.com"] }},
+        "certificate": "{chain}",
+        "key": "{key}",
+        "Store": "default"
+      }}
+    ]
+  }}
+}}"#
+        )
+    }
+
+    fn write_private(path: &Path, text: &str) {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn reads_a_file_traefik_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        let c = cert(&["app.example.com", "www.example.com"]);
+        write_private(&path, &traefik_fixture(&c));
+        let store = AcmeJson::load(&path).unwrap();
+        assert_eq!(store.resolvers(), vec!["letsencrypt".to_string()]);
+        let (certs, unreadable) = store.certificates("letsencrypt");
+        assert!(unreadable.is_empty(), "{unreadable:?}");
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].domains.main().as_str(), "app.example.com");
+        assert_eq!(certs[0].certificate.chain_pem(), c.chain_pem());
+    }
+
+    #[test]
+    fn berth_output_has_every_field_traefik_reads_and_keeps_foreign_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        let foreign = cert(&["app.example.com", "www.example.com"]);
+        write_private(&path, &traefik_fixture(&foreign));
+        let before: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+
+        let mut store = AcmeJson::load(&path).unwrap();
+        let ours = cert(&["berth.example.com"]);
+        let domains = DomainSet::parse(["berth.example.com"]).unwrap();
+        store.upsert(DEFAULT_RESOLVER, &domains, &ours);
+        store.save(&path).unwrap();
+
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let after: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(after["letsencrypt"], before["letsencrypt"], "foreign resolver changed");
+        let section = &after["berth"];
+        assert!(section["Account"].is_null(), "{section}");
+        let entry = &section["Certificates"][0];
+        assert_eq!(entry["domain"]["main"], "berth.example.com");
+        assert_eq!(entry["domain"]["sans"], serde_json::json!([]));
+        assert_eq!(entry["Store"], "default");
+        let chain = STANDARD.decode(entry["certificate"].as_str().unwrap()).unwrap();
+        assert!(String::from_utf8(chain).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+        let key = STANDARD.decode(entry["key"].as_str().unwrap()).unwrap();
+        assert!(String::from_utf8(key).unwrap().contains("PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn upsert_replaces_same_names_and_keeps_unknown_fields() {
+        let mut store = AcmeJson::default();
+        let domains = DomainSet::parse(["a.example.com", "b.example.com"]).unwrap();
+        store.upsert("berth", &domains, &cert(&["a.example.com", "b.example.com"]));
+        store.root["berth"]["Certificates"][0]["Extra"] = "kept".into();
+        let newer = cert(&["a.example.com", "b.example.com"]);
+        let reordered = DomainSet::parse(["b.example.com", "a.example.com"]).unwrap();
+        store.upsert("berth", &reordered, &newer);
+        let (certs, _) = store.certificates("berth");
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].certificate.chain_pem(), newer.chain_pem());
+        assert_eq!(store.root["berth"]["Certificates"][0]["Extra"], "kept");
+        assert!(store.remove("berth", &domains));
+        assert!(!store.remove("berth", &domains));
+    }
+
+    #[test]
+    fn keys_are_matched_ignoring_case_like_go() {
+        let c = cert(&["x.example.com"]);
+        let text = traefik_fixture(&c).replace("\"domain\"", "\"Domain\"").replace("\"certificate\"", "\"Certificate\"");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        write_private(&path, &text);
+        let (certs, unreadable) = AcmeJson::load(&path).unwrap().certificates("letsencrypt");
+        assert!(unreadable.len() + certs.len() == 1);
+        assert_eq!(certs.len(), 1, "{unreadable:?}");
+    }
+
+    #[test]
+    fn unreadable_entries_are_reported_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        write_private(
+            &path,
+            r#"{"berth":{"Account":null,"Certificates":[{"domain":{"main":"bad.example.com"},"certificate":"!!","key":"","Store":"default"}]}}"#,
+        );
+        let mut store = AcmeJson::load(&path).unwrap();
+        let (certs, unreadable) = store.certificates("berth");
+        assert!(certs.is_empty());
+        assert_eq!(unreadable[0].main.as_deref(), Some("bad.example.com"));
+        assert!(unreadable[0].reason.contains("base64"), "{:?}", unreadable[0]);
+        store.upsert("berth", &DomainSet::parse(["ok.example.com"]).unwrap(), &cert(&["ok.example.com"]));
+        store.save(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("bad.example.com"), "unreadable entry was dropped");
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        write_private(&path, "{\"berth\": {\"Certificates\": [");
+        let err = AcmeJson::load(&path).unwrap_err();
+        let StoreError::Corrupt { moved_to, .. } = &err else { panic!("{err}") };
+        assert!(!path.exists());
+        assert_eq!(fs::read_to_string(moved_to).unwrap(), "{\"berth\": {\"Certificates\": [");
+        assert!(err.to_string().contains("moved to"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_empty_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        assert!(AcmeJson::load(&path).unwrap().resolvers().is_empty());
+        write_private(&path, "");
+        assert!(AcmeJson::load(&path).unwrap().resolvers().is_empty());
+    }
+
+    #[test]
+    fn world_readable_store_is_refused_unless_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        fs::write(&path, "{}").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = AcmeJson::load(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(AcmeJson::load_with(&path, Permissions::WarnOnly).is_ok());
+    }
+}
