@@ -71,7 +71,8 @@ impl RateLimits {
         match ca.family() {
             CaFamily::LetsEncrypt => Self::LETS_ENCRYPT,
             CaFamily::ZeroSsl | CaFamily::Google => Self {
-                failed_validations_per_identifier: Self::LETS_ENCRYPT.failed_validations_per_identifier,
+                failed_validations_per_identifier: Self::LETS_ENCRYPT
+                    .failed_validations_per_identifier,
                 ..Self::NONE
             },
             _ => Self::NONE,
@@ -112,7 +113,9 @@ pub struct HistoryEvent {
 /// An order the budget refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refusing to order {domains} from {ca}: it would exceed the CA's limit of {count} {what} per {period_text} ({scope}); the budget frees up at {frees_at_text}. Fix what failed (see `berth certs list`), or raise the limit for a private CA"
+    "refusing to order {domains} from {ca}: it would exceed the CA's limit of {count} {what} per {} ({scope}); the budget frees up at {}. Fix what failed (see `berth certs list`), or raise the limit for a private CA",
+    human_duration(*period),
+    rfc3339(*frees_at)
 )]
 pub struct BudgetExceeded {
     /// The domain set.
@@ -129,8 +132,6 @@ pub struct BudgetExceeded {
     pub period: Duration,
     /// When the oldest counted event leaves the window.
     pub frees_at: SystemTime,
-    period_text: String,
-    frees_at_text: String,
 }
 
 /// The registered domain of a name: the public suffix plus one label
@@ -150,32 +151,35 @@ pub fn check(
     ca: &str,
     domains: &DomainSet,
     now: SystemTime,
-) -> Result<(), BudgetExceeded> {
+) -> Result<(), Box<BudgetExceeded>> {
     let key = domains.key();
     let in_window = |event: &&HistoryEvent, window: &Window| {
-        event.ca == ca && now.duration_since(event.at).map(|age| age < window.period).unwrap_or(true)
+        event.ca == ca
+            && now
+                .duration_since(event.at)
+                .map(|age| age < window.period)
+                .unwrap_or(true)
     };
-    let refuse = |window: &Window, what: &'static str, scope: String, counted: Vec<&HistoryEvent>| {
-        if counted.len() < window.count as usize {
-            return Ok(());
-        }
-        // The budget frees up when enough of the oldest events age out to leave room.
-        let mut times: Vec<SystemTime> = counted.iter().map(|e| e.at).collect();
-        times.sort_unstable();
-        let oldest_to_expire = times[counted.len() - window.count as usize];
-        let frees_at = oldest_to_expire + window.period;
-        Err(BudgetExceeded {
-            domains: domains.to_string(),
-            ca: ca.to_owned(),
-            what,
-            scope,
-            count: window.count,
-            period: window.period,
-            frees_at,
-            period_text: human_duration(window.period),
-            frees_at_text: rfc3339(frees_at),
-        })
-    };
+    let refuse =
+        |window: &Window, what: &'static str, scope: String, counted: Vec<&HistoryEvent>| {
+            if counted.len() < window.count as usize {
+                return Ok(());
+            }
+            // The budget frees up when enough of the oldest events age out to leave room.
+            let mut times: Vec<SystemTime> = counted.iter().map(|e| e.at).collect();
+            times.sort_unstable();
+            let oldest_to_expire = times[counted.len() - window.count as usize];
+            let frees_at = oldest_to_expire + window.period;
+            Err(Box::new(BudgetExceeded {
+                domains: domains.to_string(),
+                ca: ca.to_owned(),
+                what,
+                scope,
+                count: window.count,
+                period: window.period,
+                frees_at,
+            }))
+        };
 
     if let Some(window) = &limits.new_orders_per_account {
         let counted = history
@@ -187,13 +191,24 @@ pub fn check(
     if let Some(window) = &limits.certificates_per_exact_set {
         let counted = history
             .iter()
-            .filter(|e| in_window(e, window) && e.kind == HistoryKind::CertificateIssued && e.domains == key)
+            .filter(|e| {
+                in_window(e, window) && e.kind == HistoryKind::CertificateIssued && e.domains == key
+            })
             .collect();
-        refuse(window, "certificates for the same set of names", "this exact set".into(), counted)?;
+        refuse(
+            window,
+            "certificates for the same set of names",
+            "this exact set".into(),
+            counted,
+        )?;
     }
     if let Some(window) = &limits.certificates_per_registered_domain {
-        let mut registered: Vec<String> =
-            domains.names().iter().filter(|n| !n.is_ip()).map(|n| registered_domain(n.as_str())).collect();
+        let mut registered: Vec<String> = domains
+            .names()
+            .iter()
+            .filter(|n| !n.is_ip())
+            .map(|n| registered_domain(n.as_str()))
+            .collect();
         registered.sort_unstable();
         registered.dedup();
         for reg in registered {
@@ -205,7 +220,12 @@ pub fn check(
                         && e.domains.split(',').any(|n| registered_domain(n) == reg)
                 })
                 .collect();
-            refuse(window, "certificates", format!("registered domain {reg}"), counted)?;
+            refuse(
+                window,
+                "certificates",
+                format!("registered domain {reg}"),
+                counted,
+            )?;
         }
     }
     if let Some(window) = &limits.failed_validations_per_identifier {
@@ -217,7 +237,12 @@ pub fn check(
                         && matches!(&e.kind, HistoryKind::ValidationFailed { identifier } if identifier == name.base())
                 })
                 .collect();
-            refuse(window, "failed validations", format!("identifier {}", name.base()), counted)?;
+            refuse(
+                window,
+                "failed validations",
+                format!("identifier {}", name.base()),
+                counted,
+            )?;
         }
     }
     Ok(())
@@ -226,7 +251,11 @@ pub fn check(
 /// Drops history older than the longest window any limit uses (a week), so the state
 /// file stays small.
 pub fn prune(history: &mut Vec<HistoryEvent>, now: SystemTime) {
-    history.retain(|e| now.duration_since(e.at).map(|age| age <= WEEK).unwrap_or(true));
+    history.retain(|e| {
+        now.duration_since(e.at)
+            .map(|age| age <= WEEK)
+            .unwrap_or(true)
+    });
 }
 
 fn human_duration(d: Duration) -> String {
@@ -252,7 +281,12 @@ mod tests {
     const CA: &str = "https://ca.example/dir";
 
     fn event(at: SystemTime, domains: &str, kind: HistoryKind) -> HistoryEvent {
-        HistoryEvent { at, ca: CA.into(), domains: domains.into(), kind }
+        HistoryEvent {
+            at,
+            ca: CA.into(),
+            domains: domains.into(),
+            kind,
+        }
     }
 
     fn set(names: &[&str]) -> DomainSet {
@@ -264,53 +298,141 @@ mod tests {
         let now = SystemTime::now();
         let domains = set(&["a.example.com"]);
         let history: Vec<_> = (0..5)
-            .map(|i| event(now - Duration::from_secs(3600 * (i + 1)), "a.example.com", HistoryKind::CertificateIssued))
+            .map(|i| {
+                event(
+                    now - Duration::from_secs(3600 * (i + 1)),
+                    "a.example.com",
+                    HistoryKind::CertificateIssued,
+                )
+            })
             .collect();
         let err = check(&RateLimits::LETS_ENCRYPT, &history, CA, &domains, now).unwrap_err();
         assert_eq!(err.what, "certificates for the same set of names");
         // The oldest of the five (5 h ago) leaves the 7-day window first.
         assert_eq!(err.frees_at, now - Duration::from_secs(5 * 3600) + WEEK);
         let text = err.to_string();
-        assert!(text.contains("5 certificates for the same set of names per 7 days"), "{text}");
+        assert!(
+            text.contains("5 certificates for the same set of names per 7 days"),
+            "{text}"
+        );
         // Another CA's history does not count.
-        assert!(check(&RateLimits::LETS_ENCRYPT, &history, "https://other/dir", &domains, now).is_ok());
+        assert!(
+            check(
+                &RateLimits::LETS_ENCRYPT,
+                &history,
+                "https://other/dir",
+                &domains,
+                now
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn events_outside_the_window_do_not_count() {
         let now = SystemTime::now();
         let history: Vec<_> = (0..10)
-            .map(|_| event(now - WEEK - Duration::from_secs(1), "a.example.com", HistoryKind::CertificateIssued))
+            .map(|_| {
+                event(
+                    now - WEEK - Duration::from_secs(1),
+                    "a.example.com",
+                    HistoryKind::CertificateIssued,
+                )
+            })
             .collect();
-        assert!(check(&RateLimits::LETS_ENCRYPT, &history, CA, &set(&["a.example.com"]), now).is_ok());
+        assert!(
+            check(
+                &RateLimits::LETS_ENCRYPT,
+                &history,
+                CA,
+                &set(&["a.example.com"]),
+                now
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn registered_domain_limit_counts_across_subdomains() {
         let now = SystemTime::now();
         let history: Vec<_> = (0..50)
-            .map(|i| event(now - Duration::from_secs(60), &format!("h{i}.example.co.uk"), HistoryKind::CertificateIssued))
+            .map(|i| {
+                event(
+                    now - Duration::from_secs(60),
+                    &format!("h{i}.example.co.uk"),
+                    HistoryKind::CertificateIssued,
+                )
+            })
             .collect();
-        let err = check(&RateLimits::LETS_ENCRYPT, &history, CA, &set(&["new.example.co.uk"]), now).unwrap_err();
+        let err = check(
+            &RateLimits::LETS_ENCRYPT,
+            &history,
+            CA,
+            &set(&["new.example.co.uk"]),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(err.scope, "registered domain example.co.uk");
-        assert!(check(&RateLimits::LETS_ENCRYPT, &history, CA, &set(&["new.example.org"]), now).is_ok());
+        assert!(
+            check(
+                &RateLimits::LETS_ENCRYPT,
+                &history,
+                CA,
+                &set(&["new.example.org"]),
+                now
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn failed_validations_per_identifier_per_hour() {
         let now = SystemTime::now();
-        let failed = HistoryKind::ValidationFailed { identifier: "a.example.com".into() };
-        let history: Vec<_> = (0..5).map(|_| event(now - Duration::from_secs(60), "a.example.com", failed.clone())).collect();
-        let err = check(&RateLimits::LETS_ENCRYPT, &history, CA, &set(&["*.a.example.com"]), now).unwrap_err();
+        let failed = HistoryKind::ValidationFailed {
+            identifier: "a.example.com".into(),
+        };
+        let history: Vec<_> = (0..5)
+            .map(|_| {
+                event(
+                    now - Duration::from_secs(60),
+                    "a.example.com",
+                    failed.clone(),
+                )
+            })
+            .collect();
+        let err = check(
+            &RateLimits::LETS_ENCRYPT,
+            &history,
+            CA,
+            &set(&["*.a.example.com"]),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(err.what, "failed validations");
-        assert!(check(&RateLimits::NONE, &history, CA, &set(&["a.example.com"]), now).is_ok());
+        assert!(
+            check(
+                &RateLimits::NONE,
+                &history,
+                CA,
+                &set(&["a.example.com"]),
+                now
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn tiny_configured_limit_refuses_next_order() {
         let now = SystemTime::now();
-        let limits = RateLimits { new_orders_per_account: Some(Window::new(1, HOUR)), ..RateLimits::NONE };
-        let history = vec![event(now - Duration::from_secs(10), "b.example.com", HistoryKind::OrderPlaced)];
+        let limits = RateLimits {
+            new_orders_per_account: Some(Window::new(1, HOUR)),
+            ..RateLimits::NONE
+        };
+        let history = vec![event(
+            now - Duration::from_secs(10),
+            "b.example.com",
+            HistoryKind::OrderPlaced,
+        )];
         let err = check(&limits, &history, CA, &set(&["a.example.com"]), now).unwrap_err();
         assert_eq!(err.what, "new orders");
         assert_eq!(err.frees_at, now - Duration::from_secs(10) + HOUR);
@@ -327,8 +449,16 @@ mod tests {
     fn prune_drops_only_old_events() {
         let now = SystemTime::now();
         let mut history = vec![
-            event(now - WEEK - Duration::from_secs(5), "a.example.com", HistoryKind::OrderPlaced),
-            event(now - Duration::from_secs(5), "a.example.com", HistoryKind::OrderPlaced),
+            event(
+                now - WEEK - Duration::from_secs(5),
+                "a.example.com",
+                HistoryKind::OrderPlaced,
+            ),
+            event(
+                now - Duration::from_secs(5),
+                "a.example.com",
+                HistoryKind::OrderPlaced,
+            ),
         ];
         prune(&mut history, now);
         assert_eq!(history.len(), 1);

@@ -81,6 +81,33 @@ pub enum Error {
         /// the failure ledger.
         problem: Box<AcmeProblem>,
     },
+    /// A domain set asks for a challenge no solver was configured for.
+    #[error(
+        "no responder is configured for {challenge}; configure one (e.g. a DNS provider for dns-01) or choose another --challenge"
+    )]
+    NoSolver {
+        /// The challenge.
+        challenge: ChallengeKind,
+    },
+    /// berth's own rate budget refused the order before it reached the CA.
+    #[error(transparent)]
+    Budget(#[from] Box<crate::budget::BudgetExceeded>),
+    /// An earlier attempt for these names failed and the backoff window has not passed;
+    /// no request was sent (the failure ledger survives restarts).
+    #[error(
+        "not asking {ca} for {domains} before {}: the last attempt failed ({last_error}); fix the cause and wait, or pass --force",
+        format_time(*until)
+    )]
+    BackingOff {
+        /// The domain set.
+        domains: String,
+        /// The CA directory URL.
+        ca: String,
+        /// When the next attempt is allowed.
+        until: SystemTime,
+        /// The last failure, as recorded in the ledger.
+        last_error: String,
+    },
     /// The CA refused because a rate limit was hit (`urn:ietf:params:acme:error:rateLimited`,
     /// RFC 8555 §6.7).
     #[error(
@@ -222,7 +249,6 @@ impl Error {
             reason: err.to_string(),
         }
     }
-
 }
 
 /// An RFC 7807 problem document from an ACME CA (RFC 8555 §6.7): what the CA said went

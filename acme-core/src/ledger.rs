@@ -28,7 +28,11 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> Self {
-        Self { base: Duration::from_secs(5 * 60), max: Duration::from_secs(24 * 3600), jitter: 0.2 }
+        Self {
+            base: Duration::from_secs(5 * 60),
+            max: Duration::from_secs(24 * 3600),
+            jitter: 0.2,
+        }
     }
 }
 
@@ -78,7 +82,10 @@ mod tests {
     #[test]
     fn at_most_four_attempts_in_the_first_hour() {
         // Let's Encrypt: 5 failed authorizations per identifier per hour.
-        let policy = BackoffPolicy { jitter: 0.0, ..BackoffPolicy::default() };
+        let policy = BackoffPolicy {
+            jitter: 0.0,
+            ..BackoffPolicy::default()
+        };
         let mut at = Duration::ZERO;
         let mut attempts = 0;
         let mut failures = 0;
@@ -97,7 +104,10 @@ mod tests {
         for _ in 0..100 {
             let next = policy.next_attempt(1, now, None);
             let waited = next.duration_since(now).unwrap();
-            assert!(waited >= Duration::from_secs(300) && waited <= Duration::from_secs(360), "{waited:?}");
+            assert!(
+                waited >= Duration::from_secs(300) && waited <= Duration::from_secs(360),
+                "{waited:?}"
+            );
         }
         let later = now + Duration::from_secs(7200);
         assert_eq!(policy.next_attempt(1, now, Some(later)), later);

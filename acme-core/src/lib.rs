@@ -28,6 +28,7 @@ mod error;
 mod issuer;
 mod key;
 pub mod ledger;
+mod manager;
 pub mod store;
 
 pub use account::{AccountConfig, AcmeAccount, Eab, RenewalWindow, RevocationReason};
@@ -39,3 +40,4 @@ pub use domain::{DomainError, DomainName, DomainSet, MAX_NAMES_PER_CERTIFICATE};
 pub use error::{AcmeProblem, Error};
 pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderRequest};
 pub use key::{KeyType, KeyTypeError};
+pub use manager::{CertEvent, CertManager, ManagedCert, ManagerConfig, Outcome, renewal_due};

@@ -23,7 +23,9 @@ pub struct HttpsResponse {
 pub fn tls_client_config(roots_pem: &str) -> rustls::ClientConfig {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
-        roots.add(cert.expect("root PEM parses")).expect("root is a valid trust anchor");
+        roots
+            .add(cert.expect("root PEM parses"))
+            .expect("root is a valid trust anchor");
     }
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -41,7 +43,10 @@ pub async fn https_get(url: &str, roots_pem: &str) -> Result<HttpsResponse, Stri
         .build();
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
     let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
-    let response = client.get(uri).await.map_err(|e| format!("GET {url}: {e:?}"))?;
+    let response = client
+        .get(uri)
+        .await
+        .map_err(|e| format!("GET {url}: {e:?}"))?;
     let status = response.status().as_u16();
     let body = response
         .into_body()
@@ -49,5 +54,8 @@ pub async fn https_get(url: &str, roots_pem: &str) -> Result<HttpsResponse, Stri
         .await
         .map_err(|e| format!("reading body of {url}: {e}"))?
         .to_bytes();
-    Ok(HttpsResponse { status, body: String::from_utf8_lossy(&body).into_owned() })
+    Ok(HttpsResponse {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }

@@ -68,7 +68,9 @@ pub struct Pebble {
 
 impl std::fmt::Debug for Pebble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pebble").field("directory", &self.directory_url()).finish_non_exhaustive()
+        f.debug_struct("Pebble")
+            .field("directory", &self.directory_url())
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,10 @@ impl Pebble {
     /// Starts Pebble with `options` and waits until its directory answers.
     pub async fn start_with(options: PebbleOptions) -> Self {
         let pebble_bin = require_tool("pebble", "pebble");
-        let dir = tempfile::Builder::new().prefix("berth-pebble-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-pebble-")
+            .tempdir()
+            .expect("tempdir");
         let (tls_root_pem, cert_path, key_path) = write_tls_identity(dir.path());
 
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -125,8 +130,11 @@ impl Pebble {
             config["pebble"]["certificateValidityPeriod"] = validity.as_secs().into();
         }
         if !options.eab_keys.is_empty() {
-            let keys: serde_json::Map<String, serde_json::Value> =
-                options.eab_keys.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+            let keys: serde_json::Map<String, serde_json::Value> = options
+                .eab_keys
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
             config["pebble"]["externalAccountMACKeys"] = keys.into();
         }
         let config_path = dir.path().join("pebble-config.json");
@@ -169,7 +177,11 @@ impl Pebble {
 
     async fn wait_ready(&mut self) {
         if !wait_for_port(self.listen, Duration::from_secs(20)) {
-            panic!("pebble did not start listening on {}; its log:\n{}", self.listen, self.log());
+            panic!(
+                "pebble did not start listening on {}; its log:\n{}",
+                self.listen,
+                self.log()
+            );
         }
         for _ in 0..100 {
             if let Ok(response) = https_get(&self.directory_url(), &self.tls_root_pem).await {
@@ -179,7 +191,11 @@ impl Pebble {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("pebble directory {} never answered; its log:\n{}", self.directory_url(), self.log());
+        panic!(
+            "pebble directory {} never answered; its log:\n{}",
+            self.directory_url(),
+            self.log()
+        );
     }
 
     /// The ACME directory URL.
@@ -202,7 +218,9 @@ impl Pebble {
     /// trust to accept certificates Pebble issued. It changes on every Pebble start.
     pub async fn issuing_root_pem(&self) -> String {
         let url = format!("https://{}/roots/0", self.management);
-        let response = https_get(&url, &self.tls_root_pem).await.expect("pebble management API");
+        let response = https_get(&url, &self.tls_root_pem)
+            .await
+            .expect("pebble management API");
         assert_eq!(response.status, 200, "GET {url}: {}", response.body);
         response.body
     }
@@ -240,7 +258,10 @@ impl Pebble {
 
     /// How many new orders Pebble received (counted from its request log).
     pub fn orders_received(&self) -> usize {
-        self.log().lines().filter(|l| l.contains("POST /order-plz")).count()
+        self.log()
+            .lines()
+            .filter(|l| l.contains("POST /order-plz"))
+            .count()
     }
 }
 
@@ -259,7 +280,9 @@ impl Drop for Pebble {
 fn write_tls_identity(dir: &Path) -> (String, PathBuf, PathBuf) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.distinguished_name.push(DnType::CommonName, "berth test Pebble TLS root");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "berth test Pebble TLS root");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();

@@ -5,11 +5,16 @@ use berth_tests::{Pebble, https_get};
 #[tokio::test]
 async fn pebble_starts_and_serves_its_directory() {
     let pebble = Pebble::start().await;
-    let response = https_get(&pebble.directory_url(), pebble.tls_root_pem()).await.unwrap();
+    let response = https_get(&pebble.directory_url(), pebble.tls_root_pem())
+        .await
+        .unwrap();
     assert_eq!(response.status, 200);
     let directory: serde_json::Value = serde_json::from_str(&response.body).unwrap();
     for field in ["newAccount", "newNonce", "newOrder", "revokeCert"] {
-        assert!(directory[field].is_string(), "directory lacks {field}: {directory}");
+        assert!(
+            directory[field].is_string(),
+            "directory lacks {field}: {directory}"
+        );
     }
     let root = pebble.issuing_root_pem().await;
     assert!(root.contains("BEGIN CERTIFICATE"), "{root}");
@@ -31,5 +36,8 @@ async fn pebble_stops_when_dropped() {
     let url = pebble.directory_url();
     let root = pebble.tls_root_pem().to_owned();
     drop(pebble);
-    assert!(https_get(&url, &root).await.is_err(), "pebble still answers after drop");
+    assert!(
+        https_get(&url, &root).await.is_err(),
+        "pebble still answers after drop"
+    );
 }

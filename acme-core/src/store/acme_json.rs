@@ -96,8 +96,14 @@ impl AcmeJson {
         }
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(root)) => Ok(Self { root }),
-            Ok(_) => Err(atomic::quarantine(path, "the top level is not a JSON object".into())),
-            Err(e) => Err(atomic::quarantine(path, format!("line {} column {}", e.line(), e.column()))),
+            Ok(_) => Err(atomic::quarantine(
+                path,
+                "the top level is not a JSON object".into(),
+            )),
+            Err(e) => Err(atomic::quarantine(
+                path,
+                format!("line {} column {}", e.line(), e.column()),
+            )),
         }
     }
 
@@ -137,12 +143,17 @@ impl AcmeJson {
             .unwrap_or_default();
         for entry in entries {
             match read_entry(entry) {
-                Ok((domains, certificate)) => {
-                    certs.push(StoredCert { resolver: resolver.to_owned(), domains, certificate })
-                }
+                Ok((domains, certificate)) => certs.push(StoredCert {
+                    resolver: resolver.to_owned(),
+                    domains,
+                    certificate,
+                }),
                 Err(reason) => unreadable.push(UnreadableCert {
                     resolver: resolver.to_owned(),
-                    main: get_ci(entry, "domain").and_then(|d| get_ci(d, "main")).and_then(Value::as_str).map(str::to_owned),
+                    main: get_ci(entry, "domain")
+                        .and_then(|d| get_ci(d, "main"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     reason,
                 }),
             }
@@ -161,21 +172,41 @@ impl AcmeJson {
         if !section.is_object() {
             *section = serde_json::json!({ "Account": null, "Certificates": [] });
         }
-        let Some(object) = section.as_object_mut() else { return };
-        let key = object.keys().find(|k| k.eq_ignore_ascii_case("Certificates")).cloned();
-        let list = object.entry(key.unwrap_or_else(|| "Certificates".into())).or_insert_with(|| Value::Array(Vec::new()));
+        let Some(object) = section.as_object_mut() else {
+            return;
+        };
+        let key = object
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("Certificates"))
+            .cloned();
+        let list = object
+            .entry(key.unwrap_or_else(|| "Certificates".into()))
+            .or_insert_with(|| Value::Array(Vec::new()));
         if !list.is_array() {
             *list = Value::Array(Vec::new());
         }
-        let Some(list) = list.as_array_mut() else { return };
+        let Some(list) = list.as_array_mut() else {
+            return;
+        };
 
         let names = Value::Object(Map::from_iter([
             ("main".into(), Value::String(domains.main().to_string())),
-            ("sans".into(), Value::Array(domains.sans().iter().map(|n| Value::String(n.to_string())).collect())),
+            (
+                "sans".into(),
+                Value::Array(
+                    domains
+                        .sans()
+                        .iter()
+                        .map(|n| Value::String(n.to_string()))
+                        .collect(),
+                ),
+            ),
         ]));
         let cert_b64 = STANDARD.encode(certificate.chain_pem());
         let key_b64 = STANDARD.encode(certificate.key_pem().expose());
-        let existing = list.iter_mut().find(|entry| entry_domains(entry).is_some_and(|d| d.same_names(domains)));
+        let existing = list
+            .iter_mut()
+            .find(|entry| entry_domains(entry).is_some_and(|d| d.same_names(domains)));
         match existing.and_then(Value::as_object_mut) {
             Some(entry) => {
                 set_ci(entry, "domain", names);
@@ -197,7 +228,11 @@ impl AcmeJson {
             .root
             .get_mut(resolver)
             .and_then(Value::as_object_mut)
-            .and_then(|o| o.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("Certificates")).map(|(_, v)| v))
+            .and_then(|o| {
+                o.iter_mut()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("Certificates"))
+                    .map(|(_, v)| v)
+            })
             .and_then(Value::as_array_mut)
         else {
             return false;
@@ -211,7 +246,12 @@ impl AcmeJson {
 /// A field by name, ignoring case like Go's JSON decoder.
 fn get_ci<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
     let object = value.as_object()?;
-    object.get(key).or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    object.get(key).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 /// Sets a field, reusing the existing key's spelling if there is one.
@@ -223,7 +263,10 @@ fn set_ci(object: &mut Map<String, Value>, key: &str, value: Value) {
 fn entry_domains(entry: &Value) -> Option<DomainSet> {
     let domain = get_ci(entry, "domain")?;
     let main = get_ci(domain, "main")?.as_str()?;
-    let sans = get_ci(domain, "sans").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let sans = get_ci(domain, "sans")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let names = std::iter::once(main).chain(sans.iter().filter_map(Value::as_str));
     DomainSet::parse(names).ok()
 }
@@ -231,12 +274,18 @@ fn entry_domains(entry: &Value) -> Option<DomainSet> {
 fn read_entry(entry: &Value) -> Result<(DomainSet, Certificate), String> {
     let domains = entry_domains(entry).ok_or("missing or invalid domain.main / domain.sans")?;
     let decode = |field: &str| -> Result<Zeroizing<Vec<u8>>, String> {
-        let text = get_ci(entry, field).and_then(Value::as_str).ok_or(format!("missing {field}"))?;
-        STANDARD.decode(text.trim()).map(Zeroizing::new).map_err(|_| format!("{field} is not base64"))
+        let text = get_ci(entry, field)
+            .and_then(Value::as_str)
+            .ok_or(format!("missing {field}"))?;
+        STANDARD
+            .decode(text.trim())
+            .map(Zeroizing::new)
+            .map_err(|_| format!("{field} is not base64"))
     };
     let chain = decode("certificate")?;
     let key = decode("key")?;
-    let chain = String::from_utf8(chain.to_vec()).map_err(|_| "certificate is not PEM text".to_owned())?;
+    let chain =
+        String::from_utf8(chain.to_vec()).map_err(|_| "certificate is not PEM text".to_owned())?;
     let key = String::from_utf8(key.to_vec()).map_err(|_| "key is not PEM text".to_owned())?;
     let certificate = Certificate::from_pem(&chain, Secret::new(key)).map_err(|e| e.to_string())?;
     Ok((domains, certificate))
@@ -253,7 +302,9 @@ mod tests {
 
     fn cert(names: &[&str]) -> Certificate {
         let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         let pem = params.self_signed(&key).unwrap().pem();
         Certificate::from_pem(&pem, Secret::new(key.serialize_pem())).unwrap()
     }
@@ -323,17 +374,29 @@ mod tests {
         store.upsert(DEFAULT_RESOLVER, &domains, &ours);
         store.save(&path).unwrap();
 
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let after: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(after["letsencrypt"], before["letsencrypt"], "foreign resolver changed");
+        assert_eq!(
+            after["letsencrypt"], before["letsencrypt"],
+            "foreign resolver changed"
+        );
         let section = &after["berth"];
         assert!(section["Account"].is_null(), "{section}");
         let entry = &section["Certificates"][0];
         assert_eq!(entry["domain"]["main"], "berth.example.com");
         assert_eq!(entry["domain"]["sans"], serde_json::json!([]));
         assert_eq!(entry["Store"], "default");
-        let chain = STANDARD.decode(entry["certificate"].as_str().unwrap()).unwrap();
-        assert!(String::from_utf8(chain).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+        let chain = STANDARD
+            .decode(entry["certificate"].as_str().unwrap())
+            .unwrap();
+        assert!(
+            String::from_utf8(chain)
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
         let key = STANDARD.decode(entry["key"].as_str().unwrap()).unwrap();
         assert!(String::from_utf8(key).unwrap().contains("PRIVATE KEY-----"));
     }
@@ -342,7 +405,11 @@ mod tests {
     fn upsert_replaces_same_names_and_keeps_unknown_fields() {
         let mut store = AcmeJson::default();
         let domains = DomainSet::parse(["a.example.com", "b.example.com"]).unwrap();
-        store.upsert("berth", &domains, &cert(&["a.example.com", "b.example.com"]));
+        store.upsert(
+            "berth",
+            &domains,
+            &cert(&["a.example.com", "b.example.com"]),
+        );
         store.root["berth"]["Certificates"][0]["Extra"] = "kept".into();
         let newer = cert(&["a.example.com", "b.example.com"]);
         let reordered = DomainSet::parse(["b.example.com", "a.example.com"]).unwrap();
@@ -358,7 +425,9 @@ mod tests {
     #[test]
     fn keys_are_matched_ignoring_case_like_go() {
         let c = cert(&["x.example.com"]);
-        let text = traefik_fixture(&c).replace("\"domain\"", "\"Domain\"").replace("\"certificate\"", "\"Certificate\"");
+        let text = traefik_fixture(&c)
+            .replace("\"domain\"", "\"Domain\"")
+            .replace("\"certificate\"", "\"Certificate\"");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acme.json");
         write_private(&path, &text);
@@ -379,11 +448,22 @@ mod tests {
         let (certs, unreadable) = store.certificates("berth");
         assert!(certs.is_empty());
         assert_eq!(unreadable[0].main.as_deref(), Some("bad.example.com"));
-        assert!(unreadable[0].reason.contains("base64"), "{:?}", unreadable[0]);
-        store.upsert("berth", &DomainSet::parse(["ok.example.com"]).unwrap(), &cert(&["ok.example.com"]));
+        assert!(
+            unreadable[0].reason.contains("base64"),
+            "{:?}",
+            unreadable[0]
+        );
+        store.upsert(
+            "berth",
+            &DomainSet::parse(["ok.example.com"]).unwrap(),
+            &cert(&["ok.example.com"]),
+        );
         store.save(&path).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("bad.example.com"), "unreadable entry was dropped");
+        assert!(
+            text.contains("bad.example.com"),
+            "unreadable entry was dropped"
+        );
     }
 
     #[test]
@@ -392,9 +472,14 @@ mod tests {
         let path = dir.path().join("acme.json");
         write_private(&path, "{\"berth\": {\"Certificates\": [");
         let err = AcmeJson::load(&path).unwrap_err();
-        let StoreError::Corrupt { moved_to, .. } = &err else { panic!("{err}") };
+        let StoreError::Corrupt { moved_to, .. } = &err else {
+            panic!("{err}")
+        };
         assert!(!path.exists());
-        assert_eq!(fs::read_to_string(moved_to).unwrap(), "{\"berth\": {\"Certificates\": [");
+        assert_eq!(
+            fs::read_to_string(moved_to).unwrap(),
+            "{\"berth\": {\"Certificates\": ["
+        );
         assert!(err.to_string().contains("moved to"), "{err}");
     }
 

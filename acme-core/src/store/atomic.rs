@@ -21,8 +21,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), S
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}-{}", std::process::id(), rand::random::<u32>()));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{file_name}.tmp-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -31,9 +38,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), S
             .open(&tmp)
             .map_err(|e| StoreError::io("creating", &tmp, e))?;
         // `mode` above is filtered by the umask; set it exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| StoreError::io("chmod", &tmp, e))?;
-        file.write_all(bytes).map_err(|e| StoreError::io("writing", &tmp, e))?;
-        file.sync_all().map_err(|e| StoreError::io("syncing", &tmp, e))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| StoreError::io("chmod", &tmp, e))?;
+        file.write_all(bytes)
+            .map_err(|e| StoreError::io("writing", &tmp, e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("syncing", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| StoreError::io("renaming into place", path, e))?;
         // The rename is durable only once the directory entry is.
         if let Ok(dir_handle) = File::open(&dir) {
@@ -53,7 +63,10 @@ pub(crate) fn check_private(path: &Path) -> Result<(), StoreError> {
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(StoreError::Permissions { path: path.to_path_buf(), mode });
+                return Err(StoreError::Permissions {
+                    path: path.to_path_buf(),
+                    mode,
+                });
             }
             Ok(())
         }
@@ -75,7 +88,9 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> 
 /// error describing it.
 pub(crate) fn quarantine(path: &Path, reason: String) -> StoreError {
     let stamp = time::OffsetDateTime::now_utc()
-        .format(&time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+        .format(&time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
         .unwrap_or_else(|_| "unknown-time".into());
     let mut moved_to = path.as_os_str().to_owned();
     moved_to.push(format!(".corrupt-{stamp}"));
@@ -83,7 +98,11 @@ pub(crate) fn quarantine(path: &Path, reason: String) -> StoreError {
     match fs::rename(path, &moved_to) {
         Ok(()) => {
             tracing::error!(path = %path.display(), moved_to = %moved_to.display(), "store file is corrupt; moved aside");
-            StoreError::Corrupt { path: path.to_path_buf(), moved_to, reason }
+            StoreError::Corrupt {
+                path: path.to_path_buf(),
+                moved_to,
+                reason,
+            }
         }
         Err(e) => StoreError::io("moving aside corrupt", path, e),
     }
@@ -100,8 +119,14 @@ mod tests {
         write_atomic(&path, b"one", PRIVATE_MODE).unwrap();
         write_atomic(&path, b"two", PRIVATE_MODE).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -116,10 +141,19 @@ mod tests {
         fs::write(blocked.join("x"), b"x").unwrap();
         assert!(write_atomic(&blocked, b"new", PRIVATE_MODE).is_err());
         assert_eq!(fs::read(&path).unwrap(), b"old");
-        let err = write_atomic(&dir.path().join("missing-dir/acme.json"), b"new", PRIVATE_MODE).unwrap_err();
+        let err = write_atomic(
+            &dir.path().join("missing-dir/acme.json"),
+            b"new",
+            PRIVATE_MODE,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("missing-dir"), "{err}");
         let leftovers = fs::read_dir(dir.path()).unwrap().filter(|e| {
-            e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-")
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".tmp-")
         });
         assert_eq!(leftovers.count(), 0);
     }
@@ -131,7 +165,10 @@ mod tests {
         fs::write(&path, b"{}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = check_private(&path).unwrap_err().to_string();
-        assert!(err.contains("mode 0644") && err.contains("chmod 600"), "{err}");
+        assert!(
+            err.contains("mode 0644") && err.contains("chmod 600"),
+            "{err}"
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(check_private(&path).is_ok());
         assert!(check_private(&dir.path().join("absent")).is_ok());

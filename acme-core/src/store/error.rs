@@ -39,7 +39,9 @@ pub enum StoreError {
         mode: u32,
     },
     /// The state file was written by a newer berth.
-    #[error("{path} has state format version {found}, this berth understands up to {supported}; upgrade berth")]
+    #[error(
+        "{path} has state format version {found}, this berth understands up to {supported}; upgrade berth"
+    )]
     Version {
         /// The file.
         path: PathBuf,
@@ -59,7 +61,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -50,7 +50,11 @@ pub fn export_live(certificate: &Certificate, dir: &Path) -> Result<LivePaths, S
         fullchain: live.join("fullchain.pem"),
         privkey: live.join("privkey.pem"),
     };
-    write_atomic(&paths.privkey, certificate.key_pem().expose().as_bytes(), PRIVATE_MODE)?;
+    write_atomic(
+        &paths.privkey,
+        certificate.key_pem().expose().as_bytes(),
+        PRIVATE_MODE,
+    )?;
     write_atomic(&paths.cert, leaf.as_bytes(), PUBLIC_MODE)?;
     write_atomic(&paths.chain, chain.as_bytes(), PUBLIC_MODE)?;
     write_atomic(&paths.fullchain, blocks.concat().as_bytes(), PUBLIC_MODE)?;
@@ -115,7 +119,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cert = chained(&["*.example.com", "example.com"]);
         let paths = export_live(&cert, dir.path()).unwrap();
-        assert!(paths.cert.starts_with(dir.path().join("live/_wildcard.example.com")));
+        assert!(
+            paths
+                .cert
+                .starts_with(dir.path().join("live/_wildcard.example.com"))
+        );
         assert_eq!(mode(&paths.privkey), 0o600);
         assert_eq!(mode(&paths.fullchain), 0o644);
         let fullchain = fs::read_to_string(&paths.fullchain).unwrap();

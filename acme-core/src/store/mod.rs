@@ -11,5 +11,6 @@ pub use acme_json::{AcmeJson, DEFAULT_RESOLVER, Permissions, StoredCert, Unreada
 pub use error::StoreError;
 pub use export::{LivePaths, export_combined, export_live, export_name};
 pub use state::{
-    LedgerEntry, RevokedCert, STATE_VERSION, StagingProof, State, StoredAccount, ledger_key, state_path,
+    LedgerEntry, RevokedCert, STATE_VERSION, StagingProof, State, StoredAccount, ledger_key,
+    state_path,
 };

@@ -59,7 +59,10 @@ impl Default for State {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredAccount {
     /// The credentials, as a secret.
-    #[serde(serialize_with = "expose_secret", deserialize_with = "secret_from_string")]
+    #[serde(
+        serialize_with = "expose_secret",
+        deserialize_with = "secret_from_string"
+    )]
     pub credentials: Secret,
     /// Contact email it was created with.
     #[serde(default)]
@@ -138,10 +141,24 @@ impl State {
         }
         let state: Self = match serde_json::from_slice(&bytes) {
             Ok(state) => state,
-            Err(e) => return Err(atomic::quarantine(path, format!("line {} column {}: {}", e.line(), e.column(), e.classify_name()))),
+            Err(e) => {
+                return Err(atomic::quarantine(
+                    path,
+                    format!(
+                        "line {} column {}: {}",
+                        e.line(),
+                        e.column(),
+                        e.classify_name()
+                    ),
+                ));
+            }
         };
         if state.version > STATE_VERSION {
-            return Err(StoreError::Version { path: path.to_path_buf(), found: state.version, supported: STATE_VERSION });
+            return Err(StoreError::Version {
+                path: path.to_path_buf(),
+                found: state.version,
+                supported: STATE_VERSION,
+            });
         }
         Ok(state)
     }
@@ -159,7 +176,9 @@ impl State {
 
     /// Whether a domain set was proven on `ca`'s staging endpoint.
     pub fn staging_proven(&self, ca: &str, domains: &str) -> bool {
-        self.staging_proofs.iter().any(|p| p.ca == ca && p.domains == domains)
+        self.staging_proofs
+            .iter()
+            .any(|p| p.ca == ca && p.domains == domains)
     }
 }
 
@@ -205,7 +224,11 @@ mod tests {
         let mut state = State::default();
         state.accounts.insert(
             "https://ca/dir".into(),
-            StoredAccount { credentials: Secret::new("{\"key_pkcs8\":\"SECRETKEYMATERIAL\"}".into()), email: None, created_at: now },
+            StoredAccount {
+                credentials: Secret::new("{\"key_pkcs8\":\"SECRETKEYMATERIAL\"}".into()),
+                email: None,
+                created_at: now,
+            },
         );
         state.ledger.insert(
             ledger_key("https://ca/dir", "a.example.com"),
@@ -219,13 +242,30 @@ mod tests {
                 next_attempt_at: now + Duration::from_secs(600),
             },
         );
-        state.history.push(HistoryEvent { at: now, ca: "https://ca/dir".into(), domains: "a.example.com".into(), kind: HistoryKind::OrderPlaced });
+        state.history.push(HistoryEvent {
+            at: now,
+            ca: "https://ca/dir".into(),
+            domains: "a.example.com".into(),
+            kind: HistoryKind::OrderPlaced,
+        });
         state.save(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
 
         let loaded = State::load(&path).unwrap();
-        assert_eq!(loaded.accounts["https://ca/dir"].credentials.expose(), "{\"key_pkcs8\":\"SECRETKEYMATERIAL\"}");
-        assert_eq!(loaded.ledger_entry("https://ca/dir", "a.example.com").unwrap().consecutive_failures, 2);
+        assert_eq!(
+            loaded.accounts["https://ca/dir"].credentials.expose(),
+            "{\"key_pkcs8\":\"SECRETKEYMATERIAL\"}"
+        );
+        assert_eq!(
+            loaded
+                .ledger_entry("https://ca/dir", "a.example.com")
+                .unwrap()
+                .consecutive_failures,
+            2
+        );
         assert_eq!(loaded.history, state.history);
         assert!(!format!("{loaded:?}").contains("SECRETKEYMATERIAL"));
     }
@@ -234,7 +274,11 @@ mod tests {
     fn corrupt_state_is_moved_aside_without_quoting_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acme.json.berth-state");
-        fs::write(&path, "{\"version\": 1, \"accounts\": {\"x\": {\"credentials\": 5, \"hunter2\": 1}}}").unwrap();
+        fs::write(
+            &path,
+            "{\"version\": 1, \"accounts\": {\"x\": {\"credentials\": 5, \"hunter2\": 1}}}",
+        )
+        .unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let err = State::load(&path).unwrap_err().to_string();
         assert!(err.contains("moved to"), "{err}");
@@ -248,6 +292,9 @@ mod tests {
         let path = dir.path().join("s");
         fs::write(&path, "{\"version\": 99}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(State::load(&path), Err(StoreError::Version { found: 99, .. })));
+        assert!(matches!(
+            State::load(&path),
+            Err(StoreError::Version { found: 99, .. })
+        ));
     }
 }
