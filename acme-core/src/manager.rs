@@ -257,12 +257,20 @@ impl CertManager {
 
     /// Brings every managed set up to date once, at most `concurrency` orders at a time.
     pub async fn ensure_all(&self, force: bool) -> Vec<(DomainSet, Result<Outcome, Error>)> {
-        use futures_util::StreamExt;
-        let results = futures_util::stream::iter(self.certs.iter())
-            .map(|m| async move { (m.domains.clone(), self.ensure(m, force).await) })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+        let permits = tokio::sync::Semaphore::new(self.config.concurrency.max(1));
+        let mut results = Vec::with_capacity(self.certs.len());
+        let mut pending = Vec::with_capacity(self.certs.len());
+        for managed in &self.certs {
+            let permits = &permits;
+            pending.push(Box::pin(async move {
+                let _permit = permits.acquire().await;
+                (managed.domains.clone(), self.ensure(managed, force).await)
+            })
+                as std::pin::Pin<
+                    Box<dyn std::future::Future<Output = _> + Send + '_>,
+                >);
+        }
+        results.extend(futures_util::future::join_all(pending).await);
         if let Err(e) = self.publish_from_store().await {
             tracing::error!(error = %e, "could not publish certificates from the store");
         }

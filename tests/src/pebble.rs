@@ -256,11 +256,12 @@ impl Pebble {
         fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
     }
 
-    /// How many new orders Pebble received (counted from its request log).
+    /// How many orders Pebble created (its "Added order" log lines; a `POST /order-plz`
+    /// that Pebble rejected with `badNonce` and the client retried is not an order).
     pub fn orders_received(&self) -> usize {
         self.log()
             .lines()
-            .filter(|l| l.contains("POST /order-plz"))
+            .filter(|l| l.contains("Added order"))
             .count()
     }
 }

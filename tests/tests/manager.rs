@@ -1,0 +1,251 @@
+//! CertManager against real Pebble: the restart loop that gets accounts banned, staging
+//! first, the rate budget, and renewal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod issue_support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_acme_core::budget::{RateLimits, Window};
+use berth_acme_core::challenge::{
+    ChallengeListener, Http01Responder, Http01Solver, Solver, serve_http01,
+};
+use berth_acme_core::store::{AcmeJson, State, state_path};
+use berth_acme_core::{
+    AccountConfig, Ca, CertManager, ChallengeKind, DomainSet, Error, KeyType, ManagedCert,
+    ManagerConfig, Outcome,
+};
+use berth_tests::{Pebble, PebbleOptions};
+use issue_support::{bounded, pebble_config};
+use tokio_util::sync::CancellationToken;
+
+fn managed(names: &[&str]) -> ManagedCert {
+    ManagedCert::new(
+        DomainSet::parse(names).unwrap(),
+        ChallengeKind::Http01,
+        KeyType::Ec256,
+    )
+    .unwrap()
+}
+
+async fn listen(port: u16, responder: &Http01Responder) -> ChallengeListener {
+    serve_http01(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        responder.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
+fn manager(config: ManagerConfig, cert: &ManagedCert, responder: &Http01Responder) -> CertManager {
+    let solver: Arc<dyn Solver> = Arc::new(Http01Solver::new(responder.clone()));
+    CertManager::new(config, vec![cert.clone()], vec![solver])
+}
+
+#[tokio::test]
+async fn restart_loop_inside_backoff_window_places_no_further_order() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("acme.json");
+        // Nothing listens on Pebble's HTTP-01 port: every validation fails.
+        let responder = Http01Responder::new();
+        let cert = managed(&["broken.example.com"]);
+
+        let first = manager(
+            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            &cert,
+            &responder,
+        );
+        let err = first.ensure(&cert, false).await.unwrap_err();
+        assert!(matches!(err, Error::Validation { .. }), "{err}");
+
+        // 19 restarts: each a fresh manager reading the persisted ledger.
+        for _ in 0..19 {
+            let restarted = manager(
+                ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+                &cert,
+                &responder,
+            );
+            let err = restarted.ensure(&cert, false).await.unwrap_err();
+            assert!(matches!(err, Error::BackingOff { .. }), "{err}");
+            assert!(err.to_string().contains("--force"), "{err}");
+        }
+        assert_eq!(
+            pebble.orders_received(),
+            1,
+            "restarts inside the backoff window reached the CA"
+        );
+
+        let state = State::load(&state_path(&store)).unwrap();
+        let entry = state
+            .ledger_entry(&pebble.directory_url(), "broken.example.com")
+            .unwrap();
+        assert_eq!(entry.consecutive_failures, 1);
+        assert!(entry.last_error_type.ends_with("connection"), "{entry:?}");
+        assert!(entry.next_attempt_at > SystemTime::now() + Duration::from_secs(200));
+
+        // --force bypasses the window (and fails again, doubling the wait).
+        let forced = manager(
+            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            &cert,
+            &responder,
+        );
+        assert!(matches!(
+            forced.ensure(&cert, true).await,
+            Err(Error::Validation { .. })
+        ));
+        assert_eq!(pebble.orders_received(), 2);
+        let state = State::load(&state_path(&store)).unwrap();
+        assert_eq!(
+            state
+                .ledger_entry(&pebble.directory_url(), "broken.example.com")
+                .unwrap()
+                .consecutive_failures,
+            2
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn new_domain_set_is_proven_on_staging_before_production() {
+    bounded(async {
+        let staging = Pebble::start().await;
+        let production = Pebble::start().await;
+        let responder = Http01Responder::new();
+        let _a = listen(staging.http_port(), &responder).await;
+        let _b = listen(production.http_port(), &responder).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("acme.json");
+        // Both Pebbles' TLS roots are trusted.
+        let roots = format!("{}{}", staging.tls_root_pem(), production.tls_root_pem());
+        let ca = Ca::custom(&production.directory_url(), Some(&staging.directory_url())).unwrap();
+        let account = AccountConfig {
+            ca,
+            ca_roots_pem: Some(roots),
+            ..pebble_config(&production)
+        };
+        let cert = managed(&["new.example.com"]);
+
+        let first = manager(
+            ManagerConfig::new(store.clone(), account.clone()),
+            &cert,
+            &responder,
+        );
+        let outcome = first.ensure(&cert, false).await.unwrap();
+        assert!(matches!(outcome, Outcome::Issued(_)));
+        assert_eq!(staging.orders_received(), 1);
+        assert_eq!(production.orders_received(), 1);
+        let state = State::load(&state_path(&store)).unwrap();
+        assert!(state.staging_proven(&production.directory_url(), "new.example.com"));
+
+        // The stored certificate is from production.
+        let root = production.issuing_root_pem().await;
+        let (certs, _) = AcmeJson::load(&store).unwrap().certificates("berth");
+        assert_eq!(certs.len(), 1);
+        assert!(
+            certs[0].certificate.info().issuer.contains("Pebble"),
+            "{}",
+            certs[0].certificate.info().issuer
+        );
+        assert!(!root.is_empty());
+
+        // A second run (forced re-issue) goes straight to production.
+        let second = manager(
+            ManagerConfig::new(store.clone(), account),
+            &cert,
+            &responder,
+        );
+        second.ensure(&cert, true).await.unwrap();
+        assert_eq!(
+            staging.orders_received(),
+            1,
+            "staging asked again after a recorded proof"
+        );
+        assert_eq!(production.orders_received(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tiny_budget_refuses_the_next_order_locally() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let responder = Http01Responder::new();
+        let _listener = listen(pebble.http_port(), &responder).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ManagerConfig::new(dir.path().join("acme.json"), pebble_config(&pebble));
+        config.limits = Some(RateLimits {
+            new_orders_per_account: Some(Window::new(1, Duration::from_secs(3600))),
+            ..RateLimits::NONE
+        });
+        let cert = managed(&["budget.example.com"]);
+        let m = manager(config, &cert, &responder);
+        m.ensure(&cert, false).await.unwrap();
+        let err = m.ensure(&cert, true).await.unwrap_err();
+        let Error::Budget(refusal) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(refusal.what, "new orders");
+        assert!(refusal.frees_at > SystemTime::now() + Duration::from_secs(3000));
+        assert!(err.to_string().contains("frees up at"), "{err}");
+        assert_eq!(pebble.orders_received(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn short_lived_certificate_is_renewed_and_published() {
+    bounded(async {
+        let pebble = Pebble::start_with(PebbleOptions {
+            validity: Some(Duration::from_secs(30)),
+            ..PebbleOptions::default()
+        })
+        .await;
+        let responder = Http01Responder::new();
+        let _listener = listen(pebble.http_port(), &responder).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("acme.json");
+        let cert = managed(&["short.example.com"]);
+        let m = Arc::new(manager(
+            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            &cert,
+            &responder,
+        ));
+        let mut published = m.subscribe();
+
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let m = m.clone();
+            let shutdown = shutdown.clone();
+            async move { m.run(shutdown).await }
+        });
+
+        let mut serials = Vec::new();
+        while serials.len() < 2 {
+            published.changed().await.unwrap();
+            let set = published.borrow_and_update().clone();
+            if let Some(c) = set.certificates().first() {
+                let serial = c.info().serial_hex.clone();
+                if serials.last() != Some(&serial) {
+                    serials.push(serial);
+                }
+            }
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_ne!(serials[0], serials[1]);
+        let (certs, _) = AcmeJson::load(&store).unwrap().certificates("berth");
+        assert_eq!(
+            certs[0].certificate.info().serial_hex,
+            serials[1],
+            "acme.json holds the renewed certificate"
+        );
+        assert!(pebble.orders_received() >= 2);
+    })
+    .await;
+}
