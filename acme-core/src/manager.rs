@@ -231,6 +231,11 @@ impl CertManager {
         &self.certs
     }
 
+    /// The `acme.json` path (the state file is [`state_path`] of it).
+    pub fn store_path(&self) -> &std::path::Path {
+        &self.config.store
+    }
+
     /// The configured CA.
     pub fn ca(&self) -> &Ca {
         &self.config.account.ca

@@ -11,10 +11,21 @@ use crate::logging::LogFormat;
 /// berth gets and renews TLS certificates over ACME, loads secrets the way containers
 /// hand them over, and terminates HTTPS in front of an application.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "berth",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub(crate) struct Cli {
     /// Log format: auto (JSON when not a terminal), json or text. Level: BERTH_LOG or RUST_LOG.
-    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    #[arg(
+        long,
+        env = "BERTH_LOG_FORMAT",
+        value_enum,
+        default_value_t,
+        global = true
+    )]
     pub(crate) log_format: LogFormat,
 
     #[command(subcommand)]
@@ -23,6 +34,9 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run as a sidecar: keep certificates issued and renewed, terminate HTTPS and
+    /// forward to the app, answer HTTP-01 and redirect to HTTPS on :80, serve the admin API.
+    Run(RunArgs),
     /// Get one certificate now and store it.
     Issue(IssueArgs),
     /// List, show or export stored certificates.
@@ -36,7 +50,13 @@ pub(crate) enum Command {
 #[derive(Debug, Args, Clone)]
 pub(crate) struct DomainArgs {
     /// A name to put on the certificate; repeat for more (the first is the main name).
-    #[arg(short = 'd', long = "domain", env = "BERTH_DOMAINS", value_delimiter = ',', required = true)]
+    #[arg(
+        short = 'd',
+        long = "domain",
+        env = "BERTH_DOMAINS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub(crate) domains: Vec<String>,
 }
 
@@ -102,9 +122,13 @@ pub(crate) struct IssueArgs {
     /// <dir>/<name>.pem (HAProxy).
     #[arg(long, env = "BERTH_EXPORT_DIR")]
     pub(crate) export_dir: Option<PathBuf>,
-    /// Issue even if a valid certificate for these names is stored.
+    /// Issue even if a valid certificate is stored, and even inside a backoff window
+    /// after a failure (use sparingly: the CA's rate limits still apply).
     #[arg(long, env = "BERTH_FORCE")]
     pub(crate) force: bool,
+    /// Order from the production CA without proving the names on its staging CA first.
+    #[arg(long, env = "BERTH_SKIP_STAGING")]
+    pub(crate) skip_staging: bool,
     /// Print the result as JSON.
     #[arg(long, env = "BERTH_JSON")]
     pub(crate) json: bool,
@@ -165,4 +189,46 @@ pub(crate) struct RevokeArgs {
     /// RFC 5280 reason: unspecified, key-compromise, superseded, cessation-of-operation.
     #[arg(long, default_value = "unspecified")]
     pub(crate) reason: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) domains: DomainArgs,
+    #[command(flatten)]
+    pub(crate) ca: CaArgs,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The app to forward to, e.g. http://app:3000 (one route: everything).
+    #[arg(long, env = "BERTH_UPSTREAM")]
+    pub(crate) upstream: Option<String>,
+    /// More routes: "[host][/prefix]=http://host:port"; repeatable (BERTH_ROUTES is
+    /// comma-separated). Longest host+prefix match wins.
+    #[arg(long = "route", env = "BERTH_ROUTES", value_delimiter = ',')]
+    pub(crate) routes: Vec<String>,
+    /// Challenge: http-01 (default, answered on --http-addr) or tls-alpn-01 (on --tls-addr).
+    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
+    pub(crate) challenge: String,
+    /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
+    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
+    pub(crate) key_type: String,
+    /// Plain HTTP listener: HTTP-01 answers and redirects to HTTPS.
+    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
+    pub(crate) http_addr: SocketAddr,
+    /// HTTPS listener.
+    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
+    pub(crate) tls_addr: SocketAddr,
+    /// Port HTTP requests are redirected to (when the public HTTPS port differs from
+    /// --tls-addr's, e.g. behind port mapping).
+    #[arg(long, env = "BERTH_HTTPS_PORT")]
+    pub(crate) https_port: Option<u16>,
+    /// Admin server: /healthz, /readyz, /metrics, /api/certs and a status page.
+    #[arg(long, env = "BERTH_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    pub(crate) admin_addr: SocketAddr,
+    /// Send Strict-Transport-Security with this max-age in seconds (off when unset).
+    #[arg(long, env = "BERTH_HSTS_MAX_AGE")]
+    pub(crate) hsts_max_age: Option<u64>,
+    /// Order from the production CA without proving the names on its staging CA first.
+    #[arg(long, env = "BERTH_SKIP_STAGING")]
+    pub(crate) skip_staging: bool,
 }

@@ -17,12 +17,18 @@ pub(crate) struct Failure {
 impl Failure {
     /// A usage/configuration error: exit code 2.
     pub(crate) fn usage(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { code: EXIT_USAGE, error: error.into() }
+        Self {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
     }
 
     /// A runtime failure: exit code 1.
     pub(crate) fn runtime(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { code: EXIT_FAILURE, error: error.into() }
+        Self {
+            code: EXIT_FAILURE,
+            error: error.into(),
+        }
     }
 
     pub(crate) fn exit_code(&self) -> ExitCode {
@@ -57,7 +63,11 @@ impl From<berth_acme_core::Error> for Failure {
             error,
             E::Domain(_) | E::Challenge(_) | E::InvalidKey { .. } | E::InvalidCertificate { .. }
         );
-        if usage { Self::usage(error) } else { Self::runtime(error) }
+        if usage {
+            Self::usage(error)
+        } else {
+            Self::runtime(error)
+        }
     }
 }
 

@@ -41,12 +41,28 @@ pub(crate) fn init(format: LogFormat, target: LogTarget) {
         LogFormat::Json => true,
         LogFormat::Text => false,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     // A second init (tests calling main twice) is harmless; ignore its error.
     let _ = match (json, target) {
-        (true, LogTarget::Stdout) => builder.json().flatten_event(true).with_writer(std::io::stdout).try_init(),
-        (true, LogTarget::Stderr) => builder.json().flatten_event(true).with_writer(std::io::stderr).try_init(),
-        (false, LogTarget::Stdout) => builder.with_ansi(is_tty).with_writer(std::io::stdout).try_init(),
-        (false, LogTarget::Stderr) => builder.with_ansi(is_tty).with_writer(std::io::stderr).try_init(),
+        (true, LogTarget::Stdout) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stdout)
+            .try_init(),
+        (true, LogTarget::Stderr) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (false, LogTarget::Stdout) => builder
+            .with_ansi(is_tty)
+            .with_writer(std::io::stdout)
+            .try_init(),
+        (false, LogTarget::Stderr) => builder
+            .with_ansi(is_tty)
+            .with_writer(std::io::stderr)
+            .try_init(),
     };
 }

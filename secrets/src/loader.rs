@@ -1,0 +1,345 @@
+//! Loading secrets the way containers hand them over: `X`, `X_FILE`, or a Docker secret
+//! at `/run/secrets/<x>` — the `file_env` convention of the official database images.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::secret::{Secret, SecretBytes};
+use crate::trim::{TrimMode, Trimmed, trim};
+
+/// Default read cap: a secret larger than this is almost certainly the wrong file.
+pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
+
+/// Where Docker and Swarm mount secrets.
+pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
+
+/// Where a loaded secret came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// The environment variable itself.
+    Env {
+        /// The variable.
+        var: String,
+    },
+    /// A file named by `<var>_FILE`.
+    File {
+        /// The `_FILE` variable.
+        var: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A Docker secret file.
+    DockerSecret {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env { var } => write!(f, "environment variable {var}"),
+            Self::File { var, path } => write!(f, "file {} (from {var})", path.display()),
+            Self::DockerSecret { path } => write!(f, "Docker secret {}", path.display()),
+        }
+    }
+}
+
+/// A secret with where it came from and what trimming removed.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The value.
+    pub secret: Secret,
+    /// Where it came from.
+    pub source: Source,
+    /// What the trim policy removed.
+    pub trimmed: Trimmed,
+}
+
+type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Loads secrets with one policy: size cap, trim mode, empty handling, secrets dir.
+pub struct Loader {
+    env: EnvLookup,
+    secrets_dir: Option<PathBuf>,
+    max_bytes: u64,
+    mode: TrimMode,
+    allow_empty: bool,
+    warned: Mutex<HashSet<PathBuf>>,
+}
+
+impl fmt::Debug for Loader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader")
+            .field("secrets_dir", &self.secrets_dir())
+            .field("max_bytes", &self.max_bytes)
+            .field("mode", &self.mode)
+            .field("allow_empty", &self.allow_empty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loader {
+    /// Reads the process environment, `BERTH_SECRETS_DIR` or `/run/secrets`, 1 MiB cap,
+    /// trim policy on, empty values refused.
+    pub fn new() -> Self {
+        Self {
+            env: Arc::new(|key| std::env::var(key).ok()),
+            secrets_dir: None,
+            max_bytes: DEFAULT_MAX_BYTES,
+            mode: TrimMode::Trim,
+            allow_empty: false,
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Looks variables up with `lookup` instead of the process environment (tests,
+    /// config files).
+    pub fn with_env(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.env = Arc::new(lookup);
+        self
+    }
+
+    /// Where Docker secrets are looked for (default: `BERTH_SECRETS_DIR`, else
+    /// `/run/secrets`).
+    pub fn with_secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.secrets_dir = Some(dir.into());
+        self
+    }
+
+    /// The read cap in bytes.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Trim or keep bytes raw.
+    pub fn with_mode(mut self, mode: TrimMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Accept values that are empty (after trimming).
+    pub fn allow_empty(mut self, allow: bool) -> Self {
+        self.allow_empty = allow;
+        self
+    }
+
+    /// The Docker secrets directory in effect.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.secrets_dir
+            .clone()
+            .or_else(|| {
+                (self.env)("BERTH_SECRETS_DIR")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR))
+    }
+
+    /// `name`, `name_FILE`, or the Docker secret `<dir>/<name lowercased>`; `Ok(None)`
+    /// when none is set. Both variables set is an error; empty counts as unset.
+    pub fn from_env(&self, name: &str) -> Result<Option<Loaded>, Error> {
+        let file_var = format!("{name}_FILE");
+        let value = (self.env)(name)
+            .filter(|v| !v.is_empty())
+            .map(Zeroizing::new);
+        let file = (self.env)(&file_var).filter(|v| !v.is_empty());
+        match (value, file) {
+            (Some(_), Some(_)) => Err(Error::BothSet {
+                var: name.to_owned(),
+                file_var,
+            }),
+            (Some(value), None) => {
+                let (range, trimmed) = trim(value.as_bytes(), self.mode);
+                let text = Zeroizing::new(value.as_bytes()[range].to_vec());
+                let secret = self.to_secret(text, name, trimmed, None)?;
+                Ok(Some(Loaded {
+                    secret,
+                    source: Source::Env {
+                        var: name.to_owned(),
+                    },
+                    trimmed,
+                }))
+            }
+            (None, Some(path)) => {
+                let path = PathBuf::from(path);
+                let (secret, trimmed) = self.read_text(&path)?;
+                Ok(Some(Loaded {
+                    secret,
+                    source: Source::File {
+                        var: file_var,
+                        path,
+                    },
+                    trimmed,
+                }))
+            }
+            (None, None) => {
+                let path = self.secrets_dir().join(name.to_ascii_lowercase());
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Ok(None);
+                }
+                let (secret, trimmed) = self.read_text(&path)?;
+                Ok(Some(Loaded {
+                    secret,
+                    source: Source::DockerSecret { path },
+                    trimmed,
+                }))
+            }
+        }
+    }
+
+    /// Like [`Self::from_env`], but a missing secret is an error saying what to set.
+    pub fn require_env(&self, name: &str) -> Result<Loaded, Error> {
+        self.from_env(name)?.ok_or_else(|| Error::Missing {
+            var: name.to_owned(),
+            docker_path: self.secrets_dir().join(name.to_ascii_lowercase()),
+        })
+    }
+
+    /// Refuses a secret passed in a plain environment variable where berth accepts only
+    /// `<var>_FILE` (the environment leaks through `docker inspect` and to children).
+    pub fn refuse_plain_env(&self, var: &str) -> Result<(), Error> {
+        match (self.env)(var) {
+            Some(value) if !value.is_empty() => {
+                drop(Zeroizing::new(value));
+                Err(Error::PlainEnv {
+                    var: var.to_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads a text secret from `path` with this loader's policy.
+    pub fn read_file(&self, path: &Path) -> Result<Secret, Error> {
+        self.read_text(path).map(|(secret, _)| secret)
+    }
+
+    /// Reads a binary secret from `path` (trimmed only in [`TrimMode::Trim`]).
+    pub fn read_file_bytes(&self, path: &Path) -> Result<SecretBytes, Error> {
+        let (bytes, _) = self.read_bytes(path)?;
+        Ok(SecretBytes::new(bytes.to_vec()))
+    }
+
+    fn read_text(&self, path: &Path) -> Result<(Secret, Trimmed), Error> {
+        let (bytes, trimmed) = self.read_bytes(path)?;
+        let name = path.display().to_string();
+        Ok((self.to_secret(bytes, &name, trimmed, Some(path))?, trimmed))
+    }
+
+    fn to_secret(
+        &self,
+        bytes: Zeroizing<Vec<u8>>,
+        name: &str,
+        trimmed: Trimmed,
+        path: Option<&Path>,
+    ) -> Result<Secret, Error> {
+        if bytes.is_empty() && !self.allow_empty {
+            return Err(Error::Empty {
+                source_name: name.to_owned(),
+                after_trim: trimmed.trailing_newline_bytes > 0 || trimmed.bom,
+            });
+        }
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => Ok(Secret::new(text.to_owned())),
+            Err(e) => Err(Error::NotUtf8 {
+                path: path.map_or_else(|| PathBuf::from(name), Path::to_path_buf),
+                valid_up_to: e.valid_up_to(),
+            }),
+        }
+    }
+
+    /// Reads at most `max_bytes` (checked before and during the read) into a zeroizing
+    /// buffer and applies the trim mode.
+    fn read_bytes(&self, path: &Path) -> Result<(Zeroizing<Vec<u8>>, Trimmed), Error> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::from_io(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::IsDirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        if meta.is_file() && meta.len() > self.max_bytes {
+            return Err(Error::TooLarge {
+                path: path.to_path_buf(),
+                cap: self.max_bytes,
+            });
+        }
+        self.warn_if_shared(path, meta.permissions().mode());
+        let file = File::open(path).map_err(|e| Error::from_io(path, e))?;
+        let mut buffer = Zeroizing::new(Vec::with_capacity(
+            usize::try_from(meta.len().min(self.max_bytes)).unwrap_or(0),
+        ));
+        // The file may grow between metadata and read (or be a device): read one byte past
+        // the cap to notice.
+        file.take(self.max_bytes.saturating_add(1))
+            .read_to_end(&mut buffer)
+            .map_err(|e| Error::from_io(path, e))?;
+        if buffer.len() as u64 > self.max_bytes {
+            return Err(Error::TooLarge {
+                path: path.to_path_buf(),
+                cap: self.max_bytes,
+            });
+        }
+        let (range, trimmed) = trim(&buffer, self.mode);
+        if range == (0..buffer.len()) {
+            return Ok((buffer, trimmed));
+        }
+        Ok((Zeroizing::new(buffer[range].to_vec()), trimmed))
+    }
+
+    fn warn_if_shared(&self, path: &Path, mode: u32) {
+        if mode & 0o044 == 0 {
+            return;
+        }
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_path_buf());
+        if first {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:04o}", mode & 0o777),
+                "secret file is readable by group or others; run chmod 600 {} (Docker secrets default to 0444: set mode: 0400 in the stack file)",
+                path.display()
+            );
+        }
+    }
+}
+
+impl Secret {
+    /// [`Loader::from_env`] with the default loader: `name`, `name_FILE`, or the Docker
+    /// secret `/run/secrets/<name lowercased>`.
+    pub fn from_env(name: &str) -> Result<Option<Secret>, Error> {
+        Ok(Loader::new().from_env(name)?.map(|loaded| loaded.secret))
+    }
+
+    /// Like [`Secret::from_env`], but a missing secret is an error saying what to set.
+    pub fn require_env(name: &str) -> Result<Secret, Error> {
+        Loader::new().require_env(name).map(|loaded| loaded.secret)
+    }
+
+    /// Reads a text secret from a file with the trim policy and the 1 MiB cap.
+    pub fn from_file(path: &Path) -> Result<Secret, Error> {
+        Loader::new().read_file(path)
+    }
+}

@@ -1,0 +1,234 @@
+//! The admin server (127.0.0.1 by default): `/healthz`, `/readyz`, `/metrics`,
+//! `/api/certs` and a small status page.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use berth_acme_core::store::{State as BerthState, state_path};
+use berth_acme_core::{CertManager, renewal_due};
+use berth_proxy::Metrics;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::{days_left, rfc3339};
+
+/// What the handlers read.
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    manager: Arc<CertManager>,
+    metrics: Metrics,
+}
+
+impl AdminState {
+    pub(crate) fn new(manager: Arc<CertManager>, metrics: Metrics) -> Self {
+        Self { manager, metrics }
+    }
+
+    /// One row per managed domain set, from the served set and the ledger.
+    fn rows(&self) -> Vec<CertRow> {
+        let served = self.manager.subscribe().borrow().clone();
+        let ledger = BerthState::load(&state_path(self.manager.store_path())).unwrap_or_default();
+        let now = SystemTime::now();
+        self.manager
+            .managed()
+            .iter()
+            .map(|m| {
+                let cert = served
+                    .certificates()
+                    .iter()
+                    .find(|c| c.info().domains.same_names(&m.domains));
+                let entry = ledger.ledger_entry(self.manager.ca().directory(), &m.domains.key());
+                CertRow {
+                    domains: m.domains.to_string(),
+                    issuer: cert.map(|c| c.info().issuer.clone()),
+                    not_before: cert.map(|c| c.info().not_before),
+                    not_after: cert.map(|c| c.info().not_after),
+                    renew_at: cert.map(renewal_due),
+                    valid: cert.is_some_and(|c| c.is_valid_at(now)),
+                    last_error: entry.map(|e| e.last_error.clone()),
+                    backoff_until: entry.map(|e| e.next_attempt_at).filter(|t| *t > now),
+                }
+            })
+            .collect()
+    }
+}
+
+struct CertRow {
+    domains: String,
+    issuer: Option<String>,
+    not_before: Option<SystemTime>,
+    not_after: Option<SystemTime>,
+    renew_at: Option<SystemTime>,
+    valid: bool,
+    last_error: Option<String>,
+    backoff_until: Option<SystemTime>,
+}
+
+/// A running admin server.
+pub(crate) struct AdminServer {
+    local_addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl AdminServer {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits until the server has shut down (after the token passed to [`serve`]).
+    pub(crate) async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr` and serves until `shutdown`.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<AdminServer> {
+    let router = Router::new()
+        .route("/", get(status_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/certs", get(api_certs))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    Ok(AdminServer { local_addr, task })
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let rows = state.rows();
+    let missing: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.valid)
+        .map(|r| r.domains.as_str())
+        .collect();
+    if missing.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no valid certificate yet for: {}\n", missing.join(" ")),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let mut out = state.metrics.render_prometheus();
+    let rows = state.rows();
+    let now = SystemTime::now();
+    out.push_str(
+        "# HELP berth_certificate_expiry_seconds Seconds until the served certificate expires.\n",
+    );
+    out.push_str("# TYPE berth_certificate_expiry_seconds gauge\n");
+    for row in &rows {
+        if let Some(not_after) = row.not_after {
+            let secs = match not_after.duration_since(now) {
+                Ok(d) => d.as_secs_f64(),
+                Err(e) => -e.duration().as_secs_f64(),
+            };
+            let _ = writeln!(
+                out,
+                "berth_certificate_expiry_seconds{{domains=\"{}\"}} {secs:.0}",
+                row.domains
+            );
+        }
+    }
+    out.push_str("# HELP berth_certificate_backoff Whether orders for the domain set are backing off after a failure.\n");
+    out.push_str("# TYPE berth_certificate_backoff gauge\n");
+    for row in &rows {
+        let _ = writeln!(
+            out,
+            "berth_certificate_backoff{{domains=\"{}\"}} {}",
+            row.domains,
+            u8::from(row.backoff_until.is_some())
+        );
+    }
+    out.push_str(
+        "# HELP berth_ready Whether every configured domain set has a valid certificate.\n",
+    );
+    out.push_str("# TYPE berth_ready gauge\n");
+    let _ = writeln!(
+        out,
+        "berth_ready {}",
+        u8::from(rows.iter().all(|r| r.valid))
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn api_certs(State(state): State<AdminState>) -> Response {
+    let certs: Vec<_> = state
+        .rows()
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "domains": r.domains.split(',').collect::<Vec<_>>(),
+                "issuer": r.issuer,
+                "not_before": r.not_before.map(rfc3339),
+                "not_after": r.not_after.map(rfc3339),
+                "days_left": r.not_after.map(days_left),
+                "next_renewal": r.renew_at.map(rfc3339),
+                "valid": r.valid,
+                "last_error": r.last_error,
+                "backoff_until": r.backoff_until.map(rfc3339),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "certificates": certs })).into_response()
+}
+
+async fn status_page(State(state): State<AdminState>) -> Html<String> {
+    let mut rows = String::new();
+    for r in state.rows() {
+        let days = r.not_after.map(days_left);
+        let class = match days {
+            Some(d) if r.valid && d > 14 => "ok",
+            Some(d) if r.valid && d > 3 => "warn",
+            _ => "bad",
+        };
+        let _ = write!(
+            rows,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.domains),
+            days.map_or("none".into(), |d| format!("{d} days")),
+            r.not_after.map_or("-".into(), rfc3339),
+            r.renew_at.map_or("-".into(), rfc3339),
+            escape(r.last_error.as_deref().unwrap_or("-")),
+            r.backoff_until.map_or("-".into(), rfc3339),
+        );
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth status</title><style>\
+body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse}}td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}}\
+tr.ok td:nth-child(2){{color:#176f2c}}tr.warn td:nth-child(2){{color:#9a6700}}tr.bad td:nth-child(2){{color:#b42318;font-weight:bold}}</style></head>\
+<body><h1>berth</h1><p>CA: {}</p><table><thead><tr><th>Domains</th><th>Expires in</th><th>Not after</th><th>Next renewal</th><th>Last error</th><th>Backoff until</th></tr></thead>\
+<tbody>{rows}</tbody></table></body></html>",
+        escape(state.manager.ca().directory())
+    ))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,119 @@
+//! `berth issue`: get one certificate now, through the same ledger, budget and
+//! staging-first logic as `berth run`.
+
+use std::sync::Arc;
+
+use berth_acme_core::challenge::{
+    Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver, serve_http01,
+    serve_tls_alpn01,
+};
+use berth_acme_core::store::{export_combined, export_live};
+use berth_acme_core::{CertManager, ChallengeKind, KeyType, ManagedCert, ManagerConfig, Outcome};
+use tokio_util::sync::CancellationToken;
+
+use super::{account_config, days_left, domain_set, rfc3339};
+use crate::cli::IssueArgs;
+use crate::failure::Failure;
+
+pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
+    let domains = domain_set(&args.domains)?;
+    let challenge: ChallengeKind = args
+        .challenge
+        .parse()
+        .map_err(|e| Failure::usage(format!("--challenge: {e}")))?;
+    let key_type: KeyType = args
+        .key_type
+        .parse()
+        .map_err(|e| Failure::usage(format!("--key-type: {e}")))?;
+    let managed = ManagedCert::new(domains, challenge, key_type)?;
+    let account = account_config(&args.ca)?;
+
+    let mut config = ManagerConfig::new(args.store.store.clone(), account);
+    config.resolver = args.store.resolver.clone();
+    config.skip_staging = args.skip_staging;
+
+    // The challenge responder runs only for the duration of this command.
+    let shutdown = CancellationToken::new();
+    let (solver, listener): (Arc<dyn Solver>, _) = match challenge {
+        ChallengeKind::Http01 => {
+            let responder = Http01Responder::new();
+            let listener =
+                serve_http01(args.http_addr, responder.clone(), shutdown.clone()).await?;
+            (Arc::new(Http01Solver::new(responder)), listener)
+        }
+        ChallengeKind::TlsAlpn01 => {
+            let responder = TlsAlpn01Responder::new();
+            let listener =
+                serve_tls_alpn01(args.tls_addr, responder.clone(), shutdown.clone()).await?;
+            (Arc::new(TlsAlpn01Solver::new(responder)), listener)
+        }
+        _ => return Err(berth_acme_core::Error::NoSolver { challenge }.into()),
+    };
+
+    let manager = CertManager::new(config, vec![managed.clone()], vec![solver]);
+    let result = manager.ensure(&managed, args.force).await;
+    shutdown.cancel();
+    listener.stop().await;
+    let outcome = result?;
+
+    let certificate = outcome.certificate();
+    let mut exported = Vec::new();
+    if let Some(dir) = &args.export_dir {
+        let live = export_live(certificate, dir)
+            .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
+        let combined = export_combined(certificate, dir)
+            .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
+        exported.push(live.fullchain.display().to_string());
+        exported.push(live.privkey.display().to_string());
+        exported.push(combined.display().to_string());
+    }
+
+    let info = certificate.info();
+    let status = match &outcome {
+        Outcome::Valid { .. } => "valid",
+        Outcome::Issued(_) => "issued",
+        Outcome::Renewed(_) => "renewed",
+        _ => "unknown",
+    };
+    if args.json {
+        let doc = serde_json::json!({
+            "status": status,
+            "domains": info.domains.names().iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            "issuer": info.issuer,
+            "serial": info.serial_hex,
+            "not_before": rfc3339(info.not_before),
+            "not_after": rfc3339(info.not_after),
+            "days_left": days_left(info.not_after),
+            "store": args.store.store,
+            "exported": exported,
+        });
+        println!("{doc}");
+    } else {
+        let what = match &outcome {
+            Outcome::Valid { renew_at, .. } => {
+                format!(
+                    "a valid certificate is already stored (renewal due {}; --force to replace it)",
+                    rfc3339(*renew_at)
+                )
+            }
+            Outcome::Renewed(_) => "certificate renewed".to_owned(),
+            _ => "certificate issued".to_owned(),
+        };
+        println!("{what}: {}", info.domains);
+        println!("  issuer:    {}", info.issuer);
+        println!(
+            "  expires:   {} ({} days)",
+            rfc3339(info.not_after),
+            days_left(info.not_after)
+        );
+        println!(
+            "  stored in: {} (resolver {:?})",
+            args.store.store.display(),
+            args.store.resolver
+        );
+        for path in exported {
+            println!("  exported:  {path}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! One module per subcommand; shared flag handling lives here.
+
+pub(crate) mod certs;
+pub(crate) mod issue;
+pub(crate) mod revoke;
+pub(crate) mod run;
+
+use std::path::Path;
+
+use berth_acme_core::store::{AcmeJson, Permissions, StoredCert};
+use berth_acme_core::{AccountConfig, Ca, DomainSet, Eab};
+use berth_secrets::Loader;
+
+use crate::cli::{CaArgs, DomainArgs};
+use crate::failure::Failure;
+
+/// The domain set from `-d` / `BERTH_DOMAINS`.
+pub(crate) fn domain_set(args: &DomainArgs) -> Result<DomainSet, Failure> {
+    DomainSet::parse(
+        args.domains
+            .iter()
+            .map(|d| d.trim())
+            .filter(|d| !d.is_empty()),
+    )
+    .map_err(|e| Failure::usage(format!("-d/--domain: {e}")))
+}
+
+/// The CA, its trust roots and the account settings from the shared CA flags. Secrets
+/// (the EAB HMAC) come only from files.
+pub(crate) fn account_config(args: &CaArgs) -> Result<AccountConfig, Failure> {
+    let loader = Loader::new();
+    loader.refuse_plain_env("BERTH_EAB_HMAC")?;
+    let ca: Ca = args
+        .ca
+        .parse()
+        .map_err(|e| Failure::usage(format!("--ca: {e}")))?;
+    let ca = ca
+        .with_staging(args.staging_ca.as_deref())
+        .map_err(|e| Failure::usage(format!("--staging-ca: {e}")))?;
+    let mut config = AccountConfig::new(ca);
+    config.email = args.email.clone();
+    config.agree_tos = args.agree_tos;
+    if let Some(path) = &args.ca_root {
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(format!(
+                "--ca-root {}: {e}; pass a readable PEM file",
+                path.display()
+            ))
+        })?;
+        config.ca_roots_pem = Some(pem);
+    }
+    config.eab = match (&args.eab_kid, &args.eab_hmac_file) {
+        (Some(kid), Some(file)) => Some(Eab {
+            kid: kid.clone(),
+            hmac: loader.read_file(file)?,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(Failure::usage(
+                "--eab-kid needs --eab-hmac-file (a file holding the HMAC key)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Failure::usage(
+                "--eab-hmac-file needs --eab-kid (the key id the CA gave you)",
+            ));
+        }
+    };
+    Ok(config)
+}
+
+/// Reads the store for display (a world-readable file is read with a warning).
+pub(crate) fn read_store(path: &Path) -> Result<AcmeJson, Failure> {
+    AcmeJson::load_with(path, Permissions::WarnOnly)
+        .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))
+}
+
+/// The stored certificate whose main name is `name`, or failing that one that covers
+/// it; berth's resolver first, newest first.
+pub(crate) fn find_cert(
+    store: &AcmeJson,
+    resolver: &str,
+    name: &str,
+    path: &Path,
+) -> Result<StoredCert, Failure> {
+    let (mut certs, _) = store.all_certificates();
+    certs.sort_by_key(|c| (c.resolver == resolver, c.certificate.info().not_after));
+    let wanted = name.trim().to_ascii_lowercase();
+    let exact = certs
+        .iter()
+        .rposition(|c| c.domains.main().as_str() == wanted);
+    let covering = || {
+        certs
+            .iter()
+            .rposition(|c| c.domains.names().iter().any(|n| n.matches(&wanted)))
+    };
+    match exact.or_else(covering) {
+        Some(i) => Ok(certs.swap_remove(i)),
+        None => Err(Failure::usage(berth_acme_core::Error::from(
+            berth_acme_core::store::StoreError::NotFound {
+                name: name.to_owned(),
+                path: path.to_path_buf(),
+            },
+        ))),
+    }
+}
+
+/// RFC 3339 text of a time.
+pub(crate) fn rfc3339(at: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Whole days from now until `at` (negative once past).
+pub(crate) fn days_left(at: std::time::SystemTime) -> i64 {
+    match at.duration_since(std::time::SystemTime::now()) {
+        Ok(d) => i64::try_from(d.as_secs() / 86400).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs().div_ceil(86400)).unwrap_or(i64::MAX),
+    }
+}
