@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages berth's tests and demo need, when missing.
 # Idempotent: a machine that has everything installs nothing.
+# Usage: scripts/install-deps.sh [command...]   (default: everything the tests need)
 set -euo pipefail
 
 # command → Debian package that provides it
-deps=(
-  "pebble:pebble"                   # Let's Encrypt's test CA (+ pebble-challtestsrv)
-  "curl:curl"                       # real HTTPS client in end-to-end tests
-  "openssl:openssl"                 # openssl s_client in TLS tests
-  "named:bind9"                     # RFC 2136 DNS-01 tests
-  "nsupdate:bind9-dnsutils"         # tsig-keygen / nsupdate for DNS-01 tests
-  "chromium:chromium"               # status page test (headless)
+declare -A package=(
+  [pebble]=pebble                   # Let's Encrypt's test CA (+ pebble-challtestsrv)
+  [curl]=curl                       # real HTTPS client in end-to-end tests and the demo
+  [openssl]=openssl                 # openssl s_client in TLS tests; certificates in the demo
+  [named]=bind9                     # RFC 2136 DNS-01 tests
+  [nsupdate]=bind9-dnsutils         # tsig-keygen / nsupdate / dig for DNS-01 tests
+  [chromium]=chromium               # status page test (headless)
+  [python3]=python3                 # the demo's stand-in app
 )
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium)
 
 missing=()
-for dep in "${deps[@]}"; do
-  cmd=${dep%%:*}
-  pkg=${dep#*:}
+for cmd in "${wanted[@]}"; do
+  pkg=${package[$cmd]:?"unknown dependency $cmd"}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
 

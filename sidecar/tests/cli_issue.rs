@@ -120,7 +120,7 @@ async fn issue_http01_stores_exports_and_reuses_the_account() {
     let accounts = pebble
         .log()
         .lines()
-        .filter(|l| l.contains("There are now"))
+        .filter(|l| l.contains("accounts in memory"))
         .count();
     assert_eq!(accounts, 1, "a second account was registered");
 
