@@ -4,8 +4,10 @@
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
@@ -40,7 +42,9 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// Sends requests to upstreams over a pooled HTTP/1.1 client.
 pub(crate) struct Forwarder {
-    routes: Routes,
+    /// Swapped whole on reload ([`crate::BoundProxy::replace_routes`]); requests in
+    /// flight keep the table they started with.
+    routes: Arc<ArcSwap<Routes>>,
     client: Client<HttpConnector, UpstreamBody>,
     upstream_timeout: Duration,
     max_request_body: Option<u64>,
@@ -60,7 +64,7 @@ pub(crate) struct Peer {
 
 impl Forwarder {
     pub(crate) fn new(
-        routes: Routes,
+        routes: Arc<ArcSwap<Routes>>,
         limits: &Limits,
         hsts: Option<Duration>,
         metrics: Metrics,
@@ -109,7 +113,8 @@ impl Forwarder {
 
     async fn forward(&self, mut req: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
         let host = request_host(&req);
-        let Some(route) = self.routes.find(host.as_deref(), req.uri().path()) else {
+        let routes = self.routes.load_full();
+        let Some(route) = routes.find(host.as_deref(), req.uri().path()) else {
             return local(StatusCode::NOT_FOUND, "no route for this host and path\n");
         };
         if let (Some(max), Some(length)) = (self.max_request_body, content_length(req.headers())) {

@@ -68,7 +68,7 @@ pub use limits::Limits;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use resolver::CertResolver;
 pub use routes::{Route, Routes, Upstream};
-pub use server::{BoundProxy, Proxy, ProxyBuilder};
+pub use server::{BoundProxy, Proxy, ProxyBuilder, RouteTable};
 pub use source::CertSource;
 pub use tls::server_config;
 #[doc(no_inline)]

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use berth_acme_core::challenge::{Http01Responder, TlsAlpn01Responder};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -93,8 +94,9 @@ impl Proxy {
 
         let tracker = TaskTracker::new();
         let hard_stop = CancellationToken::new();
+        let routes = Arc::new(ArcSwap::from_pointee(routes));
         let forwarder = Arc::new(Forwarder::new(
-            routes,
+            Arc::clone(&routes),
             &limits,
             hsts,
             metrics.clone(),
@@ -164,6 +166,7 @@ impl Proxy {
             feed,
             shared,
             tracker,
+            routes,
         })
     }
 }
@@ -309,6 +312,7 @@ pub struct BoundProxy {
     feed: Option<Feed>,
     shared: Arc<Shared>,
     tracker: TaskTracker,
+    routes: Arc<ArcSwap<Routes>>,
 }
 
 impl std::fmt::Debug for BoundProxy {
@@ -340,6 +344,13 @@ impl BoundProxy {
     /// ([`CertResolver::replace`]) or inspect the current set.
     pub fn resolver(&self) -> Option<Arc<CertResolver>> {
         self.tls.as_ref().map(|t| Arc::clone(&t.resolver))
+    }
+
+    /// A handle that swaps the route table while serving (configuration reloads).
+    pub fn route_table(&self) -> RouteTable {
+        RouteTable {
+            routes: Arc::clone(&self.routes),
+        }
     }
 
     /// Serves until `shutdown` is cancelled, then shuts down gracefully: stops
@@ -495,4 +506,24 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     Ok((listener, local))
+}
+
+/// Replaces the routes of a running proxy; from [`BoundProxy::route_table`].
+///
+/// New requests use the new table at once; requests in flight finish on the old one.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    routes: Arc<ArcSwap<Routes>>,
+}
+
+impl RouteTable {
+    /// Serves `routes` from now on.
+    pub fn replace(&self, routes: Routes) {
+        self.routes.store(Arc::new(routes));
+    }
+
+    /// The routes in use now.
+    pub fn current(&self) -> Arc<Routes> {
+        self.routes.load_full()
+    }
 }

@@ -4,39 +4,113 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use berth_acme_core::store::{State as BerthState, state_path};
-use berth_acme_core::{CertManager, renewal_due};
+use berth_acme_core::{CertEvent, CertManager, Outcome, renewal_due};
 use berth_proxy::Metrics;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{days_left, rfc3339};
 
-/// What the handlers read.
+/// Orders by result, counted from the manager's events.
+#[derive(Debug, Default)]
+pub(crate) struct OrderCounters {
+    issued: AtomicU64,
+    renewed: AtomicU64,
+    failed: AtomicU64,
+    backing_off: AtomicU64,
+    refused: AtomicU64,
+    staging_proven: AtomicU64,
+}
+
+impl OrderCounters {
+    /// Counts events until the manager's event stream ends or `stop` fires.
+    pub(crate) async fn count(
+        self: Arc<Self>,
+        mut events: broadcast::Receiver<CertEvent>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                () = stop.cancelled() => return,
+                event = events.recv() => event,
+            };
+            let counter = match event {
+                Ok(CertEvent::Issued { .. }) => &self.issued,
+                Ok(CertEvent::Renewed { .. }) => &self.renewed,
+                Ok(CertEvent::Failed { .. }) => &self.failed,
+                Ok(CertEvent::BackingOff { .. }) => &self.backing_off,
+                Ok(CertEvent::Refused { .. }) => &self.refused,
+                Ok(CertEvent::StagingProven { .. }) => &self.staging_proven,
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "order metrics missed events");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str("# HELP berth_orders_total Certificate orders and decisions by result.\n");
+        out.push_str("# TYPE berth_orders_total counter\n");
+        for (result, counter) in [
+            ("issued", &self.issued),
+            ("renewed", &self.renewed),
+            ("failed", &self.failed),
+            ("backing_off", &self.backing_off),
+            ("refused_by_budget", &self.refused),
+            ("staging_proven", &self.staging_proven),
+        ] {
+            let _ = writeln!(
+                out,
+                "berth_orders_total{{result=\"{result}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// What the handlers read. The manager is swapped on SIGHUP.
 #[derive(Clone)]
 pub(crate) struct AdminState {
-    manager: Arc<CertManager>,
+    manager: Arc<ArcSwap<CertManager>>,
     metrics: Metrics,
+    orders: Arc<OrderCounters>,
 }
 
 impl AdminState {
-    pub(crate) fn new(manager: Arc<CertManager>, metrics: Metrics) -> Self {
-        Self { manager, metrics }
+    pub(crate) fn new(
+        manager: Arc<ArcSwap<CertManager>>,
+        metrics: Metrics,
+        orders: Arc<OrderCounters>,
+    ) -> Self {
+        Self {
+            manager,
+            metrics,
+            orders,
+        }
     }
 
     /// One row per managed domain set, from the served set and the ledger.
     fn rows(&self) -> Vec<CertRow> {
-        let served = self.manager.subscribe().borrow().clone();
-        let ledger = BerthState::load(&state_path(self.manager.store_path())).unwrap_or_default();
+        let manager = self.manager.load_full();
+        let served = manager.subscribe().borrow().clone();
+        let ledger = BerthState::load(&state_path(manager.store_path())).unwrap_or_default();
         let now = SystemTime::now();
-        self.manager
+        manager
             .managed()
             .iter()
             .map(|m| {
@@ -44,7 +118,7 @@ impl AdminState {
                     .certificates()
                     .iter()
                     .find(|c| c.info().domains.same_names(&m.domains));
-                let entry = ledger.ledger_entry(self.manager.ca().directory(), &m.domains.key());
+                let entry = ledger.ledger_entry(manager.ca().directory(), &m.domains.key());
                 CertRow {
                     domains: m.domains.to_string(),
                     issuer: cert.map(|c| c.info().issuer.clone()),
@@ -100,13 +174,17 @@ pub(crate) async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/certs", get(api_certs))
+        .route("/api/renew", post(api_renew))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "admin server failed");
         }
@@ -164,6 +242,21 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         );
     }
     out.push_str(
+        "# HELP berth_certificate_days_left Whole days until the served certificate expires.\n",
+    );
+    out.push_str("# TYPE berth_certificate_days_left gauge\n");
+    for row in &rows {
+        if let Some(not_after) = row.not_after {
+            let _ = writeln!(
+                out,
+                "berth_certificate_days_left{{domains=\"{}\"}} {}",
+                row.domains,
+                days_left(not_after)
+            );
+        }
+    }
+    state.orders.render(&mut out);
+    out.push_str(
         "# HELP berth_ready Whether every configured domain set has a valid certificate.\n",
     );
     out.push_str("# TYPE berth_ready gauge\n");
@@ -196,6 +289,64 @@ async fn api_certs(State(state): State<AdminState>) -> Response {
     axum::Json(serde_json::json!({ "certificates": certs })).into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct RenewQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Renews now (`berth renew`). Only loopback clients may ask: an exposed admin port must
+/// not let anyone spend the account's rate limits.
+async fn api_renew(
+    State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<RenewQuery>,
+) -> Response {
+    if !peer.ip().is_loopback() {
+        return (
+            StatusCode::FORBIDDEN,
+            "renewals may only be requested from this host (run `berth renew` inside the container)\n",
+        )
+            .into_response();
+    }
+    let manager = state.manager.load_full();
+    tracing::info!(
+        force = query.force,
+        "renewal requested through the admin API"
+    );
+    let results = manager.ensure_all(query.force).await;
+    let failed = results.iter().any(|(_, r)| r.is_err());
+    let body: Vec<_> = results
+        .into_iter()
+        .map(|(domains, result)| match result {
+            Ok(outcome) => {
+                let (status, cert) = match &outcome {
+                    Outcome::Valid { certificate, .. } => ("valid", certificate),
+                    Outcome::Issued(certificate) => ("issued", certificate),
+                    Outcome::Renewed(certificate) => ("renewed", certificate),
+                    _ => ("done", outcome.certificate()),
+                };
+                serde_json::json!({
+                    "domains": domains.to_string(),
+                    "status": status,
+                    "not_after": rfc3339(cert.info().not_after),
+                })
+            }
+            Err(e) => serde_json::json!({
+                "domains": domains.to_string(),
+                "status": "failed",
+                "error": e.to_string(),
+            }),
+        })
+        .collect();
+    let code = if failed {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(serde_json::json!({ "results": body }))).into_response()
+}
+
 async fn status_page(State(state): State<AdminState>) -> Html<String> {
     let mut rows = String::new();
     for r in state.rows() {
@@ -222,7 +373,7 @@ body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:colla
 tr.ok td:nth-child(2){{color:#176f2c}}tr.warn td:nth-child(2){{color:#9a6700}}tr.bad td:nth-child(2){{color:#b42318;font-weight:bold}}</style></head>\
 <body><h1>berth</h1><p>CA: {}</p><table><thead><tr><th>Domains</th><th>Expires in</th><th>Not after</th><th>Next renewal</th><th>Last error</th><th>Backoff until</th></tr></thead>\
 <tbody>{rows}</tbody></table></body></html>",
-        escape(state.manager.ca().directory())
+        escape(state.manager.load().ca().directory())
     ))
 }
 

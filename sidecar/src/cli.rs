@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -44,6 +45,83 @@ pub(crate) enum Command {
     Certs(CertsCommand),
     /// Revoke a stored certificate and mark it revoked.
     Revoke(RevokeArgs),
+    /// Ask the running `berth run` to renew its certificates now (through the admin API).
+    Renew(RenewArgs),
+    /// Check the configuration `berth run` would use.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Inspect secrets without showing them.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Exit 0 when the admin server's /healthz answers (for HEALTHCHECK in images
+    /// without curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted) and lint it: each finding
+    /// with its fix. Exit 2 when there is an error. Takes the same flags as `berth run`.
+    Check(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretsCommand {
+    /// For each NAME: where it came from (NAME, NAME_FILE or the Docker secret), its
+    /// length after trimming and what was trimmed. Never the value.
+    Check(SecretsCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretsCheckArgs {
+    /// Variable names, e.g. BERTH_EAB_HMAC (looked up as NAME, NAME_FILE, /run/secrets/name).
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
+    /// Print JSON.
+    #[arg(long, env = "BERTH_JSON")]
+    pub(crate) json: bool,
+}
+
+/// Where the admin server of a running `berth run` is.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct AdminTarget {
+    /// The admin server's address (as given to `berth run`; 0.0.0.0 means this host).
+    #[arg(long, env = "BERTH_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    pub(crate) admin_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HealthcheckArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminTarget,
+    /// Full URL to check instead of http://<admin-addr>/healthz.
+    #[arg(long, env = "BERTH_HEALTHCHECK_URL")]
+    pub(crate) url: Option<String>,
+    /// Give up after this long.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenewArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminTarget,
+    /// Renew even certificates that are not due, and even inside a backoff window
+    /// (use sparingly: the CA's rate limits still apply, and berth's budget still checks).
+    #[arg(long, env = "BERTH_FORCE")]
+    pub(crate) force: bool,
+    /// Print the result as JSON.
+    #[arg(long, env = "BERTH_JSON")]
+    pub(crate) json: bool,
+}
+
+/// Parses `90s`, `5m`, `1h30m`, `250ms` (humantime), or a bare number of seconds.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 30s, 5m, 1h)"))
 }
 
 /// The names of one certificate.
@@ -191,10 +269,21 @@ pub(crate) struct RevokeArgs {
     pub(crate) reason: String,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub(crate) struct RunArgs {
-    #[command(flatten)]
-    pub(crate) domains: DomainArgs,
+    /// TOML file with settings (and `[[certificates]]` / `routes` for many); flags and
+    /// BERTH_* variables override it. Re-read on SIGHUP.
+    #[arg(long, env = "BERTH_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// A name to put on the certificate; repeat for more (the first is the main name).
+    /// More certificates: `[[certificates]]` in --config.
+    #[arg(
+        short = 'd',
+        long = "domain",
+        env = "BERTH_DOMAINS",
+        value_delimiter = ','
+    )]
+    pub(crate) domains: Vec<String>,
     #[command(flatten)]
     pub(crate) ca: CaArgs,
     #[command(flatten)]
@@ -231,4 +320,33 @@ pub(crate) struct RunArgs {
     /// Order from the production CA without proving the names on its staging CA first.
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+/// Proxy limits; defaults suit most apps.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct LimitArgs {
+    /// Time a client may take for the TLS handshake and request headers (slowloris).
+    #[arg(long, env = "BERTH_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub(crate) header_timeout: Duration,
+    /// Close connections idle this long.
+    #[arg(long, env = "BERTH_IDLE_TIMEOUT", default_value = "90s", value_parser = duration)]
+    pub(crate) idle_timeout: Duration,
+    /// Largest request head in bytes (larger: 431).
+    #[arg(long, env = "BERTH_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub(crate) max_header_bytes: usize,
+    /// Client connections served at once.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub(crate) max_connections: usize,
+    /// Largest request body in bytes (larger: 413); unlimited when unset.
+    #[arg(long, env = "BERTH_MAX_BODY_BYTES")]
+    pub(crate) max_body_bytes: Option<u64>,
+    /// Time to wait for the app's response headers (then 504).
+    #[arg(long, env = "BERTH_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub(crate) upstream_timeout: Duration,
+    /// On SIGTERM, time requests in flight get to finish (keep it below the
+    /// orchestrator's stop timeout: Docker's is 10 s).
+    #[arg(long, env = "BERTH_DRAIN_TIMEOUT", default_value = "8s", value_parser = duration)]
+    pub(crate) drain_timeout: Duration,
 }

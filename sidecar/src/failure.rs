@@ -9,6 +9,7 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// A command's failure: the error and the exit code it maps to.
+#[derive(Debug)]
 pub(crate) struct Failure {
     code: u8,
     error: Box<dyn std::error::Error + Send + Sync>,

@@ -1,20 +1,35 @@
 //! The `berth` binary: a thin layer that parses flags and wires berth's crates together.
 
 mod admin;
+mod admin_client;
 mod cli;
 mod commands;
 mod failure;
+mod lint;
 mod logging;
+mod plan;
+mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigCommand, SecretsCommand};
 use crate::logging::LogTarget;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Which values were given and which defaulted: the --config file fills the latter.
+    let sub_matches = |path: &[&str]| {
+        path.iter()
+            .try_fold(&matches, |m, name| m.subcommand_matches(name))
+            .cloned()
+            .unwrap_or_default()
+    };
     // `berth run` logs to stdout like any container; one-shot commands keep stdout for results.
     let target = if matches!(cli.command, Command::Run(_)) {
         LogTarget::Stdout
@@ -34,10 +49,16 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => commands::run::run(args).await,
+            Command::Run(args) => commands::run::run(args, sub_matches(&["run"])).await,
             Command::Issue(args) => commands::issue::run(args).await,
             Command::Certs(command) => commands::certs::run(command).await,
             Command::Revoke(args) => commands::revoke::run(args).await,
+            Command::Renew(args) => commands::renew::run(args).await,
+            Command::Config(ConfigCommand::Check(args)) => {
+                commands::config::check(&args, &sub_matches(&["config", "check"])).await
+            }
+            Command::Secrets(SecretsCommand::Check(args)) => commands::secrets::check(&args),
+            Command::Healthcheck(args) => commands::healthcheck::run(args).await,
         }
     });
     match result {

@@ -1,9 +1,13 @@
 //! One module per subcommand; shared flag handling lives here.
 
 pub(crate) mod certs;
+pub(crate) mod config;
+pub(crate) mod healthcheck;
 pub(crate) mod issue;
+pub(crate) mod renew;
 pub(crate) mod revoke;
 pub(crate) mod run;
+pub(crate) mod secrets;
 
 use std::path::Path;
 

@@ -1,62 +1,78 @@
 //! `berth run`: the sidecar. Certificate manager, :80 (HTTP-01 + redirect), :443 (TLS
-//! proxy to the app) and the admin server, until SIGTERM/SIGINT.
+//! proxy to the app) and the admin server, until SIGTERM/SIGINT; SIGHUP re-reads the
+//! configuration file and the secrets.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use berth_acme_core::challenge::{
     Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver,
 };
-use berth_acme_core::{CertManager, ChallengeKind, KeyType, ManagedCert, ManagerConfig};
-use berth_proxy::{CertSource, Metrics, Proxy, Route, Routes, Upstream};
+use berth_acme_core::{CertManager, CertSet, ManagerConfig};
+use berth_proxy::{CertSource, Metrics, Proxy};
+use clap::ArgMatches;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{account_config, domain_set};
-use crate::admin;
+use crate::admin::{self, OrderCounters};
 use crate::cli::RunArgs;
 use crate::failure::Failure;
+use crate::lint::{self, Finding, Level, Probe};
+use crate::plan::Plan;
+use crate::settings::RunSettings;
 
-pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
-    let domains = domain_set(&args.domains)?;
-    let challenge: ChallengeKind = args
-        .challenge
-        .parse()
-        .map_err(|e| Failure::usage(format!("--challenge: {e}")))?;
-    let key_type: KeyType = args
-        .key_type
-        .parse()
-        .map_err(|e| Failure::usage(format!("--key-type: {e}")))?;
-    let managed = ManagedCert::new(domains, challenge, key_type)?;
-    let routes = routes(&args)?;
-    let account = account_config(&args.ca)?;
-    let mut config = ManagerConfig::new(args.store.store.clone(), account);
-    config.resolver = args.store.resolver.clone();
-    config.skip_staging = args.skip_staging;
+/// The challenge responders the proxy answers from; shared by every manager generation.
+#[derive(Clone)]
+struct Responders {
+    http01: Http01Responder,
+    tls_alpn01: TlsAlpn01Responder,
+}
 
-    let http01 = Http01Responder::new();
-    let tls_alpn01 = TlsAlpn01Responder::new();
-    let solvers: Vec<Arc<dyn Solver>> = vec![
-        Arc::new(Http01Solver::new(http01.clone())),
-        Arc::new(TlsAlpn01Solver::new(tls_alpn01.clone())),
-    ];
-    let manager = Arc::new(CertManager::new(config, vec![managed], solvers));
+impl Responders {
+    fn manager(&self, settings: &RunSettings, plan: &Plan) -> Arc<CertManager> {
+        let mut config = ManagerConfig::new(settings.store.clone(), plan.account.clone());
+        config.resolver = settings.resolver.clone();
+        config.skip_staging = settings.skip_staging;
+        let solvers: Vec<Arc<dyn Solver>> = vec![
+            Arc::new(Http01Solver::new(self.http01.clone())),
+            Arc::new(TlsAlpn01Solver::new(self.tls_alpn01.clone())),
+        ];
+        Arc::new(CertManager::new(config, plan.managed.clone(), solvers))
+    }
+}
+
+pub(crate) async fn run(args: RunArgs, matches: ArgMatches) -> Result<(), Failure> {
+    let mut settings = RunSettings::resolve(&args, &matches)?;
+    let plan = Plan::build(&settings)?;
+    report(&lint::check(&settings, &plan, Probe::Static).await)?;
+
+    let responders = Responders {
+        http01: Http01Responder::new(),
+        tls_alpn01: TlsAlpn01Responder::new(),
+    };
+    let manager = responders.manager(&settings, &plan);
     // Valid certificates in the store are served at once; missing ones are issued in the
     // background while the rest serves (readiness says which).
     manager.publish_from_store().await?;
+    let (certs, served) = watch::channel(CertSet::default());
 
     let metrics = Metrics::new();
     let mut proxy = Proxy::builder()
-        .tls_addr(args.tls_addr)
-        .http_addr(args.http_addr)
-        .routes(routes)
-        .cert_source(CertSource::Watch(manager.subscribe()))
-        .http01(http01)
-        .tls_alpn01(tls_alpn01)
+        .tls_addr(settings.tls_addr)
+        .http_addr(settings.http_addr)
+        .routes(plan.routes)
+        .cert_source(CertSource::Watch(served))
+        .http01(responders.http01.clone())
+        .tls_alpn01(responders.tls_alpn01.clone())
+        .limits(settings.proxy_limits())
         .metrics(metrics.clone());
-    if let Some(port) = args.https_port {
+    if let Some(port) = settings.https_port {
         proxy = proxy.https_redirect_port(port);
     }
-    if let Some(max_age) = args.hsts_max_age {
+    if let Some(max_age) = settings.hsts_max_age {
         proxy = proxy.hsts(Duration::from_secs(max_age));
     }
     let proxy = proxy
@@ -65,73 +81,195 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failure> {
         .bind()
         .await
         .map_err(Failure::runtime)?;
+    let route_table = proxy.route_table();
+
     let shutdown = CancellationToken::new();
+    let current = Arc::new(ArcSwap::new(Arc::clone(&manager)));
+    let orders = Arc::new(OrderCounters::default());
     let admin = admin::serve(
-        args.admin_addr,
-        admin::AdminState::new(manager.clone(), metrics),
+        settings.admin_addr,
+        admin::AdminState::new(Arc::clone(&current), metrics, Arc::clone(&orders)),
         shutdown.clone(),
     )
     .await
     .map_err(|e| {
         Failure::runtime(format!(
             "cannot listen on --admin-addr {}: {e}",
-            args.admin_addr
+            settings.admin_addr
         ))
     })?;
     tracing::info!(
         tls = ?proxy.tls_addr(), http = ?proxy.http_addr(), admin = %admin.local_addr(),
-        ca = %manager.ca().directory(), "berth is serving"
+        ca = %manager.ca().directory(), certificates = manager.managed().len(), "berth is serving"
     );
+    let proxy_task = tokio::spawn(proxy.serve(shutdown.clone()));
+    let mut generation = Generation::start(manager, certs.clone(), Arc::clone(&orders));
 
-    let renewals = tokio::spawn({
-        let manager = manager.clone();
-        let shutdown = shutdown.clone();
-        async move { manager.run(shutdown).await }
-    });
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-
-    let served = proxy.serve(shutdown.clone()).await;
-    shutdown.cancel();
-    if let Err(e) = renewals.await {
-        tracing::error!(error = %e, "renewal task ended abnormally");
+    let (mut term, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(term), Ok(hup)) => (term, hup),
+        (Err(e), _) | (_, Err(e)) => {
+            shutdown.cancel();
+            return Err(Failure::runtime(format!(
+                "cannot listen for SIGTERM/SIGHUP: {e}"
+            )));
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!(signal = "SIGTERM", "draining");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!(signal = "SIGINT", "draining");
+                break;
+            }
+            _ = hup.recv() => {
+                tracing::info!(signal = "SIGHUP", "re-reading the configuration and secrets");
+                match reload(&args, &matches, &settings, &responders).await {
+                    Ok((new_settings, new_plan, manager)) => {
+                        generation.stop(Duration::from_secs(60)).await;
+                        route_table.replace(new_plan.routes);
+                        current.store(Arc::clone(&manager));
+                        generation = Generation::start(manager, certs.clone(), Arc::clone(&orders));
+                        settings = new_settings;
+                        tracing::info!(
+                            certificates = new_plan.managed.len(),
+                            routes = route_table.current().routes().len(),
+                            "configuration reloaded"
+                        );
+                    }
+                    Err(failure) => tracing::error!(
+                        error = %failure, "reload failed; the running configuration stays in effect"
+                    ),
+                }
+            }
+            () = shutdown.cancelled() => break,
+        }
     }
+    shutdown.cancel();
+    generation.stop(settings.limits.drain_timeout).await;
+    let served = match proxy_task.await {
+        Ok(served) => served.map_err(Failure::runtime),
+        Err(e) => Err(Failure::runtime(format!(
+            "the proxy task ended abnormally: {e}"
+        ))),
+    };
     admin.stopped().await;
     tracing::info!("berth stopped");
-    served.map_err(Failure::runtime)
+    served
 }
 
-fn routes(args: &RunArgs) -> Result<Routes, Failure> {
-    let mut routes = Routes::new();
-    for text in args.routes.iter().filter(|r| !r.trim().is_empty()) {
-        let route: Route = text
-            .parse()
-            .map_err(|e| Failure::usage(format!("--route {text:?}: {e}")))?;
-        routes = routes.with(route);
+/// The configuration as it is now (file re-read, secrets re-read), with a manager ready
+/// to take over. Listener addresses cannot move without a restart; that is logged.
+async fn reload(
+    args: &RunArgs,
+    matches: &ArgMatches,
+    old: &RunSettings,
+    responders: &Responders,
+) -> Result<(RunSettings, Plan, Arc<CertManager>), Failure> {
+    let settings = RunSettings::resolve(args, matches)?;
+    let plan = Plan::build(&settings)?;
+    report(&lint::check(&settings, &plan, Probe::Static).await)?;
+    for (setting, before, after) in [
+        ("--tls-addr", old.tls_addr, settings.tls_addr),
+        ("--http-addr", old.http_addr, settings.http_addr),
+        ("--admin-addr", old.admin_addr, settings.admin_addr),
+    ] {
+        if before != after {
+            tracing::warn!(setting, %before, %after, "listener addresses change only on restart; still on the old one");
+        }
     }
-    if let Some(upstream) = &args.upstream {
-        let upstream =
-            Upstream::parse(upstream).map_err(|e| Failure::usage(format!("--upstream: {e}")))?;
-        routes = routes.with(Route::new(upstream));
+    if old.limits != settings.limits {
+        tracing::warn!("proxy limits change only on restart");
     }
-    if routes.is_empty() {
-        return Err(Failure::usage(
-            "nothing to forward to; pass --upstream http://app:3000 (or --route)",
-        ));
-    }
-    Ok(routes)
+    let manager = responders.manager(&settings, &plan);
+    manager.publish_from_store().await?;
+    Ok((settings, plan, manager))
 }
 
-/// SIGTERM (orchestrators) and SIGINT (Ctrl-C) start a graceful drain.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        tracing::error!("cannot listen for SIGTERM; stop berth with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "draining"),
-        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "draining"),
-        () = shutdown.cancelled() => {}
+/// Logs every finding; refuses to go on when one is an error.
+fn report(findings: &[Finding]) -> Result<(), Failure> {
+    for f in findings {
+        match f.level {
+            Level::Error => tracing::error!(setting = f.setting, "{}", f.message),
+            Level::Warning => tracing::warn!(setting = f.setting, "{}", f.message),
+            Level::Note => tracing::info!(setting = f.setting, "{}", f.message),
+        }
     }
-    shutdown.cancel();
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.level == Level::Error)
+        .map(ToString::to_string)
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "the configuration has errors (see `berth config check`):\n  {}",
+            errors.join("\n  ")
+        )))
+    }
+}
+
+/// One manager's background work: the renewal loop, copying its certificate set to the
+/// proxy, and counting its events. Replaced whole on reload.
+struct Generation {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Generation {
+    fn start(
+        manager: Arc<CertManager>,
+        certs: watch::Sender<CertSet>,
+        orders: Arc<OrderCounters>,
+    ) -> Self {
+        let stop = CancellationToken::new();
+        let renewals = tokio::spawn({
+            let (manager, stop) = (Arc::clone(&manager), stop.clone());
+            async move { manager.run(stop).await }
+        });
+        let forward = tokio::spawn({
+            let (mut published, stop) = (manager.subscribe(), stop.clone());
+            async move {
+                certs.send_replace(published.borrow_and_update().clone());
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        changed = published.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            certs.send_replace(published.borrow_and_update().clone());
+                        }
+                    }
+                }
+            }
+        });
+        let count = tokio::spawn(orders.count(manager.events(), stop.clone()));
+        Self {
+            stop,
+            tasks: vec![renewals, forward, count],
+        }
+    }
+
+    /// Stops the loop after the order in flight (if any), waiting at most `deadline`.
+    async fn stop(self, deadline: Duration) {
+        self.stop.cancel();
+        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        let all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            tracing::warn!(
+                deadline = %humantime::format_duration(deadline),
+                "an order was still in flight; abandoning it"
+            );
+            for abort in aborts {
+                abort.abort();
+            }
+        }
+    }
 }

@@ -1,0 +1,293 @@
+//! Checks on the effective configuration: the mistakes that cost people a weekend or a
+//! rate-limit ban, each reported with the fix. `berth config check` prints them;
+//! `berth run` logs them at start and refuses to start on an error.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use berth_acme_core::store::{State, state_path};
+use berth_acme_core::{Ca, CaFamily, ChallengeKind, DomainSet};
+use berth_proxy::Upstream;
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::settings::RunSettings;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Level {
+    /// Worth knowing; nothing is wrong.
+    Note,
+    /// Probably a mistake; berth still runs.
+    Warning,
+    /// berth cannot work like this.
+    Error,
+}
+
+/// One finding: the setting, what is wrong, and the fix.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Finding {
+    pub(crate) level: Level,
+    pub(crate) setting: &'static str,
+    pub(crate) message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Note => "note",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        };
+        write!(f, "{level}: {}: {}", self.setting, self.message)
+    }
+}
+
+/// Whether to try the network and the ports (`config check`), or only what can be
+/// known without side effects (`berth run` binds the ports itself right after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// Try binding the listeners and connecting to the upstreams.
+    Live,
+    /// Configuration and files only.
+    Static,
+}
+
+/// Every finding for `settings` and the plan built from it.
+pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut add = |level, setting, message: String| {
+        findings.push(Finding {
+            level,
+            setting,
+            message,
+        });
+    };
+
+    for (setting, port) in [
+        ("--tls-addr", Some(settings.tls_addr.port())),
+        ("--https-port", settings.https_port),
+    ] {
+        if port == Some(433) {
+            add(
+                Level::Warning,
+                setting,
+                "port 433 is not HTTPS (443 is); did you mean 443?".into(),
+            );
+        }
+    }
+    if settings.http_addr.port() == 443 || settings.tls_addr.port() == 80 {
+        add(
+            Level::Warning,
+            "--http-addr",
+            format!(
+                "plain HTTP on {} and HTTPS on {} look swapped; HTTP is :80, HTTPS is :443",
+                settings.http_addr, settings.tls_addr
+            ),
+        );
+    }
+
+    let uses = |kind| plan.managed.iter().any(|m| m.challenge == kind);
+    if uses(ChallengeKind::Http01) && settings.http_addr.port() != 80 {
+        add(
+            Level::Note,
+            "--http-addr",
+            format!(
+                "http-01 is validated on port 80 of each name; berth listens on {}, so port 80 must be forwarded there",
+                settings.http_addr
+            ),
+        );
+    }
+    if uses(ChallengeKind::TlsAlpn01) && settings.tls_addr.port() != 443 {
+        add(
+            Level::Note,
+            "--tls-addr",
+            format!(
+                "tls-alpn-01 is validated on port 443 of each name; berth listens on {}, so port 443 must be forwarded there",
+                settings.tls_addr
+            ),
+        );
+    }
+    if !settings.admin_addr.ip().is_loopback() {
+        add(
+            Level::Note,
+            "--admin-addr",
+            format!(
+                "the admin server on {} is reachable from the network and has no authentication; it is read-only except /api/renew, which only loopback clients may call",
+                settings.admin_addr
+            ),
+        );
+    }
+
+    staging(settings, plan, &mut add);
+    store(&settings.store, &mut add);
+
+    if probe == Probe::Live {
+        for (setting, addr, needed) in [
+            (
+                "--http-addr",
+                settings.http_addr,
+                uses(ChallengeKind::Http01),
+            ),
+            (
+                "--tls-addr",
+                settings.tls_addr,
+                uses(ChallengeKind::TlsAlpn01),
+            ),
+        ] {
+            if let Err(e) = tokio::net::TcpListener::bind(addr).await {
+                let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary, or cap_add in compose)".to_owned()
+                } else {
+                    format!("{e}; is another server (nginx, Traefik, an old berth) on it?")
+                };
+                let level = if needed { Level::Error } else { Level::Warning };
+                add(level, setting, format!("cannot listen on {addr}: {why}"));
+            }
+        }
+        for upstream in &plan.upstreams {
+            if let Err(e) = reachable(upstream).await {
+                add(
+                    Level::Warning,
+                    "--upstream",
+                    format!(
+                        "{upstream} is not reachable now ({e}); requests get 502 until it is up — check the host name and port (in compose, the service name and its container port)"
+                    ),
+                );
+            }
+        }
+    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.level));
+    findings
+}
+
+/// Staging-first and terms-of-service findings.
+fn staging(settings: &RunSettings, plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)) {
+    let ca: &Ca = &plan.account.ca;
+    let state = State::load(&state_path(&settings.store)).unwrap_or_default();
+    let unproven: Vec<&DomainSet> = plan
+        .managed
+        .iter()
+        .map(|m| &m.domains)
+        .filter(|d| !state.staging_proven(ca.directory(), &d.key()))
+        .collect();
+    match ca.staging_directory() {
+        Some(staging) if !unproven.is_empty() => {
+            let names = unproven
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
+            if settings.skip_staging {
+                add(
+                    Level::Warning,
+                    "--skip-staging",
+                    format!(
+                        "{names} never succeeded on staging and --skip-staging sends the first order straight to {}; a mistake there costs production rate limits — drop --skip-staging",
+                        ca.directory()
+                    ),
+                );
+            } else {
+                add(
+                    Level::Note,
+                    "--ca",
+                    format!(
+                        "the first order for {names} goes to the staging CA {staging}, then to {}",
+                        ca.directory()
+                    ),
+                );
+            }
+        }
+        None if ca.family() == CaFamily::Custom => add(
+            Level::Note,
+            "--staging-ca",
+            format!(
+                "no staging CA is known for {}; set --staging-ca to prove new names there first",
+                ca.directory()
+            ),
+        ),
+        _ => {}
+    }
+    if !settings.agree_tos && !state.accounts.contains_key(ca.directory()) {
+        add(
+            Level::Error,
+            "--agree-tos",
+            format!(
+                "no account for {} is stored yet and creating one needs the CA's terms of service agreed: read them and pass --agree-tos (BERTH_AGREE_TOS=true)",
+                ca.directory()
+            ),
+        );
+    }
+}
+
+/// The store must be creatable, writable and private.
+fn store(path: &Path, add: &mut impl FnMut(Level, &'static str, String)) {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(e) => {
+            add(
+                Level::Error,
+                "--store",
+                format!(
+                    "the directory {} cannot be used ({e}); create it (in a container, mount a volume there)",
+                    dir.display()
+                ),
+            );
+            return;
+        }
+        Ok(meta) if !meta.is_dir() => {
+            add(
+                Level::Error,
+                "--store",
+                format!(
+                    "{} is not a directory; point --store at a file inside a directory",
+                    dir.display()
+                ),
+            );
+            return;
+        }
+        Ok(_) => {}
+    }
+    if let Err(e) = tempfile::NamedTempFile::new_in(dir) {
+        add(
+            Level::Error,
+            "--store",
+            format!(
+                "cannot write in {} ({e}); berth writes acme.json and its state there atomically — make the directory writable for the user berth runs as",
+                dir.display()
+            ),
+        );
+    }
+    for file in [path.to_path_buf(), state_path(path)] {
+        if let Ok(meta) = std::fs::metadata(&file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                add(
+                    Level::Error,
+                    "--store",
+                    format!(
+                        "{} is readable by others (mode {mode:04o}) and holds private keys; run chmod 600 {}",
+                        file.display(),
+                        file.display()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Connects to an upstream once, briefly.
+async fn reachable(upstream: &Upstream) -> Result<(), String> {
+    let connect = tokio::net::TcpStream::connect(upstream.authority());
+    match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2 s".into()),
+    }
+}

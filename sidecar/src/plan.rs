@@ -1,0 +1,94 @@
+//! What [`RunSettings`] turn into: the managed certificates, the route table, the
+//! account (secrets read now) — built the same way at start and on SIGHUP.
+
+use berth_acme_core::{AccountConfig, ChallengeKind, DomainSet, KeyType, ManagedCert};
+use berth_proxy::{Route, Routes, Upstream};
+
+use crate::commands::account_config;
+use crate::failure::Failure;
+use crate::settings::RunSettings;
+
+/// The parsed, checked form of the settings.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Domain sets to keep issued.
+    pub(crate) managed: Vec<ManagedCert>,
+    /// Where requests go.
+    pub(crate) routes: Routes,
+    /// Every distinct upstream (for reachability checks).
+    pub(crate) upstreams: Vec<Upstream>,
+    /// The CA and account, the EAB HMAC read from its file.
+    pub(crate) account: AccountConfig,
+}
+
+impl Plan {
+    /// Parses every name, challenge, key type and route; reads the secrets.
+    pub(crate) fn build(settings: &RunSettings) -> Result<Self, Failure> {
+        if settings.certificates.is_empty() {
+            return Err(Failure::usage(
+                "no domains to get certificates for; pass -d app.example.com (BERTH_DOMAINS) or add [[certificates]] to --config",
+            ));
+        }
+        let mut managed = Vec::with_capacity(settings.certificates.len());
+        for cert in &settings.certificates {
+            let domains = DomainSet::parse(
+                cert.domains
+                    .iter()
+                    .map(|d| d.trim())
+                    .filter(|d| !d.is_empty()),
+            )
+            .map_err(|e| Failure::usage(format!("domains {:?}: {e}", cert.domains)))?;
+            let challenge_text = cert.challenge.as_deref().unwrap_or(&settings.challenge);
+            let challenge: ChallengeKind = challenge_text
+                .parse()
+                .map_err(|e| Failure::usage(format!("challenge for {domains}: {e}")))?;
+            let key_text = cert.key_type.as_deref().unwrap_or(&settings.key_type);
+            let key_type: KeyType = key_text
+                .parse()
+                .map_err(|e| Failure::usage(format!("key type for {domains}: {e}")))?;
+            if managed
+                .iter()
+                .any(|m: &ManagedCert| m.domains.same_names(&domains))
+            {
+                return Err(Failure::usage(format!(
+                    "the domain set {domains} is listed twice; list each certificate once"
+                )));
+            }
+            managed.push(
+                ManagedCert::new(domains.clone(), challenge, key_type)
+                    .map_err(|e| Failure::usage(format!("{domains}: {e}")))?,
+            );
+        }
+
+        let mut routes = Routes::new();
+        for text in settings.routes.iter().filter(|r| !r.trim().is_empty()) {
+            let route: Route = text
+                .parse()
+                .map_err(|e| Failure::usage(format!("--route {text:?}: {e}")))?;
+            routes = routes.with(route);
+        }
+        if let Some(upstream) = &settings.upstream {
+            let upstream = Upstream::parse(upstream)
+                .map_err(|e| Failure::usage(format!("--upstream {upstream:?}: {e}")))?;
+            routes = routes.with(Route::new(upstream));
+        }
+        if routes.is_empty() {
+            return Err(Failure::usage(
+                "nothing to forward to; pass --upstream http://app:3000 (BERTH_UPSTREAM) or --route",
+            ));
+        }
+        let mut upstreams: Vec<Upstream> = Vec::new();
+        for route in routes.routes() {
+            if !upstreams.contains(route.upstream()) {
+                upstreams.push(route.upstream().clone());
+            }
+        }
+        let account = account_config(&settings.ca_args())?;
+        Ok(Self {
+            managed,
+            routes,
+            upstreams,
+            account,
+        })
+    }
+}

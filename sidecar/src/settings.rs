@@ -1,0 +1,404 @@
+//! The effective configuration of `berth run`: flags > `BERTH_*` variables > the TOML
+//! file given with `--config`, merged into one [`RunSettings`].
+//!
+//! The file uses the flag names with `_` for `-` (`eab_hmac_file`, `http_addr`), plus
+//! `[[certificates]]` for more domain sets and `[limits]` for the proxy limits. Unknown
+//! keys are errors, so a typo is caught instead of silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{CaArgs, LimitArgs, RunArgs, StoreArgs};
+use crate::failure::Failure;
+
+/// One domain set in the file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertificateSettings {
+    /// Names, main first.
+    pub(crate) domains: Vec<String>,
+    /// Challenge for this set (default: the top-level `challenge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) challenge: Option<String>,
+    /// Key type for this set (default: the top-level `key_type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key_type: Option<String>,
+}
+
+/// `[limits]` in the file; durations as "30s", "5m".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_header_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_body_bytes: Option<u64>,
+    upstream_timeout: Option<String>,
+    drain_timeout: Option<String>,
+}
+
+/// The `--config` file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    domains: Option<Vec<String>>,
+    #[serde(default)]
+    certificates: Vec<CertificateSettings>,
+    upstream: Option<String>,
+    routes: Option<Vec<String>>,
+    ca: Option<String>,
+    staging_ca: Option<String>,
+    ca_root: Option<PathBuf>,
+    email: Option<String>,
+    agree_tos: Option<bool>,
+    eab_kid: Option<String>,
+    eab_hmac_file: Option<PathBuf>,
+    store: Option<PathBuf>,
+    resolver: Option<String>,
+    challenge: Option<String>,
+    key_type: Option<String>,
+    http_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    https_port: Option<u16>,
+    admin_addr: Option<SocketAddr>,
+    hsts_max_age: Option<u64>,
+    skip_staging: Option<bool>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+/// Proxy limits after merging.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct LimitSettings {
+    #[serde(with = "humantime_serde_text")]
+    pub(crate) header_timeout: Duration,
+    #[serde(with = "humantime_serde_text")]
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_connections: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) max_body_bytes: Option<u64>,
+    #[serde(with = "humantime_serde_text")]
+    pub(crate) upstream_timeout: Duration,
+    #[serde(with = "humantime_serde_text")]
+    pub(crate) drain_timeout: Duration,
+}
+
+/// Everything `berth run` uses, merged from flags, environment and file. Holds no secret
+/// values, only the paths secrets are read from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct RunSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) ca: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) staging_ca: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ca_root: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) email: Option<String>,
+    pub(crate) agree_tos: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) eab_kid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) eab_hmac_file: Option<PathBuf>,
+    pub(crate) store: PathBuf,
+    pub(crate) resolver: String,
+    pub(crate) challenge: String,
+    pub(crate) key_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream: Option<String>,
+    pub(crate) routes: Vec<String>,
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) tls_addr: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) https_port: Option<u16>,
+    pub(crate) admin_addr: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) hsts_max_age: Option<u64>,
+    pub(crate) skip_staging: bool,
+    pub(crate) limits: LimitSettings,
+    /// Every domain set: `-d` (or the file's `domains`) first, then `[[certificates]]`.
+    pub(crate) certificates: Vec<CertificateSettings>,
+}
+
+impl RunSettings {
+    /// Merges `args` (parsed from `matches`, which says whether each value was given or
+    /// defaulted) over the `--config` file, read now.
+    pub(crate) fn resolve(args: &RunArgs, matches: &ArgMatches) -> Result<Self, Failure> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        let pick = |id: &str, arg: &String, file: Option<String>| {
+            if given(id) {
+                arg.clone()
+            } else {
+                file.unwrap_or_else(|| arg.clone())
+            }
+        };
+        let pick_copy = |id: &str, arg: SocketAddr, file: Option<SocketAddr>| {
+            if given(id) { arg } else { file.unwrap_or(arg) }
+        };
+        let flag = |id: &str, arg: bool, file: Option<bool>| {
+            if given(id) { arg } else { file.unwrap_or(arg) }
+        };
+        let RunArgs {
+            config,
+            domains,
+            ca:
+                CaArgs {
+                    ca,
+                    staging_ca,
+                    ca_root,
+                    email,
+                    agree_tos,
+                    eab_kid,
+                    eab_hmac_file,
+                },
+            store: StoreArgs { store, resolver },
+            upstream,
+            routes,
+            challenge,
+            key_type,
+            http_addr,
+            tls_addr,
+            https_port,
+            admin_addr,
+            hsts_max_age,
+            skip_staging,
+            limits,
+        } = args;
+
+        let domains = if given("domains") {
+            domains.clone()
+        } else {
+            file.domains.unwrap_or_default()
+        };
+        let mut certificates = Vec::new();
+        if domains.iter().any(|d| !d.trim().is_empty()) {
+            certificates.push(CertificateSettings {
+                domains: domains.clone(),
+                challenge: None,
+                key_type: None,
+            });
+        }
+        certificates.extend(file.certificates);
+
+        Ok(Self {
+            config: config.clone(),
+            ca: pick("ca", ca, file.ca),
+            staging_ca: staging_ca.clone().or(file.staging_ca),
+            ca_root: ca_root.clone().or(file.ca_root),
+            email: email.clone().or(file.email),
+            agree_tos: flag("agree_tos", *agree_tos, file.agree_tos),
+            eab_kid: eab_kid.clone().or(file.eab_kid),
+            eab_hmac_file: eab_hmac_file.clone().or(file.eab_hmac_file),
+            store: if given("store") {
+                store.clone()
+            } else {
+                file.store.unwrap_or_else(|| store.clone())
+            },
+            resolver: pick("resolver", resolver, file.resolver),
+            challenge: pick("challenge", challenge, file.challenge),
+            key_type: pick("key_type", key_type, file.key_type),
+            upstream: upstream.clone().or(file.upstream),
+            routes: if given("routes") {
+                routes.clone()
+            } else {
+                file.routes.unwrap_or_default()
+            },
+            http_addr: pick_copy("http_addr", *http_addr, file.http_addr),
+            tls_addr: pick_copy("tls_addr", *tls_addr, file.tls_addr),
+            https_port: https_port.or(file.https_port),
+            admin_addr: pick_copy("admin_addr", *admin_addr, file.admin_addr),
+            hsts_max_age: hsts_max_age.or(file.hsts_max_age),
+            skip_staging: flag("skip_staging", *skip_staging, file.skip_staging),
+            limits: merge_limits(limits, file.limits, &given)?,
+            certificates,
+        })
+    }
+
+    /// The CA flags as the shared helpers take them.
+    pub(crate) fn ca_args(&self) -> CaArgs {
+        CaArgs {
+            ca: self.ca.clone(),
+            staging_ca: self.staging_ca.clone(),
+            ca_root: self.ca_root.clone(),
+            email: self.email.clone(),
+            agree_tos: self.agree_tos,
+            eab_kid: self.eab_kid.clone(),
+            eab_hmac_file: self.eab_hmac_file.clone(),
+        }
+    }
+
+    /// The proxy limits.
+    pub(crate) fn proxy_limits(&self) -> berth_proxy::Limits {
+        let l = &self.limits;
+        let mut limits = berth_proxy::Limits::default();
+        limits.header_read_timeout = l.header_timeout;
+        limits.idle_timeout = l.idle_timeout;
+        limits.max_header_bytes = l.max_header_bytes;
+        limits.max_connections = l.max_connections;
+        limits.max_request_body = l.max_body_bytes;
+        limits.upstream_timeout = l.upstream_timeout;
+        limits.shutdown_timeout = l.drain_timeout;
+        limits
+    }
+}
+
+fn merge_limits(
+    args: &LimitArgs,
+    file: FileLimits,
+    given: &dyn Fn(&str) -> bool,
+) -> Result<LimitSettings, Failure> {
+    let duration = |id: &str, arg: Duration, file: Option<String>| match file {
+        Some(text) if !given(id) => crate::cli::duration(&text)
+            .map_err(|e| Failure::usage(format!("--config: limits.{id} = {text:?}: {e}"))),
+        _ => Ok(arg),
+    };
+    let number = |id: &str, arg: usize, file: Option<usize>| {
+        if given(id) { arg } else { file.unwrap_or(arg) }
+    };
+    Ok(LimitSettings {
+        header_timeout: duration("header_timeout", args.header_timeout, file.header_timeout)?,
+        idle_timeout: duration("idle_timeout", args.idle_timeout, file.idle_timeout)?,
+        max_header_bytes: number(
+            "max_header_bytes",
+            args.max_header_bytes,
+            file.max_header_bytes,
+        ),
+        max_connections: number(
+            "max_connections",
+            args.max_connections,
+            file.max_connections,
+        ),
+        max_body_bytes: args.max_body_bytes.or(file.max_body_bytes),
+        upstream_timeout: duration(
+            "upstream_timeout",
+            args.upstream_timeout,
+            file.upstream_timeout,
+        )?,
+        drain_timeout: duration("drain_timeout", args.drain_timeout, file.drain_timeout)?,
+    })
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::usage(format!(
+            "--config {}: {e}; pass a readable TOML file",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        Failure::usage(format!(
+            "--config {}: {}",
+            path.display(),
+            e.to_string().trim_end()
+        ))
+    })
+}
+
+/// Durations printed the way they are written in the file ("30s", "1m 30s").
+mod humantime_serde_text {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn settings(argv: &[&str], file: &str) -> Result<RunSettings, Failure> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        std::fs::write(&path, file).unwrap();
+        let config = path.display().to_string();
+        let mut full = vec!["berth", "run", "--config", &config];
+        full.extend_from_slice(argv);
+        let matches = Cli::command().try_get_matches_from(full).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let (_, sub) = matches.subcommand().unwrap();
+        RunSettings::resolve(&args, sub)
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let file = r#"
+            domains = ["file.example.com"]
+            ca = "letsencrypt"
+            upstream = "http://file:1"
+            http_addr = "127.0.0.1:8080"
+            agree_tos = true
+            [limits]
+            drain_timeout = "3s"
+            [[certificates]]
+            domains = ["extra.example.com"]
+            challenge = "tls-alpn-01"
+        "#;
+        let s = settings(
+            &["--ca", "letsencrypt-staging", "-d", "flag.example.com"],
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.ca, "letsencrypt-staging", "flag beats file");
+        assert_eq!(
+            s.upstream.as_deref(),
+            Some("http://file:1"),
+            "file beats nothing"
+        );
+        assert_eq!(
+            s.http_addr,
+            "127.0.0.1:8080".parse().unwrap(),
+            "file beats default"
+        );
+        assert_eq!(s.tls_addr, "0.0.0.0:443".parse().unwrap(), "default stays");
+        assert!(s.agree_tos);
+        assert_eq!(s.limits.drain_timeout, Duration::from_secs(3));
+        assert_eq!(s.certificates.len(), 2);
+        assert_eq!(s.certificates[0].domains, ["flag.example.com"]);
+        assert_eq!(s.certificates[1].challenge.as_deref(), Some("tls-alpn-01"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_file_and_key() {
+        let Err(e) = settings(&[], "upstrem = \"http://x:1\"") else {
+            panic!("typo accepted")
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("berth.toml") && text.contains("upstrem"),
+            "{text}"
+        );
+        let Err(e) = settings(&[], "[limits]\ndrain_timeout = \"soon\"") else {
+            panic!("bad duration accepted")
+        };
+        assert!(e.to_string().contains("limits.drain_timeout"), "{e}");
+    }
+}
