@@ -49,8 +49,11 @@ pub(crate) async fn send(
         .map_err(|e| format!("building the request to {url}: {e}"))?;
     let exchange = async {
         let response = client.request(request).await.map_err(|e| {
-            let cause =
-                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            // The innermost cause says what happened ("Connection refused").
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
             format!(
                 "no answer from {url} ({cause}); is `berth run` running with this --admin-addr?"
             )
