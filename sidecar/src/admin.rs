@@ -369,7 +369,7 @@ async fn status_page(State(state): State<AdminState>) -> Html<String> {
     }
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth status</title><style>\
-body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse}}td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}}\
+body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse}}td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap}}\
 tr.ok td:nth-child(2){{color:#176f2c}}tr.warn td:nth-child(2){{color:#9a6700}}tr.bad td:nth-child(2){{color:#b42318;font-weight:bold}}</style></head>\
 <body><h1>berth</h1><p>CA: {}</p><table><thead><tr><th>Domains</th><th>Expires in</th><th>Not after</th><th>Next renewal</th><th>Last error</th><th>Backoff until</th></tr></thead>\
 <tbody>{rows}</tbody></table></body></html>",

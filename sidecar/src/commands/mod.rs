@@ -109,9 +109,11 @@ pub(crate) fn find_cert(
     }
 }
 
-/// RFC 3339 text of a time.
+/// RFC 3339 text of a time, to the second.
 pub(crate) fn rfc3339(at: std::time::SystemTime) -> String {
-    time::OffsetDateTime::from(at)
+    let at = time::OffsetDateTime::from(at);
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "?".into())
 }
