@@ -339,3 +339,57 @@ async fn unusable_certificate_files_fail_bind_with_the_path() {
         assert!(!text.contains("PRIVATE KEY-----"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_watched_acme_json_is_served_and_a_broken_one_is_left_alone() {
+    use berth_acme_core::DomainSet;
+    use berth_acme_core::store::AcmeJson;
+
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme.json");
+    let names = DomainSet::parse(["www.example.com"]).unwrap();
+    // Written as Traefik (or `berth run` in another container) would: its own resolver.
+    let mut store = AcmeJson::default();
+    store.upsert(
+        "letsencrypt",
+        &names,
+        &ca.leaf(&["www.example.com"], 41).certificate(),
+    );
+    store.save(&path).unwrap();
+    let upstream = start_upstream().await;
+    let proxy = start_proxy(
+        Proxy::builder()
+            .routes(Routes::single(Upstream::parse(&upstream.url()).unwrap()))
+            .cert_source(CertSource::File(path.clone())),
+    )
+    .await;
+    assert_eq!(
+        served_serial(proxy.tls, "www.example.com", &ca.pem).await,
+        41
+    );
+
+    store.upsert(
+        "letsencrypt",
+        &names,
+        &ca.leaf(&["www.example.com"], 42).certificate(),
+    );
+    store.save(&path).unwrap();
+    wait_for_serial(proxy.tls, &ca.pem, 42, DEADLINE).await;
+
+    let broken = "{\"letsencrypt\": {\"Certificates\": [";
+    atomic_write(&path, broken);
+    eventually("the broken store to be noticed", || {
+        proxy.metrics.snapshot().reload_failures >= 1
+    })
+    .await;
+    assert_eq!(
+        served_serial(proxy.tls, "www.example.com", &ca.pem).await,
+        42
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        broken,
+        "a reader must not move or rewrite a store it does not own"
+    );
+}

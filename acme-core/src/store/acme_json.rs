@@ -94,16 +94,20 @@ impl AcmeJson {
             }
             return Ok(Self::default());
         }
-        match serde_json::from_slice::<Value>(&bytes) {
+        Self::parse(&bytes).map_err(|reason| atomic::quarantine(path, reason))
+    }
+
+    /// Parses the bytes of a store without touching any file: for readers that do not
+    /// own the file (the proxy watching a store another process writes), which must not
+    /// move it aside. Empty input is an empty store; the error says where the JSON breaks.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(root)) => Ok(Self { root }),
-            Ok(_) => Err(atomic::quarantine(
-                path,
-                "the top level is not a JSON object".into(),
-            )),
-            Err(e) => Err(atomic::quarantine(
-                path,
-                format!("line {} column {}", e.line(), e.column()),
-            )),
+            Ok(_) => Err("the top level is not a JSON object".into()),
+            Err(e) => Err(format!("line {} column {}", e.line(), e.column())),
         }
     }
 

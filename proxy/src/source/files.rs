@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_acme_core::store::AcmeJson;
 use berth_acme_core::{CertSet, Certificate};
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -287,13 +288,35 @@ fn load_dir(dir: &Path) -> Result<CertSet, Error> {
     Ok(CertSet::new(certs))
 }
 
-/// Turns the bytes of an `acme.json` store into a certificate set. The store format
-/// belongs to `berth_acme_core::store`; this is the one place that will call it.
-fn load_acme_json(path: &Path, _bytes: &[u8]) -> Result<CertSet, Error> {
-    Err(Error::CertFile {
+/// Turns the bytes of an `acme.json` store into a certificate set: every readable
+/// certificate of every resolver (Traefik's included), unexpired ones only, newest per
+/// set of names. The file is never modified; a broken one is an error, and the caller
+/// keeps serving the previous set.
+fn load_acme_json(path: &Path, bytes: &[u8]) -> Result<CertSet, Error> {
+    let store = AcmeJson::parse(bytes).map_err(|reason| Error::CertFile {
         path: path.to_path_buf(),
-        reason: "reading certificates from acme.json is not available in this build yet; point the proxy at a directory of <name>.pem files instead".into(),
-    })
+        reason: format!("not a valid acme.json: {reason}"),
+    })?;
+    let (stored, unreadable) = store.all_certificates();
+    for entry in &unreadable {
+        tracing::warn!(path = %path.display(), ?entry, "skipping an unreadable certificate in acme.json");
+    }
+    let now = std::time::SystemTime::now();
+    let mut newest: Vec<Certificate> = Vec::new();
+    for cert in stored.into_iter().map(|s| s.certificate) {
+        if !cert.is_valid_at(now) {
+            continue;
+        }
+        match newest
+            .iter_mut()
+            .find(|have| have.info().domains.same_names(&cert.info().domains))
+        {
+            Some(have) if have.info().not_after < cert.info().not_after => *have = cert,
+            Some(_) => {}
+            None => newest.push(cert),
+        }
+    }
+    Ok(CertSet::new(newest))
 }
 
 #[cfg(test)]
