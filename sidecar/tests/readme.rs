@@ -33,5 +33,8 @@ fn every_berth_variable_is_in_the_readme() {
         .iter()
         .filter(|n| !readme.contains(&format!("`{n}`")))
         .collect();
-    assert!(missing.is_empty(), "README.md does not document {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "README.md does not document {missing:?}"
+    );
 }

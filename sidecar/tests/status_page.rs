@@ -65,7 +65,10 @@ async fn status_page_renders_certificates_in_chromium() {
         "DOM: {html}\nstderr: {}",
         String::from_utf8_lossy(&dom.stderr)
     );
-    assert!(html.contains("<tr class=\"ok\">"), "a fresh certificate is green: {html}");
+    assert!(
+        html.contains("<tr class=\"ok\">"),
+        "a fresh certificate is green: {html}"
+    );
     assert!(html.contains(" days</td>"), "{html}");
     assert!(html.contains(&pebble.directory_url()), "{html}");
 
