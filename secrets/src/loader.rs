@@ -68,6 +68,23 @@ pub struct Loaded {
 type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Loads secrets with one policy: size cap, trim mode, empty handling, secrets dir.
+///
+/// ```
+/// use berth_secrets::{Loader, TrimMode};
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("api_token"), "t0ken\n")?; // a Docker secret
+/// let loader = Loader::new()
+///     .with_env(|_| None) // nothing in the environment
+///     .with_secrets_dir(dir.path())
+///     .with_max_bytes(4096);
+/// assert_eq!(loader.require_env("API_TOKEN")?.secret.expose(), "t0ken");
+/// assert!(loader.from_env("OTHER")?.is_none());
+///
+/// let raw = Loader::new().with_mode(TrimMode::Raw);
+/// assert_eq!(raw.read_file_bytes(&dir.path().join("api_token"))?.expose(), b"t0ken\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Loader {
     env: EnvLookup,
     secrets_dir: Option<PathBuf>,

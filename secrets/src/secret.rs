@@ -12,6 +12,12 @@ pub const REDACTED: &str = "[redacted]";
 /// The bytes are overwritten with zeros when the value is dropped; `Debug` and `Display`
 /// print `[redacted]`; there is no `Serialize`. The only way to the content is
 /// [`Secret::expose`], which makes every use greppable.
+///
+/// ```
+/// let password = berth_secrets::Secret::new("hunter2".to_owned());
+/// assert_eq!(format!("{password:?} {password}"), "[redacted] [redacted]");
+/// assert_eq!(password.expose(), "hunter2");
+/// ```
 #[derive(Clone, Default)]
 pub struct Secret(String);
 
@@ -62,6 +68,12 @@ impl fmt::Display for Secret {
 }
 
 /// A binary secret (raw key material), with the same guarantees as [`Secret`].
+///
+/// ```
+/// let key = berth_secrets::SecretBytes::new(vec![0x00, 0xff, 0x10]);
+/// assert_eq!(format!("{key:?}"), "[redacted]");
+/// assert_eq!(key.expose(), &[0x00, 0xff, 0x10]);
+/// ```
 #[derive(Clone, Default)]
 pub struct SecretBytes(Vec<u8>);
 

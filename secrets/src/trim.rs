@@ -12,6 +12,17 @@ pub struct Trimmed {
 }
 
 /// How a value is read.
+///
+/// ```
+/// use berth_secrets::{Loader, TrimMode};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("key");
+/// std::fs::write(&path, "\u{feff}abc\r\n")?;
+/// assert_eq!(Loader::new().read_file(&path)?.expose(), "abc");
+/// let raw = Loader::new().with_mode(TrimMode::Raw).read_file_bytes(&path)?;
+/// assert_eq!(raw.expose(), "\u{feff}abc\r\n".as_bytes());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TrimMode {
     /// Apply the trim policy.

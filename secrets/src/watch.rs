@@ -91,6 +91,25 @@ impl Drop for SecretWatcher {
 ///
 /// The file must be readable now: the initial value is [`SecretWatcher::current`].
 /// Must be called inside a Tokio runtime.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use berth_secrets::{Loader, WatchOptions, watch};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("password");
+/// std::fs::write(&path, "old\n")?;
+/// let mut watcher = watch(&path, Loader::new(), WatchOptions::default())?;
+/// assert_eq!(watcher.current().expose(), "old");
+///
+/// std::fs::write(dir.path().join("password.new"), "new\n")?;
+/// std::fs::rename(dir.path().join("password.new"), &path)?; // rotation
+/// let rotated = watcher.changed().await.expect("watch running")?;
+/// assert_eq!(rotated.expose(), "new");
+/// # Ok(())
+/// # }
+/// ```
 pub fn watch(
     path: impl Into<PathBuf>,
     loader: Loader,
