@@ -60,6 +60,12 @@ pub(crate) async fn run(args: RunArgs, matches: ArgMatches) -> Result<(), Failur
     let (certs, served) = watch::channel(CertSet::default());
 
     let metrics = Metrics::new();
+    // Clients that send no server name (IP addresses, some health checkers) get the
+    // first certificate, as a single-site server would serve them.
+    let default_name = plan
+        .managed
+        .first()
+        .map(|m| m.domains.main().as_str().to_owned());
     let mut proxy = Proxy::builder()
         .tls_addr(settings.tls_addr)
         .http_addr(settings.http_addr)
@@ -69,6 +75,9 @@ pub(crate) async fn run(args: RunArgs, matches: ArgMatches) -> Result<(), Failur
         .tls_alpn01(responders.tls_alpn01.clone())
         .limits(settings.proxy_limits())
         .metrics(metrics.clone());
+    if let Some(name) = default_name {
+        proxy = proxy.default_server_name(name);
+    }
     if let Some(port) = settings.https_port {
         proxy = proxy.https_redirect_port(port);
     }
