@@ -1,0 +1,89 @@
+//! The deployment files use only variables the `berth` binary reads, and never put a
+//! secret value in the environment.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+/// Every `BERTH_*` name declared with `env = "..."` in the binary's sources.
+fn known_variables() -> Vec<String> {
+    let mut names = vec!["BERTH_LOG".to_owned(), "BERTH_SECRETS_DIR".to_owned()];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sidecar/src");
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(path).unwrap();
+                for part in text.split("env = \"").skip(1) {
+                    names.push(part.chars().take_while(|c| *c != '"').collect());
+                }
+            }
+        }
+    }
+    names
+}
+
+fn used_variables(text: &str) -> Vec<String> {
+    let mut used = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("BERTH_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        used.push(name.clone());
+        rest = &rest[at + name.len()..];
+    }
+    used
+}
+
+#[test]
+fn deployment_files_use_real_variables_and_secrets_only_as_files() {
+    let known = known_variables();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        dir.join("compose.yaml"),
+        dir.join("stack.yaml"),
+        dir.join("kubernetes/pod.yaml"),
+        dir.join("../Dockerfile"),
+    ] {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let used = used_variables(&text);
+        assert!(
+            !used.is_empty(),
+            "{} uses no BERTH_ variable",
+            file.display()
+        );
+        for name in used {
+            assert!(
+                known.contains(&name),
+                "{}: {name} is not a berth variable",
+                file.display()
+            );
+            assert_ne!(
+                name,
+                "BERTH_EAB_HMAC",
+                "{}: secrets go in *_FILE",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_image_runs_as_non_root_with_a_healthcheck_and_sigterm() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile"))
+        .unwrap();
+    assert!(text.contains("HEALTHCHECK"), "no HEALTHCHECK");
+    assert!(text.contains("CMD [\"berth\", \"healthcheck\"]"));
+    assert!(text.contains("STOPSIGNAL SIGTERM"));
+    let user = text
+        .lines()
+        .rfind(|l| l.starts_with("USER "))
+        .expect("a USER line");
+    assert!(!user.contains("root") || user.contains("nonroot"), "{user}");
+    assert!(!user.starts_with("USER 0"), "{user}");
+}
