@@ -1,7 +1,7 @@
 //! Running the real `berth` binary as a sidecar in tests: a tiny upstream app, the
 //! process with its output captured to files, and real clients (curl, openssl).
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
