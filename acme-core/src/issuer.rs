@@ -155,7 +155,7 @@ impl Issuer {
             domains = %domains,
             serial = %certificate.info().serial_hex,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "certificate issued"
+            "order finalized; certificate downloaded and verified"
         );
         Ok(certificate)
     }

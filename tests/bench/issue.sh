@@ -102,7 +102,6 @@ kill "$sidecar_pid" 2>/dev/null || true
 wait "$sidecar_pid" 2>/dev/null || true
 sidecar_pid=""
 [ -n "$fifty" ] || { echo "berth run did not get 50 certificates within 60 s" >&2; tail -20 "$work/fifty.log" >&2; exit 1; }
-issued=$(grep -c '"order_count"\|certificate issued' "$work/fifty.log" || true)
 
 ratio=$(awk -v b="$berth_mean" -v l="$lego_mean" 'BEGIN { printf "%.2f", b / l }')
 verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 0.5) ? "met" : "missed" }')
