@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# Shared by the benchmarks: build berth once (release), machine description, and
-# replacing one marked section of BENCHMARKS.md.
+# Shared by the benchmarks: build berth once (release), install missing tools, pick free
+# loopback ports, describe the machine, and replace one marked section of BENCHMARKS.md.
 
 bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-# Builds the release binary once; later runs reuse target/.
+# Builds the release binary once; later runs (and the other benchmark) reuse target/.
 bench_build_berth() {
+  echo "==> cargo build --release -p berth" >&2
   (cd "$bench_root" && cargo build --release -p berth --locked --quiet)
   BERTH="$bench_root/target/release/berth"
   export BERTH
 }
 
-# Installs the Debian packages a benchmark needs, when missing.
+# bench_require CMD:PACKAGE...: installs the Debian packages whose command is missing.
 bench_require() {
-  local missing=()
-  local dep
+  local missing=() dep
   for dep in "$@"; do
     local cmd=${dep%%:*} pkg=${dep#*:}
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
@@ -22,16 +22,81 @@ bench_require() {
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+    echo "==> installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   fi
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on now (other test runs may hold the
+# usual Pebble ports, so the benchmarks never rely on fixed ones).
+bench_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Exports free PEBBLE_{LISTEN,HTTP,TLS,DNS}_PORT for scripts/pebble-env.sh (which uses
+# LISTEN+1 for Pebble's management API and DNS+1 for pebble-challtestsrv's).
+bench_pebble_ports() {
+  local ports
+  ports=$(python3 - <<'PY'
+import random, socket
+def free(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+picked = []
+while len(picked) < 4:
+    p = random.randrange(20000, 60000, 2)
+    if free(p) and free(p + 1) and p not in picked:
+        picked.append(p)
+print(*picked)
+PY
+)
+  read -r PEBBLE_LISTEN_PORT PEBBLE_HTTP_PORT PEBBLE_TLS_PORT PEBBLE_DNS_PORT <<<"$ports"
+  export PEBBLE_LISTEN_PORT PEBBLE_HTTP_PORT PEBBLE_TLS_PORT PEBBLE_DNS_PORT
 }
 
 # One line describing the machine.
 bench_machine() {
   local cpu
   cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-  echo "$(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+  echo "$(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
+}
+
+# The berth commit measured, with "+local changes" when the tree differs from it.
+bench_berth_revision() {
+  local rev
+  rev=$(git -C "$bench_root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if ! git -C "$bench_root" diff --quiet HEAD -- acme-core proxy secrets sidecar Cargo.lock 2>/dev/null; then
+    rev="$rev+local changes"
+  fi
+  echo "$rev"
+}
+
+# Debian package version of a tool, or "?".
+bench_pkg_version() {
+  dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"
+}
+
+# Waits (up to 60 s) for the machine to be quiet, so a build or test run of someone else
+# does not share the cores with a measurement; prints the 1-minute load average seen.
+bench_wait_quiet() {
+  local load
+  for _ in $(seq 1 60); do
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    awk -v l="$load" 'BEGIN { exit !(l < 0.5) }' && break
+    sleep 1
+  done
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  awk -v l="$load" 'BEGIN { exit !(l >= 0.5) }' &&
+    echo "warning: load average is $load; other work shares the cores with this benchmark" >&2
+  echo "$load"
 }
 
 # bench_write_section NAME FILE: replaces the text between
@@ -55,11 +120,12 @@ open(path, "w").write(text)
 PY
 }
 
-# Wall-clock seconds of a command, with nanosecond resolution.
+# Wall-clock seconds of a command (output to the log file $1), millisecond resolution.
 bench_time() {
-  local start end
+  local log=$1 start end
+  shift
   start=$(date +%s.%N)
-  "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
+  "$@" >"$log" 2>&1 || { echo "FAILED: $*; log:" >&2; tail -20 "$log" >&2; return 1; }
   end=$(date +%s.%N)
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
 }
