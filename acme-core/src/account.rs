@@ -34,6 +34,7 @@ use crate::ca::Ca;
 use crate::certificate::Certificate;
 use crate::crypto;
 use crate::error::{AcmeProblem, Error};
+use crate::renewal::RenewalWindow;
 
 /// How long one request to the CA may take, connection and body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -278,32 +279,13 @@ impl AcmeAccount {
         &self,
         certificate: &Certificate,
     ) -> Result<Option<RenewalWindow>, Error> {
-        let leaf = leaf_der(certificate)?;
-        let (_, parsed) =
-            X509Certificate::from_der(&leaf).map_err(|e| invalid_cert(certificate, e))?;
-        let aki = parsed
-            .extensions()
-            .iter()
-            .find_map(|ext| match ext.parsed_extension() {
-                ParsedExtension::AuthorityKeyIdentifier(aki) => aki.key_identifier.as_ref(),
-                _ => None,
-            });
-        let Some(aki) = aki else {
+        let Some(id) = certificate_id(certificate)? else {
             // RFC 9773 §4.1 identifies a certificate by its AKI; without one there is
             // nothing to ask about.
             return Ok(None);
         };
-        let id = CertificateIdentifier::new(
-            Der::from_slice(aki.0),
-            Der::from_slice(parsed.tbs_certificate.raw_serial()),
-        );
         match self.account.renewal_info(&id).await {
-            Ok((info, retry_after)) => Ok(Some(RenewalWindow {
-                start: info.suggested_window.start.into(),
-                end: info.suggested_window.end.into(),
-                explanation_url: info.explanation_url,
-                check_again_after: retry_after,
-            })),
+            Ok((info, retry_after)) => Ok(Some(RenewalWindow::from_info(info, retry_after))),
             Err(instant_acme::Error::Unsupported(_)) => Ok(None),
             Err(e) => Err(self.error("fetching renewal information", e)),
         }
@@ -319,17 +301,27 @@ impl AcmeAccount {
     }
 }
 
-/// A CA's suggested renewal window for a certificate (RFC 9773 §4.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenewalWindow {
-    /// Renew no earlier than this.
-    pub start: SystemTime,
-    /// Renew before this.
-    pub end: SystemTime,
-    /// Why the window is where it is, if the CA explains it.
-    pub explanation_url: Option<String>,
-    /// When to ask again (the CA's `Retry-After`).
-    pub check_again_after: Duration,
+/// The RFC 9773 §4.1 identifier of `certificate` (authority key identifier and serial),
+/// or `None` when it carries no AKI.
+pub(crate) fn certificate_id(
+    certificate: &Certificate,
+) -> Result<Option<CertificateIdentifier<'static>>, Error> {
+    let leaf = leaf_der(certificate)?;
+    let (_, parsed) = X509Certificate::from_der(&leaf).map_err(|e| invalid_cert(certificate, e))?;
+    let aki = parsed
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => aki.key_identifier.as_ref(),
+            _ => None,
+        });
+    Ok(aki.map(|aki| {
+        CertificateIdentifier::new(
+            Der::from_slice(aki.0),
+            Der::from_slice(parsed.tbs_certificate.raw_serial()),
+        )
+        .into_owned()
+    }))
 }
 
 impl From<RevocationReason> for instant_acme::RevocationReason {

@@ -11,7 +11,7 @@ use instant_acme::{
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use tokio::time::Instant;
 
-use crate::account::{AcmeAccount, BAD_NONCE_ROUNDS, is_bad_nonce, problem};
+use crate::account::{AcmeAccount, BAD_NONCE_ROUNDS, certificate_id, is_bad_nonce, problem};
 use crate::certificate::Certificate;
 use crate::challenge::{ChallengeKind, PendingChallenge, Solver};
 use crate::domain::{DomainName, DomainSet};
@@ -57,6 +57,10 @@ pub struct OrderRequest {
     pub key_type: KeyType,
     /// The longest the order may take, validation and certificate included.
     pub timeout: Duration,
+    /// The certificate this order renews. Named in the order (RFC 9773 `replaces`) when
+    /// the CA supports renewal information, which exempts the renewal from some of its
+    /// rate limits; ignored otherwise.
+    pub replaces: Option<Certificate>,
 }
 
 impl OrderRequest {
@@ -66,6 +70,7 @@ impl OrderRequest {
             domains,
             key_type: KeyType::default(),
             timeout: DEFAULT_ORDER_TIMEOUT,
+            replaces: None,
         }
     }
 }
@@ -86,6 +91,33 @@ impl Issuer {
     /// The account orders are placed with.
     pub fn account(&self) -> &AcmeAccount {
         &self.account
+    }
+
+    /// Places the order, naming the replaced certificate when there is one. A CA without
+    /// renewal information, or one that says the certificate was already replaced, gets
+    /// the plain order instead: `replaces` is an optimisation, never a reason to fail.
+    async fn new_order(
+        &self,
+        identifiers: &[Identifier],
+        replaces: Option<&Certificate>,
+    ) -> Result<Order, Error> {
+        let plain = NewOrder::new(identifiers);
+        if let Some(id) = replaces.map(certificate_id).transpose()?.flatten() {
+            let named = NewOrder::new(identifiers).replaces(id);
+            match retry_bad_nonce!(self.account.inner().new_order(&named)) {
+                Ok(order) => return Ok(order),
+                Err(instant_acme::Error::Unsupported(_)) => {}
+                Err(instant_acme::Error::Api(p))
+                    if p.r#type.as_deref()
+                        == Some("urn:ietf:params:acme:error:alreadyReplaced") =>
+                {
+                    tracing::debug!(ca = %self.account.ca().name(), "certificate already replaced; ordering without `replaces`");
+                }
+                Err(e) => return Err(self.account.error("placing an order", e)),
+            }
+        }
+        retry_bad_nonce!(self.account.inner().new_order(&plain))
+            .map_err(|e| self.account.error("placing an order", e))
     }
 
     /// Orders a certificate for `request.domains` and waits for it.
@@ -110,9 +142,9 @@ impl Issuer {
 
         let started = Instant::now();
         let identifiers = domains.names().iter().map(identifier).collect::<Vec<_>>();
-        let new_order = NewOrder::new(&identifiers);
-        let mut order = retry_bad_nonce!(self.account.inner().new_order(&new_order))
-            .map_err(|e| self.account.error("placing an order", e))?;
+        let mut order = self
+            .new_order(&identifiers, request.replaces.as_ref())
+            .await?;
         tracing::info!(
             ca = %self.account.ca().name(),
             domains = %domains,

@@ -29,9 +29,10 @@ mod issuer;
 mod key;
 pub mod ledger;
 mod manager;
+mod renewal;
 pub mod store;
 
-pub use account::{AccountConfig, AcmeAccount, Eab, RenewalWindow, RevocationReason};
+pub use account::{AccountConfig, AcmeAccount, Eab, RevocationReason};
 pub use ca::{Ca, CaError, CaFamily};
 pub use certificate::{CertInfo, Certificate};
 pub use certset::CertSet;
@@ -40,4 +41,5 @@ pub use domain::{DomainError, DomainName, DomainSet, MAX_NAMES_PER_CERTIFICATE};
 pub use error::{AcmeProblem, Error};
 pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderRequest};
 pub use key::{KeyType, KeyTypeError};
-pub use manager::{CertEvent, CertManager, ManagedCert, ManagerConfig, Outcome, renewal_due};
+pub use manager::{CertEvent, CertManager, ManagedCert, ManagerConfig, Outcome};
+pub use renewal::{RenewalHint, RenewalWindow, due_at, renewal_due};

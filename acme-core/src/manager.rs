@@ -6,7 +6,6 @@
 //! alike — so the failure ledger, the rate budget and staging-first apply to all of them.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,6 +24,7 @@ use crate::error::Error;
 use crate::issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderRequest};
 use crate::key::KeyType;
 use crate::ledger::BackoffPolicy;
+use crate::renewal::{RenewalHint, due_at, renewal_due};
 use crate::store::{
     AcmeJson, LedgerEntry, StagingProof, State, StoredAccount, ledger_key, state_path,
 };
@@ -306,7 +306,12 @@ impl CertManager {
         let now = SystemTime::now();
         let stored = self.find_stored(&store, &managed.domains);
         if let Some(cert) = &stored {
-            let renew_at = renewal_due(cert);
+            let hint = if !force && cert.is_valid_at(now) {
+                self.renewal_hint(cert, &key, &state, now).await
+            } else {
+                None
+            };
+            let renew_at = due_at(cert, hint.as_ref());
             if !force && cert.is_valid_at(now) && now < renew_at {
                 return Ok(Outcome::Valid {
                     certificate: cert.clone(),
@@ -348,7 +353,7 @@ impl CertManager {
             return Err(refusal.into());
         }
 
-        match self.order(managed, &state, stored.is_some()).await {
+        match self.order(managed, &state, stored.as_ref()).await {
             Ok(certificate) => {
                 self.record_success(managed, &certificate).await?;
                 let not_after = certificate.info().not_after;
@@ -427,7 +432,7 @@ impl CertManager {
             .map(|m| {
                 let due = self
                     .find_stored(&store, &m.domains)
-                    .map(|c| renewal_due(&c))
+                    .map(|c| due_at(&c, state.renewal_hint(&c.info().serial_hex)))
                     .unwrap_or(now);
                 let backoff = state
                     .ledger_entry(ca_url, &m.domains.key())
@@ -437,6 +442,54 @@ impl CertManager {
             })
             .min()
             .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// The CA's renewal advice for `cert` (ARI): the remembered answer while it is fresh,
+    /// else the CA is asked — with the stored account only, never registering one just
+    /// to ask — and the answer remembered. Failures fall back to the earlier advice.
+    async fn renewal_hint(
+        &self,
+        cert: &Certificate,
+        domains: &str,
+        state: &State,
+        now: SystemTime,
+    ) -> Option<RenewalHint> {
+        let ca_url = self.config.account.ca.directory();
+        let serial = &cert.info().serial_hex;
+        let previous = state.renewal_hint(serial);
+        if let Some(hint) = previous.filter(|h| !h.is_stale(now)) {
+            return Some(hint.clone());
+        }
+        let credentials = state.accounts.get(ca_url)?.credentials.clone();
+        let answer =
+            match AcmeAccount::load_or_create(&self.config.account, Some(&credentials)).await {
+                Ok((account, _)) => account.renewal_window(cert).await,
+                Err(e) => Err(e),
+            };
+        let hint = match answer {
+            Ok(window) => {
+                let hint = RenewalHint::from_answer(domains, window.as_ref(), previous, now);
+                if let Some(at) = hint.renew_at.filter(|at| *at < renewal_due(cert)) {
+                    tracing::info!(domains = %domains, ca = %ca_url, renew_at = %budget::rfc3339(at), explanation = hint.explanation_url.as_deref().unwrap_or("none given"), "the CA suggests renewing early (ACME Renewal Information)");
+                }
+                hint
+            }
+            Err(e) => {
+                tracing::warn!(domains = %domains, ca = %ca_url, error = %e, "could not fetch renewal information; keeping the earlier schedule");
+                RenewalHint::after_error(domains, previous, now)
+            }
+        };
+        let key = serial.clone();
+        let stored = hint.clone();
+        if let Err(e) = self
+            .update_state(|s| {
+                s.renewal_hints.insert(key, stored);
+            })
+            .await
+        {
+            tracing::error!(error = %e, "could not record renewal information");
+        }
+        Some(hint)
     }
 
     /// A stored certificate for exactly these names: berth's resolver first, then any
@@ -461,13 +514,13 @@ impl CertManager {
         &self,
         managed: &ManagedCert,
         state: &State,
-        renewal: bool,
+        replaces: Option<&Certificate>,
     ) -> Result<Certificate, Error> {
         let ca = &self.config.account.ca;
         let key = managed.domains.key();
         if let Some(staging) = ca
             .staging_directory()
-            .filter(|_| !self.config.skip_staging && !renewal)
+            .filter(|_| !self.config.skip_staging && replaces.is_none())
         {
             if !state.staging_proven(ca.directory(), &key) {
                 let staging_ca =
@@ -475,7 +528,7 @@ impl CertManager {
                 tracing::info!(domains = %key, ca = %staging, "proving the domain set on the staging CA first");
                 let mut account = self.config.account.clone();
                 account.ca = staging_ca;
-                self.order_from(&account, managed).await?;
+                self.order_from(&account, managed, None).await?;
                 let proof = StagingProof {
                     ca: ca.directory().to_owned(),
                     staging: staging.to_owned(),
@@ -490,13 +543,15 @@ impl CertManager {
             }
         }
         tracing::info!(domains = %key, ca = %ca.directory(), staging = ca.is_staging(), "placing order");
-        self.order_from(&self.config.account, managed).await
+        self.order_from(&self.config.account, managed, replaces)
+            .await
     }
 
     async fn order_from(
         &self,
         account_config: &AccountConfig,
         managed: &ManagedCert,
+        replaces: Option<&Certificate>,
     ) -> Result<Certificate, Error> {
         let solver = self
             .solvers
@@ -541,6 +596,7 @@ impl CertManager {
             domains: managed.domains.clone(),
             key_type: managed.key_type,
             timeout: self.config.order_timeout,
+            replaces: replaces.cloned(),
         };
         Issuer::new(account, solver).issue(&request).await
     }
@@ -559,6 +615,8 @@ impl CertManager {
         let path = state_path(&self.config.store);
         let mut state = State::load(&path)?;
         state.ledger.remove(&ledger_key(&ca, &key));
+        // Advice about the replaced certificate no longer applies.
+        state.renewal_hints.retain(|_, hint| hint.domains != key);
         let now = SystemTime::now();
         state.history.push(HistoryEvent {
             at: now,
@@ -662,46 +720,9 @@ fn classify(error: &Error) -> (String, Option<SystemTime>, Option<String>) {
     }
 }
 
-/// When a certificate is due: two thirds into its validity (day 60 of 90, day 30 of 45,
-/// day 4 of 6), minus up to 1/30 of the lifetime chosen from the serial, so a fleet
-/// spreads out but one certificate's due time is the same across restarts.
-pub fn renewal_due(certificate: &Certificate) -> SystemTime {
-    let info = certificate.info();
-    let lifetime = info.lifetime();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    info.serial_hex.hash(&mut hasher);
-    let spread = lifetime / 30;
-    let jitter = if spread.is_zero() {
-        Duration::ZERO
-    } else {
-        Duration::from_nanos(
-            hasher.finish() % u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX).max(1),
-        )
-    };
-    info.not_before + lifetime * 2 / 3 - jitter
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_secrets::Secret;
-    use rcgen::{CertificateParams, KeyPair};
-
-    #[test]
-    fn due_two_thirds_into_validity_with_stable_jitter() {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["a.example.com".to_string()]).unwrap();
-        params.not_before = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        params.not_after = params.not_before + time::Duration::days(90);
-        let pem = params.self_signed(&key).unwrap().pem();
-        let cert = Certificate::from_pem(&pem, Secret::new(key.serialize_pem())).unwrap();
-        let due = renewal_due(&cert);
-        let start = cert.info().not_before;
-        let at = due.duration_since(start).unwrap();
-        assert!(at <= Duration::from_secs(60 * 86400), "{at:?}");
-        assert!(at >= Duration::from_secs(57 * 86400), "{at:?}");
-        assert_eq!(due, renewal_due(&cert));
-    }
 
     #[test]
     fn managed_cert_refuses_wildcards_without_dns() {

@@ -14,7 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_acme_core::store::{State as BerthState, state_path};
-use berth_acme_core::{CertEvent, CertManager, Outcome, renewal_due};
+use berth_acme_core::{CertEvent, CertManager, Outcome, due_at};
 use berth_proxy::Metrics;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -124,7 +124,7 @@ impl AdminState {
                     issuer: cert.map(|c| c.info().issuer.clone()),
                     not_before: cert.map(|c| c.info().not_before),
                     not_after: cert.map(|c| c.info().not_after),
-                    renew_at: cert.map(renewal_due),
+                    renew_at: cert.map(|c| due_at(c, ledger.renewal_hint(&c.info().serial_hex))),
                     valid: cert.is_some_and(|c| c.is_valid_at(now)),
                     last_error: entry.map(|e| e.last_error.clone()),
                     backoff_until: entry.map(|e| e.next_attempt_at).filter(|t| *t > now),

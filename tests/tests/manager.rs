@@ -15,7 +15,7 @@ use berth_acme_core::challenge::{
 use berth_acme_core::store::{AcmeJson, State, state_path};
 use berth_acme_core::{
     AccountConfig, Ca, CertManager, ChallengeKind, DomainSet, Error, KeyType, ManagedCert,
-    ManagerConfig, Outcome,
+    ManagerConfig, Outcome, renewal_due,
 };
 use berth_tests::{Pebble, PebbleOptions};
 use issue_support::{bounded, pebble_config};
@@ -246,6 +246,52 @@ async fn short_lived_certificate_is_renewed_and_published() {
             "acme.json holds the renewed certificate"
         );
         assert!(pebble.orders_received() >= 2);
+        let state = State::load(&state_path(&store)).unwrap();
+        assert!(
+            state.renewal_hint(&serials[0]).is_none(),
+            "renewal advice about the replaced certificate is dropped"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_renewal_information_the_two_thirds_schedule_holds() {
+    bounded(async {
+        // Debian's Pebble 2.4 has no ARI endpoint: the fallback path, end to end.
+        let pebble = Pebble::start().await;
+        let responder = Http01Responder::new();
+        let _listener = listen(pebble.http_port(), &responder).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("acme.json");
+        let cert = managed(&["ari.example.com"]);
+        let m = manager(
+            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            &cert,
+            &responder,
+        );
+        let issued = m.ensure(&cert, false).await.unwrap();
+        assert!(matches!(issued, Outcome::Issued(_)), "{issued:?}");
+
+        let before = SystemTime::now();
+        let Outcome::Valid {
+            certificate,
+            renew_at,
+        } = m.ensure(&cert, false).await.unwrap()
+        else {
+            panic!("a fresh certificate is kept");
+        };
+        assert_eq!(renew_at, renewal_due(&certificate));
+        let state = State::load(&state_path(&store)).unwrap();
+        let hint = state
+            .renewal_hint(&certificate.info().serial_hex)
+            .expect("the answer is remembered");
+        assert_eq!(hint.renew_at, None);
+        assert!(
+            hint.check_again_at >= before + Duration::from_secs(23 * 3600),
+            "a CA without ARI is asked again in a day, not every pass"
+        );
+        assert_eq!(pebble.orders_received(), 1);
     })
     .await;
 }

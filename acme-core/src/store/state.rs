@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use super::StoreError;
 use super::atomic::{self, PRIVATE_MODE};
 use crate::budget::HistoryEvent;
+use crate::renewal::RenewalHint;
 
 /// The newest state format this build reads and writes.
 pub const STATE_VERSION: u32 = 1;
@@ -40,6 +41,10 @@ pub struct State {
     /// Certificates berth revoked.
     #[serde(default)]
     pub revoked: Vec<RevokedCert>,
+    /// The issuing CA's renewal advice (ARI) per stored certificate, by serial (lower-case
+    /// hex).
+    #[serde(default)]
+    pub renewal_hints: BTreeMap<String, RenewalHint>,
 }
 
 impl Default for State {
@@ -51,6 +56,7 @@ impl Default for State {
             history: Vec::new(),
             staging_proofs: Vec::new(),
             revoked: Vec::new(),
+            renewal_hints: BTreeMap::new(),
         }
     }
 }
@@ -172,6 +178,11 @@ impl State {
     /// The ledger entry for a domain set at a CA.
     pub fn ledger_entry(&self, ca: &str, domains: &str) -> Option<&LedgerEntry> {
         self.ledger.get(&ledger_key(ca, domains))
+    }
+
+    /// The CA's renewal advice for the certificate with `serial_hex`, if berth asked.
+    pub fn renewal_hint(&self, serial_hex: &str) -> Option<&RenewalHint> {
+        self.renewal_hints.get(serial_hex)
     }
 
     /// Whether a domain set was proven on `ca`'s staging endpoint.

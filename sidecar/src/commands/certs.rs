@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use berth_acme_core::renewal_due;
+use berth_acme_core::due_at;
 use berth_acme_core::store::{State, StoredCert, export_combined, export_live, state_path};
 
 use super::{days_left, find_cert, read_store, rfc3339};
@@ -34,7 +34,8 @@ fn cert_json(cert: &StoredCert, state: &State) -> serde_json::Value {
         "not_before": rfc3339(info.not_before),
         "not_after": rfc3339(info.not_after),
         "days_left": days_left(info.not_after),
-        "renew_at": rfc3339(renewal_due(&cert.certificate)),
+        "renew_at": rfc3339(due_at(&cert.certificate, state.renewal_hint(&info.serial_hex))),
+        "renewal_window": state.renewal_hint(&info.serial_hex).and_then(|h| h.window).map(|(start, end)| serde_json::json!({"start": rfc3339(start), "end": rfc3339(end)})),
         "revoked": revoked.map(|r| rfc3339(r.at)),
         "last_error": backoff.map(|e| e.last_error.clone()),
         "consecutive_failures": backoff.map(|e| e.consecutive_failures),
