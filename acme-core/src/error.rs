@@ -217,6 +217,9 @@ pub enum Error {
         /// The challenge asked for.
         challenge: ChallengeKind,
     },
+    /// DNS-01 could not publish, check or remove a record.
+    #[error(transparent)]
+    Dns(#[from] crate::challenge::dns01::DnsError),
     /// A challenge solver could not publish or withdraw its response.
     #[error("could not {action} the {challenge} response for {identifier}: {reason}")]
     ChallengeSolver {

@@ -201,7 +201,13 @@ impl Issuer {
         started: Instant,
         request: &OrderRequest,
     ) -> Result<String, Error> {
-        self.present_and_ready(order, kind, presented).await?;
+        // Every response is presented first and made visible (DNS propagation) before
+        // the CA is told to validate any of them: a wildcard and its apex share one TXT
+        // name, and one propagation wait covers all names.
+        self.present_and_ready(order, kind, presented, false)
+            .await?;
+        self.solver.wait_visible(presented).await?;
+        self.present_and_ready(order, kind, presented, true).await?;
 
         match self.poll(order, Phase::Ready, started, request).await? {
             Polled::Ready => {}
@@ -226,14 +232,15 @@ impl Issuer {
         }
     }
 
-    /// Presents a response for every pending authorization and tells the CA to validate
-    /// it (RFC 8555 §7.5.1). Authorizations the CA already holds as valid (reused from an
-    /// earlier order) need nothing.
+    /// Presents a response for every pending authorization and, with `set_ready`, tells
+    /// the CA to validate it (RFC 8555 §7.5.1). Authorizations the CA already holds as
+    /// valid (reused from an earlier order) need nothing; a response is presented once.
     async fn present_and_ready(
         &self,
         order: &mut Order,
         kind: ChallengeKind,
         presented: &mut Vec<PendingChallenge>,
+        set_ready: bool,
     ) -> Result<(), Error> {
         let ca = self.account.ca().to_string();
         let mut ready: HashSet<String> = HashSet::new();
@@ -294,6 +301,9 @@ impl Issuer {
                         self.solver.present(pending).await?;
                         tracing::debug!(identifier = %identifier, challenge = %kind, "presented challenge response");
                     }
+                }
+                if !set_ready {
+                    continue;
                 }
                 match challenge.set_ready().await {
                     Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue 'rounds,

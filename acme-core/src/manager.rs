@@ -716,6 +716,7 @@ fn classify(error: &Error) -> (String, Option<SystemTime>, Option<String>) {
         ),
         Error::OrderTimeout { .. } => ("timeout".into(), None, None),
         Error::CaUnreachable { .. } => ("ca-unreachable".into(), None, None),
+        Error::Dns(_) => ("dns".into(), None, None),
         _ => ("error".into(), None, None),
     }
 }

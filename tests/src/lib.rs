@@ -1,4 +1,4 @@
-//! berth's end-to-end test harness: real Pebble, pebble-challtestsrv (and later BIND)
+//! berth's end-to-end test harness: real Pebble, pebble-challtestsrv and BIND
 //! started on free loopback ports, stopped on drop.
 //!
 //! Every ACME test in the workspace goes through [`Pebble`]; nothing here mocks a CA.
@@ -7,10 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bind;
 mod http;
 mod pebble;
 mod tools;
 
+pub use bind::{Bind, BindZone};
 pub use http::{HttpsResponse, https_get, tls_client_config};
 pub use pebble::{Pebble, PebbleOptions};
 pub use tools::{free_port, require_tool, wait_for_port};

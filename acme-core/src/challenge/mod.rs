@@ -6,6 +6,7 @@
 //! berth proxy, an embedding app, or the standalone listeners of `berth issue`) answers
 //! from them.
 
+pub mod dns01;
 mod http01;
 mod listener;
 mod solver;

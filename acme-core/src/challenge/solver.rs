@@ -1,7 +1,8 @@
 //! [`Solver`]: how the order flow publishes a challenge response and withdraws it.
 //!
 //! HTTP-01 and TLS-ALPN-01 write into the shared responders that whatever owns :80 /
-//! :443 answers from; a DNS-01 provider plugs in later as another `Arc<dyn Solver>`.
+//! :443 answers from; DNS-01 ([`Dns01Solver`](super::dns01::Dns01Solver)) writes TXT
+//! records through a DNS provider.
 
 use std::fmt;
 use std::future::Future;
@@ -33,6 +34,15 @@ pub trait Solver: Send + Sync + fmt::Debug {
 
     /// Withdraws the response for `challenge`.
     fn cleanup<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a>;
+
+    /// Returns once every presented response is visible where the CA will look — DNS-01
+    /// waits for the zone's nameservers here. Called once per order, after every
+    /// `present` and before the CA is told to validate. Responses served by this
+    /// process are visible at once, which is the default.
+    fn wait_visible<'a>(&'a self, challenges: &'a [PendingChallenge]) -> SolverFuture<'a> {
+        let _ = challenges;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// One challenge the CA wants answered: the name, the token, and the key authorization

@@ -2,7 +2,7 @@
 //! export. Every file that holds a key is written atomically with mode 0600.
 
 mod acme_json;
-mod atomic;
+pub(crate) mod atomic;
 mod error;
 mod export;
 mod state;

@@ -1,0 +1,132 @@
+//! The record journal: every TXT record berth adds is written here first and struck off
+//! once removed, so records left behind by a crash (or a failed removal) are found and
+//! removed on the next run instead of piling up in the zone.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::provider::TxtRecord;
+use crate::store::atomic::{self, PRIVATE_MODE};
+
+/// One record berth added and has not removed yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    pub(crate) record: TxtRecord,
+    /// The provider that added it (`describe()`), for the log.
+    pub(crate) provider: String,
+    pub(crate) added_at: SystemTime,
+}
+
+/// The journal file (JSON, 0600, written atomically).
+#[derive(Debug, Clone)]
+pub(crate) struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The entries; an unreadable journal is reported and treated as empty (it only
+    /// ever makes cleanup more thorough, never blocks an order).
+    pub(crate) fn entries(&self) -> Vec<Entry> {
+        match atomic::read_optional(&self.path) {
+            Ok(None) => Vec::new(),
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %self.path.display(), error = %e, "DNS record journal is unreadable; ignoring it");
+                Vec::new()
+            }),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot read the DNS record journal");
+                Vec::new()
+            }
+        }
+    }
+
+    fn save(&self, entries: &[Entry]) {
+        if entries.is_empty() {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => {}
+            }
+        }
+        let bytes = serde_json::to_vec_pretty(entries).unwrap_or_default();
+        if let Err(e) = atomic::write_atomic(&self.path, &bytes, PRIVATE_MODE) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot write the DNS record journal");
+        }
+    }
+
+    pub(crate) fn add(&self, record: &TxtRecord, provider: String) {
+        let mut entries = self.entries();
+        entries.push(Entry {
+            record: record.clone(),
+            provider,
+            added_at: SystemTime::now(),
+        });
+        self.save(&entries);
+    }
+
+    pub(crate) fn remove(&self, record: &TxtRecord) {
+        let mut entries = self.entries();
+        let before = entries.len();
+        entries.retain(|e| e.record != *record);
+        if entries.len() != before {
+            self.save(&entries);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn record(value: &str) -> TxtRecord {
+        TxtRecord {
+            fqdn: "_acme-challenge.example.com.".into(),
+            zone: "example.com.".into(),
+            value: value.into(),
+            ttl: 60,
+        }
+    }
+
+    #[test]
+    fn records_are_added_struck_off_and_the_file_goes_when_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path().join("acme.json.berth-dns"));
+        journal.add(&record("a"), "exec (x)".into());
+        journal.add(&record("b"), "exec (x)".into());
+        assert_eq!(
+            std::fs::metadata(journal.path())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        journal.remove(&record("a"));
+        let left: Vec<_> = journal.entries().into_iter().map(|e| e.record).collect();
+        assert_eq!(left, vec![record("b")]);
+        journal.remove(&record("b"));
+        assert!(!journal.path().exists());
+    }
+
+    #[test]
+    fn a_corrupt_journal_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        std::fs::write(&path, "{not json").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Journal::new(&path).entries().is_empty());
+    }
+}

@@ -1,0 +1,243 @@
+//! The lookups DNS-01 needs before and after an update: where `_acme-challenge` really
+//! points (CNAME delegation), which zone holds a name (SOA walk), the zone's
+//! authoritative nameservers, and what TXT values a given server answers.
+//!
+//! Plain UDP queries with hickory's client, one server per query; no caching, so the
+//! propagation check sees what the servers hold now.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::udp::UdpClientStream;
+use hickory_proto::op::{DnsResponse, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+
+use super::DnsError;
+
+/// How many CNAMEs berth follows from `_acme-challenge.<name>` before giving up (a
+/// delegation is one hop; a loop is a mistake).
+const MAX_CNAME_HOPS: usize = 8;
+
+/// Sends queries to one DNS server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lookup {
+    server: SocketAddr,
+    timeout: Duration,
+}
+
+impl Lookup {
+    pub(crate) fn new(server: SocketAddr, timeout: Duration) -> Self {
+        Self { server, timeout }
+    }
+
+    /// One query; NOERROR and NXDOMAIN are answers, everything else an error.
+    async fn query(&self, name: &Name, record_type: RecordType) -> Result<DnsResponse, DnsError> {
+        let error = |reason: String| DnsError::Lookup {
+            name: name.to_string(),
+            record_type: record_type.to_string(),
+            server: self.server.to_string(),
+            reason,
+        };
+        let stream = UdpClientStream::builder(self.server, TokioRuntimeProvider::default())
+            .with_timeout(Some(self.timeout))
+            .build();
+        let (mut client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
+        let task = tokio::spawn(background);
+        let response = client
+            .query(name.clone(), DNSClass::IN, record_type)
+            .await
+            .map_err(|e| error(e.to_string()));
+        task.abort();
+        let response = response?;
+        match response.metadata.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => Ok(response),
+            code => Err(error(format!("the server answered {code}"))),
+        }
+    }
+
+    /// Follows CNAMEs from `name`; returns the name that finally holds no CNAME.
+    pub(crate) async fn follow_cname(&self, name: &Name) -> Result<Name, DnsError> {
+        let mut current = name.clone();
+        for _ in 0..MAX_CNAME_HOPS {
+            let response = self.query(&current, RecordType::CNAME).await?;
+            let target = response.answers.iter().find_map(|r| match &r.data {
+                RData::CNAME(cname) if r.name == current => Some(cname.0.clone()),
+                _ => None,
+            });
+            match target {
+                Some(target) => {
+                    tracing::debug!(from = %current, to = %target, "following CNAME");
+                    current = target;
+                }
+                None => return Ok(current),
+            }
+        }
+        Err(DnsError::Lookup {
+            name: name.to_string(),
+            record_type: "CNAME".into(),
+            server: self.server.to_string(),
+            reason: format!("more than {MAX_CNAME_HOPS} CNAMEs in a row (a loop?)"),
+        })
+    }
+
+    /// The zone that holds `name`: the owner of the SOA in the answer (the name is a
+    /// zone apex) or in the authority section (a name inside a zone, existing or not);
+    /// without either, the parent is asked, up to the root.
+    pub(crate) async fn find_zone(&self, name: &Name) -> Result<Name, DnsError> {
+        let mut candidate = name.clone();
+        loop {
+            let response = self.query(&candidate, RecordType::SOA).await?;
+            let soa_owner = response
+                .answers
+                .iter()
+                .chain(response.authorities.iter())
+                .find(|r| r.record_type() == RecordType::SOA)
+                .map(|r| r.name.clone());
+            if let Some(zone) = soa_owner.filter(|z| !z.is_root()) {
+                return Ok(zone);
+            }
+            if candidate.is_root() {
+                return Err(DnsError::NoZone {
+                    name: name.to_string(),
+                    server: self.server.to_string(),
+                });
+            }
+            candidate = candidate.base_name();
+        }
+    }
+
+    /// The addresses of `zone`'s authoritative nameservers, on `port`.
+    pub(crate) async fn nameservers(
+        &self,
+        zone: &Name,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, DnsError> {
+        let response = self.query(zone, RecordType::NS).await?;
+        let names: Vec<Name> = response
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(ns) => Some(ns.0.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut addrs = Vec::new();
+        for ns in &names {
+            for record_type in [RecordType::A, RecordType::AAAA] {
+                for ip in self.addresses(ns, record_type).await? {
+                    let addr = SocketAddr::new(ip, port);
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+            }
+        }
+        if addrs.is_empty() {
+            return Err(DnsError::Lookup {
+                name: zone.to_string(),
+                record_type: "NS".into(),
+                server: self.server.to_string(),
+                reason:
+                    "the zone lists no nameserver with an address; set --dns-propagation-servers"
+                        .into(),
+            });
+        }
+        Ok(addrs)
+    }
+
+    async fn addresses(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+    ) -> Result<Vec<IpAddr>, DnsError> {
+        let response = self.query(name, record_type).await?;
+        Ok(response
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The TXT values this server holds for `name` (each value's strings joined).
+    pub(crate) async fn txt(&self, name: &Name) -> Result<Vec<String>, DnsError> {
+        let response = self.query(name, RecordType::TXT).await?;
+        Ok(response
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(txt) if r.name == *name => Some(
+                    txt.txt_data
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+/// The first `nameserver` in `/etc/resolv.conf`, the server lookups go to unless
+/// `--dns-resolver` says otherwise.
+pub(crate) fn system_resolver() -> Result<SocketAddr, DnsError> {
+    let conf = std::fs::read_to_string("/etc/resolv.conf").map_err(|e| DnsError::Config {
+        reason: format!("cannot read /etc/resolv.conf ({e}); set --dns-resolver"),
+    })?;
+    conf.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .next()
+        .ok_or_else(|| DnsError::Config {
+            reason: "/etc/resolv.conf lists no nameserver; set --dns-resolver".into(),
+        })
+}
+
+/// Parses `host`, `host:port`, `[v6]:port` or a bare IPv6 address; the port defaults to 53.
+pub fn parse_server(text: &str) -> Result<SocketAddr, DnsError> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(DnsError::Config {
+        reason: format!(
+            "{text:?} is not a DNS server address; use an IP address with an optional port, e.g. 192.0.2.53 or 192.0.2.53:5353"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_default_to_port_53() {
+        assert_eq!(
+            parse_server("192.0.2.53").unwrap(),
+            "192.0.2.53:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("192.0.2.53:5353").unwrap(),
+            "192.0.2.53:5353".parse().unwrap()
+        );
+        assert_eq!(parse_server("::1").unwrap(), "[::1]:53".parse().unwrap());
+        assert_eq!(
+            parse_server("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        let err = parse_server("ns1.example.com").unwrap_err().to_string();
+        assert!(
+            err.contains("ns1.example.com") && err.contains("IP address"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! [`DnsProvider`]: the one thing a DNS API must do for DNS-01 — add a TXT record and
+//! remove exactly that record again.
+//!
+//! Everything else (CNAME delegation, zone detection, the propagation check, cleaning up
+//! leftovers after a crash) is the [`Dns01Solver`](super::Dns01Solver)'s job, so a new
+//! provider (Cloudflare, Route 53, …) is one file implementing these two calls.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// The future a [`DnsProvider`] returns: boxed so that `dyn DnsProvider` works.
+pub type ProviderFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProviderError>> + Send + 'a>>;
+
+/// The TXT record to add or remove.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TxtRecord {
+    /// Fully qualified name with the trailing dot: `_acme-challenge.example.com.`, or the
+    /// CNAME target when `_acme-challenge` is delegated.
+    pub fqdn: String,
+    /// The zone that holds it, with the trailing dot (found by SOA walk or configured).
+    pub zone: String,
+    /// The value (43 base64url characters; public once published, not a secret).
+    pub value: String,
+    /// Time to live in seconds; short, so a retry is not stuck behind a cached value.
+    pub ttl: u32,
+}
+
+/// Why a provider call failed: a sentence saying what happened and what to check. Never
+/// include a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProviderError(pub String);
+
+/// A DNS API that can publish DNS-01 records.
+///
+/// Contract:
+/// - `add_txt` adds the value **beside** any existing TXT values at the name (a wildcard
+///   and its apex share `_acme-challenge.<name>` and are validated at the same time), and
+///   returns once the provider has accepted it — the solver checks propagation.
+/// - `remove_txt` removes exactly that value and nothing else; removing a value that is
+///   not there succeeds.
+/// - Credentials come from secret files (`berth-secrets`) and never appear in errors,
+///   logs or `Debug` output.
+pub trait DnsProvider: Send + Sync + fmt::Debug {
+    /// Names the provider and its target in errors and logs: `rfc2136 (192.0.2.53:53)`.
+    fn describe(&self) -> String;
+
+    /// Adds `record`.
+    fn add_txt<'a>(&'a self, record: &'a TxtRecord) -> ProviderFuture<'a>;
+
+    /// Removes `record`.
+    fn remove_txt<'a>(&'a self, record: &'a TxtRecord) -> ProviderFuture<'a>;
+}

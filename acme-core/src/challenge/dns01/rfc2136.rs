@@ -1,0 +1,370 @@
+//! RFC 2136 dynamic updates signed with TSIG (RFC 8945): works with BIND, Knot,
+//! PowerDNS and Windows DNS, and lets the key be scoped to exactly the `_acme-challenge`
+//! TXT names (BIND's `update-policy`, see the README).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use berth_secrets::Secret;
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::udp::UdpClientStream;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm as HickoryAlgorithm;
+use hickory_proto::rr::{Name, RData, Record, RecordSet, TSigner};
+use zeroize::Zeroizing;
+
+use super::DnsError;
+use super::provider::{DnsProvider, ProviderError, ProviderFuture, TxtRecord};
+
+/// The clock skew a signed update tolerates (RFC 8945 §5.2.3 recommends 300 s).
+const TSIG_FUDGE: u16 = 300;
+
+/// The TSIG MAC algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TsigAlgorithm {
+    /// `hmac-sha256`: what `tsig-keygen` makes by default.
+    #[default]
+    HmacSha256,
+    /// `hmac-sha384`.
+    HmacSha384,
+    /// `hmac-sha512`.
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// The name BIND uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::HmacSha384 => "hmac-sha384",
+            Self::HmacSha512 => "hmac-sha512",
+        }
+    }
+
+    fn hickory(self) -> HickoryAlgorithm {
+        match self {
+            Self::HmacSha256 => HickoryAlgorithm::HmacSha256,
+            Self::HmacSha384 => HickoryAlgorithm::HmacSha384,
+            Self::HmacSha512 => HickoryAlgorithm::HmacSha512,
+        }
+    }
+}
+
+impl fmt::Display for TsigAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TsigAlgorithm {
+    type Err = DnsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
+            "hmac-sha256" => Ok(Self::HmacSha256),
+            "hmac-sha384" => Ok(Self::HmacSha384),
+            "hmac-sha512" => Ok(Self::HmacSha512),
+            "hmac-md5" | "hmac-md5.sig-alg.reg.int" | "hmac-sha1" | "hmac-sha224" => {
+                Err(DnsError::Config {
+                    reason: format!(
+                        "TSIG algorithm {s:?} is too weak; make a new key with `tsig-keygen -a hmac-sha256`"
+                    ),
+                })
+            }
+            _ => Err(DnsError::Config {
+                reason: format!(
+                    "unknown TSIG algorithm {s:?}; use hmac-sha256, hmac-sha384 or hmac-sha512"
+                ),
+            }),
+        }
+    }
+}
+
+/// A TSIG key: its name, algorithm and secret.
+#[derive(Clone)]
+pub struct TsigKey {
+    name: Name,
+    algorithm: TsigAlgorithm,
+    secret: Secret,
+}
+
+impl fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name.to_string())
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TsigKey {
+    /// A key from the contents of its secret file, which is either the base64 secret
+    /// alone or a BIND key file as `tsig-keygen` writes it
+    /// (`key "name" { algorithm hmac-sha256; secret "…"; };`). `name` and `algorithm`
+    /// override what the key file says; the name is required one way or the other.
+    pub fn parse(
+        name: Option<&str>,
+        algorithm: Option<TsigAlgorithm>,
+        file: &Secret,
+    ) -> Result<Self, DnsError> {
+        let text = file.expose();
+        let (file_name, file_algorithm, secret) = if text.contains("secret") {
+            parse_key_file(text)?
+        } else {
+            (None, None, Secret::new(text.trim().to_owned()))
+        };
+        let name = name.map(str::to_owned).or(file_name).ok_or_else(|| DnsError::Config {
+            reason: "the TSIG key needs a name: set --dns-tsig-key (the name in the server's `key \"…\"` statement)".into(),
+        })?;
+        let name = Name::from_ascii(&name).map_err(|e| DnsError::Config {
+            reason: format!("TSIG key name {name:?} is not a DNS name: {e}"),
+        })?;
+        let algorithm = match (algorithm, file_algorithm) {
+            (Some(a), _) => a,
+            (None, Some(a)) => a.parse()?,
+            (None, None) => TsigAlgorithm::default(),
+        };
+        let decoded = Zeroizing::new(STANDARD.decode(secret.expose().as_bytes()).map_err(|_| {
+            DnsError::Config {
+                reason: "the TSIG secret is not base64; point --dns-tsig-secret-file at the file `tsig-keygen` wrote, or at the secret alone".into(),
+            }
+        })?);
+        if decoded.len() < 16 {
+            return Err(DnsError::Config {
+                reason: format!(
+                    "the TSIG secret is only {} bytes; make a proper one with `tsig-keygen -a {algorithm}`",
+                    decoded.len()
+                ),
+            });
+        }
+        Ok(Self {
+            name,
+            algorithm,
+            secret,
+        })
+    }
+
+    /// The key's name.
+    pub fn name(&self) -> String {
+        self.name.to_string()
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> TsigAlgorithm {
+        self.algorithm
+    }
+
+    fn signer(&self) -> Result<TSigner, ProviderError> {
+        // Validated in `parse`. hickory keeps its copy in a plain Vec for the duration of
+        // one update; ours is zeroized.
+        let key = Zeroizing::new(
+            STANDARD
+                .decode(self.secret.expose().as_bytes())
+                .unwrap_or_default(),
+        );
+        TSigner::new(
+            key.to_vec(),
+            self.algorithm.hickory(),
+            self.name.clone(),
+            TSIG_FUDGE,
+        )
+        .map_err(|e| ProviderError(format!("cannot use the TSIG key: {e}")))
+    }
+}
+
+/// `key "name" { algorithm hmac-sha256; secret "base64"; };`
+fn parse_key_file(text: &str) -> Result<(Option<String>, Option<String>, Secret), DnsError> {
+    let quoted_after = |keyword: &str| -> Option<String> {
+        let start = text.find(keyword)? + keyword.len();
+        let rest = &text[start..];
+        let open = rest.find('"')?;
+        let close = rest[open + 1..].find('"')?;
+        Some(rest[open + 1..open + 1 + close].to_owned())
+    };
+    let name = text
+        .trim_start()
+        .starts_with("key")
+        .then(|| quoted_after("key"))
+        .flatten();
+    let algorithm = text.find("algorithm").and_then(|start| {
+        text[start + "algorithm".len()..]
+            .split(';')
+            .next()
+            .map(|a| a.trim().trim_matches('"').to_owned())
+    });
+    let secret = quoted_after("secret").ok_or_else(|| DnsError::Config {
+        reason: "the TSIG key file has no `secret \"…\";` line".into(),
+    })?;
+    Ok((name, algorithm, Secret::new(secret)))
+}
+
+/// Publishes DNS-01 records with signed RFC 2136 updates to one primary server.
+#[derive(Debug, Clone)]
+pub struct Rfc2136Provider {
+    server: SocketAddr,
+    key: TsigKey,
+    timeout: Duration,
+}
+
+impl Rfc2136Provider {
+    /// Updates go to `server` (the zone's primary), signed with `key`; each waits up to
+    /// `timeout` for an answer.
+    pub fn new(server: SocketAddr, key: TsigKey, timeout: Duration) -> Self {
+        Self {
+            server,
+            key,
+            timeout,
+        }
+    }
+
+    async fn update(&self, record: &TxtRecord, add: bool) -> Result<(), ProviderError> {
+        let name = Name::from_ascii(&record.fqdn)
+            .map_err(|e| ProviderError(format!("{:?} is not a DNS name: {e}", record.fqdn)))?;
+        let zone = Name::from_ascii(&record.zone)
+            .map_err(|e| ProviderError(format!("{:?} is not a DNS zone: {e}", record.zone)))?;
+        if !zone.zone_of(&name) {
+            return Err(ProviderError(format!(
+                "{} is not inside zone {}; check --dns-zone",
+                record.fqdn, record.zone
+            )));
+        }
+        let rrset = RecordSet::from(Record::from_rdata(
+            name,
+            record.ttl,
+            RData::TXT(TXT::new(vec![record.value.clone()])),
+        ));
+        let stream = UdpClientStream::builder(self.server, TokioRuntimeProvider::default())
+            .with_timeout(Some(self.timeout))
+            .with_signer(Some(self.key.signer()?))
+            .build();
+        let (mut client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
+        let task = tokio::spawn(background);
+        let answer = if add {
+            client.append(rrset, zone.clone(), false).await
+        } else {
+            client.delete_by_rdata(rrset, zone.clone()).await
+        };
+        task.abort();
+        let response = answer.map_err(|e| {
+            let text = e.to_string();
+            ProviderError(if text.contains("timed out") || text.contains("timeout") {
+                format!(
+                    "no answer within {}s; is the server running and reachable on {} (UDP)?",
+                    self.timeout.as_secs(),
+                    self.server
+                )
+            } else if text.to_ascii_lowercase().contains("tsig")
+                || text.to_ascii_lowercase().contains("sign")
+            {
+                format!(
+                    "the server did not accept TSIG key {} ({}): {text}; check the key name, algorithm and secret against the server's `key` statement, and the clock",
+                    self.key.name(),
+                    self.key.algorithm()
+                )
+            } else {
+                text
+            })
+        })?;
+        match response.metadata.response_code {
+            ResponseCode::NoError => Ok(()),
+            ResponseCode::Refused => Err(ProviderError(format!(
+                "the server refused the update (REFUSED): TSIG key {} may not change TXT {} — allow it in the zone's update-policy (see the README), or check that {} is the zone's primary",
+                self.key.name(),
+                record.fqdn,
+                self.server
+            ))),
+            ResponseCode::NotAuth => Err(ProviderError(format!(
+                "the server rejected the update (NOTAUTH): either TSIG key {} ({}) does not match the server's (name, algorithm, secret; or the clocks differ by more than {TSIG_FUDGE}s), or it is not authoritative for zone {}",
+                self.key.name(),
+                self.key.algorithm(),
+                record.zone
+            ))),
+            ResponseCode::NotZone => Err(ProviderError(format!(
+                "the server says {} is not in zone {} (NOTZONE); check --dns-zone",
+                record.fqdn, record.zone
+            ))),
+            code => Err(ProviderError(format!("the server answered {code}"))),
+        }
+    }
+}
+
+impl DnsProvider for Rfc2136Provider {
+    fn describe(&self) -> String {
+        format!("rfc2136 ({})", self.server)
+    }
+
+    fn add_txt<'a>(&'a self, record: &'a TxtRecord) -> ProviderFuture<'a> {
+        Box::pin(self.update(record, true))
+    }
+
+    fn remove_txt<'a>(&'a self, record: &'a TxtRecord) -> ProviderFuture<'a> {
+        Box::pin(self.update(record, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "2Yfh2cB5vX3zQm+Z7cN8rWq5mJb0dT1uQk3L9e0sVwY=";
+
+    #[test]
+    fn reads_the_file_tsig_keygen_writes() {
+        let file = format!(
+            "key \"berth-acme\" {{\n\talgorithm hmac-sha512;\n\tsecret \"{SECRET}\";\n}};\n"
+        );
+        let key = TsigKey::parse(None, None, &Secret::new(file)).unwrap();
+        assert_eq!(key.name(), "berth-acme");
+        assert_eq!(key.algorithm(), TsigAlgorithm::HmacSha512);
+        // Flags override the file.
+        let key = TsigKey::parse(
+            Some("other"),
+            Some(TsigAlgorithm::HmacSha256),
+            &Secret::new(format!("key \"berth-acme\" {{ secret \"{SECRET}\"; }};")),
+        )
+        .unwrap();
+        assert_eq!(key.name(), "other");
+        assert_eq!(key.algorithm(), TsigAlgorithm::HmacSha256);
+    }
+
+    #[test]
+    fn reads_a_bare_secret_and_needs_a_name() {
+        let secret = Secret::new(format!("{SECRET}\n"));
+        let key = TsigKey::parse(Some("k"), None, &secret).unwrap();
+        assert_eq!(key.algorithm(), TsigAlgorithm::HmacSha256);
+        let err = TsigKey::parse(None, None, &secret).unwrap_err().to_string();
+        assert!(err.contains("--dns-tsig-key"), "{err}");
+    }
+
+    #[test]
+    fn bad_secrets_and_weak_algorithms_are_refused_without_echoing_the_secret() {
+        let err = TsigKey::parse(Some("k"), None, &Secret::new("not base64!!".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not base64") && !err.contains("!!"), "{err}");
+        let err = TsigKey::parse(Some("k"), None, &Secret::new("c2hvcnQ=".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tsig-keygen"), "{err}");
+        let err = "hmac-md5".parse::<TsigAlgorithm>().unwrap_err().to_string();
+        assert!(err.contains("too weak"), "{err}");
+        let err = "sha256".parse::<TsigAlgorithm>().unwrap_err().to_string();
+        assert!(err.contains("hmac-sha256"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let key = TsigKey::parse(Some("k"), None, &Secret::new(SECRET.into())).unwrap();
+        let provider =
+            Rfc2136Provider::new("127.0.0.1:53".parse().unwrap(), key, Duration::from_secs(1));
+        let debug = format!("{provider:?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(!debug.contains(&SECRET[..10]), "{debug}");
+    }
+}
