@@ -74,7 +74,11 @@ impl Bind {
     directory "{root}";
     listen-on port {port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
-    recursion no;
+    // Recursion on for loopback clients only, so that like a real resolver BIND
+    // follows a CNAME from one of its zones into another (Pebble's VA relies on that
+    // for CNAME-delegated challenges). Nothing outside these zones is ever asked.
+    recursion yes;
+    allow-recursion {{ 127.0.0.1; }};
     dnssec-validation no;
     notify no;
     pid-file "{root}/named.pid";

@@ -43,8 +43,8 @@ pub enum DnsError {
     },
     /// The record did not show up on every nameserver in time.
     #[error(
-        "TXT {record} did not appear on {} within {}s; the update may not have reached the secondaries — raise --dns-propagation-timeout or check zone transfers",
-        missing.join(", "), waited.as_secs()
+        "TXT {record} did not appear on {} within {:.0}s; the update may not have reached the secondaries — raise --dns-propagation-timeout or check zone transfers",
+        missing.join(", "), waited.as_secs_f64()
     )]
     Propagation {
         /// The record's name.

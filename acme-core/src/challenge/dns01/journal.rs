@@ -2,7 +2,7 @@
 //! once removed, so records left behind by a crash (or a failed removal) are found and
 //! removed on the next run instead of piling up in the zone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ impl Journal {
     }
 
     #[cfg(test)]
-    pub(crate) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         &self.path
     }
 

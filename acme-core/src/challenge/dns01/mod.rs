@@ -106,8 +106,9 @@ pub struct Dns01Solver {
     provider: Arc<dyn DnsProvider>,
     config: Dns01Config,
     journal: Option<Journal>,
-    /// Records presented and not yet cleaned up, by challenge token.
-    presented: Mutex<HashMap<String, TxtRecord>>,
+    /// Records presented and not yet cleaned up, by challenge token, with whether the
+    /// provider accepted the addition.
+    presented: Mutex<HashMap<String, (TxtRecord, bool)>>,
     /// Leftovers from earlier runs are removed once, before the first record is added.
     leftovers: OnceCell<()>,
 }
@@ -144,7 +145,7 @@ impl Dns01Solver {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .values()
-                .any(|r| r == record);
+                .any(|(r, _)| r == record);
             if in_use {
                 continue;
             }
@@ -198,19 +199,20 @@ impl Dns01Solver {
             // unrecorded record.
             journal.add(&record, self.provider.describe());
         }
+        let added = self.provider.add_txt(&record).await;
         self.presented
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(challenge.token().to_owned(), record.clone());
-        self.provider
-            .add_txt(&record)
-            .await
-            .map_err(|e| DnsError::Provider {
-                provider: self.provider.describe(),
-                action: "add",
-                record: record.fqdn.clone(),
-                reason: e.0,
-            })?;
+            .insert(
+                challenge.token().to_owned(),
+                (record.clone(), added.is_ok()),
+            );
+        added.map_err(|e| DnsError::Provider {
+            provider: self.provider.describe(),
+            action: "add",
+            record: record.fqdn.clone(),
+            reason: e.0,
+        })?;
         tracing::info!(record = %record.fqdn, zone = %record.zone, provider = %self.provider.describe(), "added TXT record");
         Ok(())
     }
@@ -221,9 +223,18 @@ impl Dns01Solver {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(challenge.token());
-        let Some(record) = record else {
+        let Some((record, added)) = record else {
             return Ok(());
         };
+        if !added {
+            // The provider refused the addition. One removal, in case it applied it
+            // anyway (a lost answer); its failure is expected and not reported.
+            let _ = self.provider.remove_txt(&record).await;
+            if let Some(journal) = &self.journal {
+                journal.remove(&record);
+            }
+            return Ok(());
+        }
         self.provider
             .remove_txt(&record)
             .await
@@ -250,7 +261,7 @@ impl Dns01Solver {
                 .unwrap_or_else(PoisonError::into_inner);
             challenges
                 .iter()
-                .filter_map(|c| presented.get(c.token()).cloned())
+                .filter_map(|c| presented.get(c.token()).map(|(r, _)| r.clone()))
                 .collect()
         };
         // name -> (zone, values expected there)

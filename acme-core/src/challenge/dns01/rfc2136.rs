@@ -259,11 +259,14 @@ impl Rfc2136Provider {
                     self.timeout.as_secs(),
                     self.server
                 )
-            } else if text.to_ascii_lowercase().contains("tsig")
-                || text.to_ascii_lowercase().contains("sign")
+            } else if ["tsig", "sign", "hmac"]
+                .iter()
+                .any(|w| text.to_ascii_lowercase().contains(w))
             {
+                // The server answered unsigned (BADKEY/BADSIG/BADTIME): hickory's own
+                // wording of that is no help to an operator.
                 format!(
-                    "the server did not accept TSIG key {} ({}): {text}; check the key name, algorithm and secret against the server's `key` statement, and the clock",
+                    "the server rejected TSIG key {} ({}); check the key name, algorithm and secret against the server's `key` statement, and that the clocks agree within {TSIG_FUDGE}s",
                     self.key.name(),
                     self.key.algorithm()
                 )
