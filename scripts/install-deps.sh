@@ -10,7 +10,7 @@ declare -A package=(
   [curl]=curl                       # real HTTPS client in end-to-end tests and the demo
   [openssl]=openssl                 # openssl s_client in TLS tests; certificates in the demo
   [named]=bind9                     # RFC 2136 DNS-01 tests
-  [nsupdate]=bind9-dnsutils         # tsig-keygen / nsupdate / dig for DNS-01 tests
+  [nsupdate]=bind9-dnsutils         # nsupdate / dig for DNS-01 tests (tsig-keygen is in bind9)
   [chromium]=chromium               # status page test (headless)
   [python3]=python3                 # the demo's stand-in app
 )

@@ -169,13 +169,13 @@ impl AcmeAccount {
             );
         }
 
-        if let Some(tos_url) = &terms_of_service {
-            if !config.agree_tos {
-                return Err(Error::TermsNotAgreed {
-                    ca: ca.to_string(),
-                    tos_url: tos_url.clone(),
-                });
-            }
+        if let Some(tos_url) = &terms_of_service
+            && !config.agree_tos
+        {
+            return Err(Error::TermsNotAgreed {
+                ca: ca.to_string(),
+                tos_url: tos_url.clone(),
+            });
         }
         let eab = match &config.eab {
             Some(eab) => Some(ExternalAccountKey::new(
@@ -691,10 +691,10 @@ impl HttpClient for AcmeHttp {
                 .await
                 .map_err(|_| instant_acme::Error::Other(Box::new(RequestTimedOut)))??;
             // RFC 8555 §6.6: rate-limit answers are 429 with a Retry-After header.
-            if parts.status == http::StatusCode::TOO_MANY_REQUESTS {
-                if let Some(at) = retry_after(&parts.headers) {
-                    *rate_limit.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
-                }
+            if parts.status == http::StatusCode::TOO_MANY_REQUESTS
+                && let Some(at) = retry_after(&parts.headers)
+            {
+                *rate_limit.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
             }
             Ok(BytesResponse::from(http::Response::from_parts(
                 parts,

@@ -134,10 +134,9 @@ impl CertInfo {
             .iter_common_name()
             .next()
             .and_then(|cn| cn.as_str().ok())
+            && let Ok(name) = DomainName::parse(cn)
         {
-            if let Ok(name) = DomainName::parse(cn) {
-                names.push(name);
-            }
+            names.push(name);
         }
         for ext in cert.extensions() {
             if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {

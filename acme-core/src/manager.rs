@@ -320,23 +320,23 @@ impl CertManager {
             }
         }
 
-        if let Some(entry) = state.ledger_entry(&ca_url, &key) {
-            if now < entry.next_attempt_at {
-                if !force {
-                    tracing::warn!(domains = %key, ca = %ca_url, until = %budget::rfc3339(entry.next_attempt_at), last_error = %entry.last_error, "backing off after an earlier failure");
-                    let _ = self.events.send(CertEvent::BackingOff {
-                        domains: key.clone(),
-                        until: entry.next_attempt_at,
-                    });
-                    return Err(Error::BackingOff {
-                        domains: key,
-                        ca: ca_url,
-                        until: entry.next_attempt_at,
-                        last_error: entry.last_error.clone(),
-                    });
-                }
-                tracing::warn!(domains = %key, ca = %ca_url, "--force: ordering inside the backoff window");
+        if let Some(entry) = state.ledger_entry(&ca_url, &key)
+            && now < entry.next_attempt_at
+        {
+            if !force {
+                tracing::warn!(domains = %key, ca = %ca_url, until = %budget::rfc3339(entry.next_attempt_at), last_error = %entry.last_error, "backing off after an earlier failure");
+                let _ = self.events.send(CertEvent::BackingOff {
+                    domains: key.clone(),
+                    until: entry.next_attempt_at,
+                });
+                return Err(Error::BackingOff {
+                    domains: key,
+                    ca: ca_url,
+                    until: entry.next_attempt_at,
+                    last_error: entry.last_error.clone(),
+                });
             }
+            tracing::warn!(domains = %key, ca = %ca_url, "--force: ordering inside the backoff window");
         }
 
         let limits = self
@@ -521,26 +521,25 @@ impl CertManager {
         if let Some(staging) = ca
             .staging_directory()
             .filter(|_| !self.config.skip_staging && replaces.is_none())
+            && !state.staging_proven(ca.directory(), &key)
         {
-            if !state.staging_proven(ca.directory(), &key) {
-                let staging_ca =
-                    Ca::custom(staging, None).unwrap_or_else(|_| Ca::letsencrypt_staging());
-                tracing::info!(domains = %key, ca = %staging, "proving the domain set on the staging CA first");
-                let mut account = self.config.account.clone();
-                account.ca = staging_ca;
-                self.order_from(&account, managed, None).await?;
-                let proof = StagingProof {
-                    ca: ca.directory().to_owned(),
-                    staging: staging.to_owned(),
-                    domains: key.clone(),
-                    at: SystemTime::now(),
-                };
-                self.update_state(|s| s.staging_proofs.push(proof)).await?;
-                let _ = self.events.send(CertEvent::StagingProven {
-                    domains: key.clone(),
-                    staging: staging.to_owned(),
-                });
-            }
+            let staging_ca =
+                Ca::custom(staging, None).unwrap_or_else(|_| Ca::letsencrypt_staging());
+            tracing::info!(domains = %key, ca = %staging, "proving the domain set on the staging CA first");
+            let mut account = self.config.account.clone();
+            account.ca = staging_ca;
+            self.order_from(&account, managed, None).await?;
+            let proof = StagingProof {
+                ca: ca.directory().to_owned(),
+                staging: staging.to_owned(),
+                domains: key.clone(),
+                at: SystemTime::now(),
+            };
+            self.update_state(|s| s.staging_proofs.push(proof)).await?;
+            let _ = self.events.send(CertEvent::StagingProven {
+                domains: key.clone(),
+                staging: staging.to_owned(),
+            });
         }
         tracing::info!(domains = %key, ca = %ca.directory(), staging = ca.is_staging(), "placing order");
         self.order_from(&self.config.account, managed, replaces)

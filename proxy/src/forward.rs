@@ -98,14 +98,14 @@ impl Forwarder {
         peer: Peer,
     ) -> Response<ResponseBody> {
         let mut response = self.forward(req, peer).await;
-        if peer.https {
-            if let Some(hsts) = &self.hsts {
-                // RFC 6797 §7.2: HSTS only over secure transport; the app's own wins.
-                response
-                    .headers_mut()
-                    .entry(header::STRICT_TRANSPORT_SECURITY)
-                    .or_insert_with(|| hsts.clone());
-            }
+        if peer.https
+            && let Some(hsts) = &self.hsts
+        {
+            // RFC 6797 §7.2: HSTS only over secure transport; the app's own wins.
+            response
+                .headers_mut()
+                .entry(header::STRICT_TRANSPORT_SECURITY)
+                .or_insert_with(|| hsts.clone());
         }
         self.metrics.response(response.status());
         response
@@ -117,10 +117,10 @@ impl Forwarder {
         let Some(route) = routes.find(host.as_deref(), req.uri().path()) else {
             return local(StatusCode::NOT_FOUND, "no route for this host and path\n");
         };
-        if let (Some(max), Some(length)) = (self.max_request_body, content_length(req.headers())) {
-            if length > max {
-                return local(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
-            }
+        if let (Some(max), Some(length)) = (self.max_request_body, content_length(req.headers()))
+            && length > max
+        {
+            return local(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         }
         let upgrade = upgrade_protocol(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));

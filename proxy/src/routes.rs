@@ -251,10 +251,10 @@ impl Routes {
     pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<&Route> {
         let mut best: Option<((u8, usize), &Route)> = None;
         for route in &self.routes {
-            if let Some(rank) = route.rank(host, path) {
-                if best.is_none_or(|(have, _)| rank > have) {
-                    best = Some((rank, route));
-                }
+            if let Some(rank) = route.rank(host, path)
+                && best.is_none_or(|(have, _)| rank > have)
+            {
+                best = Some((rank, route));
             }
         }
         best.map(|(_, route)| route)

@@ -199,10 +199,10 @@ async fn run(
                 Some(Err(error))
             }
         };
-        if let Some(report) = report {
-            if changes.send(report).await.is_err() {
-                return;
-            }
+        if let Some(report) = report
+            && changes.send(report).await.is_err()
+        {
+            return;
         }
     }
 }

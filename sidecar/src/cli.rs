@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
 
@@ -176,6 +177,120 @@ pub(crate) struct StoreArgs {
     pub(crate) resolver: String,
 }
 
+/// DNS-01: the provider that writes `_acme-challenge` TXT records and how propagation is
+/// checked. Also the `[dns]` table of the `--config` file (same names, `_` for `-`).
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DnsArgs {
+    /// DNS-01 provider: rfc2136 (dynamic update signed with TSIG) or exec (a hook
+    /// program). Inferred from --dns-server or --dns-exec when unset.
+    #[arg(id = "dns_provider", long = "dns-provider", env = "BERTH_DNS_PROVIDER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) provider: Option<String>,
+    /// rfc2136: the zone's primary server, IP[:port] (port 53 by default).
+    #[arg(id = "dns_server", long = "dns-server", env = "BERTH_DNS_SERVER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server: Option<String>,
+    /// rfc2136: TSIG key name (taken from the key file when it is a `tsig-keygen` file).
+    #[arg(id = "dns_tsig_key", long = "dns-tsig-key", env = "BERTH_DNS_TSIG_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tsig_key: Option<String>,
+    /// rfc2136: hmac-sha256 (default), hmac-sha384 or hmac-sha512.
+    #[arg(
+        id = "dns_tsig_algorithm",
+        long = "dns-tsig-algorithm",
+        env = "BERTH_DNS_TSIG_ALGORITHM"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tsig_algorithm: Option<String>,
+    /// rfc2136: file holding the TSIG secret, or the whole key file `tsig-keygen` wrote.
+    /// Never pass the secret itself in a flag or variable.
+    #[arg(
+        id = "dns_tsig_secret_file",
+        long = "dns-tsig-secret-file",
+        env = "BERTH_DNS_TSIG_SECRET_FILE"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tsig_secret_file: Option<PathBuf>,
+    /// exec: program run as `<program> present|cleanup <fqdn> <value>` (lego's convention).
+    #[arg(id = "dns_exec", long = "dns-exec", env = "BERTH_DNS_EXEC")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) exec: Option<PathBuf>,
+    /// exec: how long one run of the program may take (default 60s).
+    #[arg(
+        id = "dns_exec_timeout",
+        long = "dns-exec-timeout",
+        env = "BERTH_DNS_EXEC_TIMEOUT"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) exec_timeout: Option<String>,
+    /// The zone the records go in (default: found by SOA lookup).
+    #[arg(id = "dns_zone", long = "dns-zone", env = "BERTH_DNS_ZONE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) zone: Option<String>,
+    /// DNS server for berth's own lookups (CNAME, SOA, NS), IP[:port] (default: the
+    /// first nameserver in /etc/resolv.conf).
+    #[arg(id = "dns_resolver", long = "dns-resolver", env = "BERTH_DNS_RESOLVER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) resolver: Option<String>,
+    /// Check propagation on these servers instead of the zone's authoritative
+    /// nameservers (split horizon); comma-separated IP[:port].
+    #[arg(
+        id = "dns_propagation_servers",
+        long = "dns-propagation-servers",
+        env = "BERTH_DNS_PROPAGATION_SERVERS",
+        value_delimiter = ','
+    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) propagation_servers: Vec<String>,
+    /// How long to wait for every nameserver to serve the record (default 2m).
+    #[arg(
+        id = "dns_propagation_timeout",
+        long = "dns-propagation-timeout",
+        env = "BERTH_DNS_PROPAGATION_TIMEOUT"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) propagation_timeout: Option<String>,
+    /// How often to ask while waiting (default 2s).
+    #[arg(
+        id = "dns_propagation_interval",
+        long = "dns-propagation-interval",
+        env = "BERTH_DNS_PROPAGATION_INTERVAL"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) propagation_interval: Option<String>,
+    /// TTL of the TXT records, in seconds (default 60).
+    #[arg(id = "dns_ttl", long = "dns-ttl", env = "BERTH_DNS_TTL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ttl: Option<u32>,
+}
+
+impl DnsArgs {
+    /// These values, each unset one taken from `fallback` (flags and environment over
+    /// the config file).
+    pub(crate) fn or(self, fallback: Self) -> Self {
+        Self {
+            provider: self.provider.or(fallback.provider),
+            server: self.server.or(fallback.server),
+            tsig_key: self.tsig_key.or(fallback.tsig_key),
+            tsig_algorithm: self.tsig_algorithm.or(fallback.tsig_algorithm),
+            tsig_secret_file: self.tsig_secret_file.or(fallback.tsig_secret_file),
+            exec: self.exec.or(fallback.exec),
+            exec_timeout: self.exec_timeout.or(fallback.exec_timeout),
+            zone: self.zone.or(fallback.zone),
+            resolver: self.resolver.or(fallback.resolver),
+            propagation_servers: if self.propagation_servers.is_empty() {
+                fallback.propagation_servers
+            } else {
+                self.propagation_servers
+            },
+            propagation_timeout: self.propagation_timeout.or(fallback.propagation_timeout),
+            propagation_interval: self.propagation_interval.or(fallback.propagation_interval),
+            ttl: self.ttl.or(fallback.ttl),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct IssueArgs {
     #[command(flatten)]
@@ -184,9 +299,11 @@ pub(crate) struct IssueArgs {
     pub(crate) ca: CaArgs,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
-    /// Challenge: http-01, tls-alpn-01 or dns-01.
+    /// Challenge: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
     #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
     pub(crate) challenge: String,
+    #[command(flatten)]
+    pub(crate) dns: DnsArgs,
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
     pub(crate) key_type: String,
@@ -295,9 +412,12 @@ pub(crate) struct RunArgs {
     /// comma-separated). Longest host+prefix match wins.
     #[arg(long = "route", env = "BERTH_ROUTES", value_delimiter = ',')]
     pub(crate) routes: Vec<String>,
-    /// Challenge: http-01 (default, answered on --http-addr) or tls-alpn-01 (on --tls-addr).
+    /// Challenge: http-01 (default, answered on --http-addr), tls-alpn-01 (on
+    /// --tls-addr) or dns-01 (with the --dns-* flags).
     #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
     pub(crate) challenge: String,
+    #[command(flatten)]
+    pub(crate) dns: DnsArgs,
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
     pub(crate) key_type: String,
@@ -349,4 +469,35 @@ pub(crate) struct LimitArgs {
     /// orchestrator's stop timeout: Docker's is 10 s).
     #[arg(long, env = "BERTH_DRAIN_TIMEOUT", default_value = "8s", value_parser = duration)]
     pub(crate) drain_timeout: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_subcommand_has_unique_argument_ids_and_valid_flags() {
+        // clap checks this only when a subcommand is parsed; check all of them at once.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dns_flags_override_the_config_file_table() {
+        let flags = DnsArgs {
+            server: Some("192.0.2.53".into()),
+            ..DnsArgs::default()
+        };
+        let file = DnsArgs {
+            server: Some("198.51.100.53".into()),
+            zone: Some("example.com".into()),
+            propagation_servers: vec!["198.51.100.1".into()],
+            ..DnsArgs::default()
+        };
+        let merged = flags.or(file);
+        assert_eq!(merged.server.as_deref(), Some("192.0.2.53"));
+        assert_eq!(merged.zone.as_deref(), Some("example.com"));
+        assert_eq!(merged.propagation_servers, vec!["198.51.100.1".to_string()]);
+    }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod admin_client;
 mod cli;
 mod commands;
+mod dns;
 mod failure;
 mod lint;
 mod logging;

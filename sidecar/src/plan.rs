@@ -1,10 +1,14 @@
 //! What [`RunSettings`] turn into: the managed certificates, the route table, the
 //! account (secrets read now) — built the same way at start and on SIGHUP.
 
+use std::sync::Arc;
+
+use berth_acme_core::challenge::Solver;
 use berth_acme_core::{AccountConfig, ChallengeKind, DomainSet, KeyType, ManagedCert};
 use berth_proxy::{Route, Routes, Upstream};
 
 use crate::commands::account_config;
+use crate::dns;
 use crate::failure::Failure;
 use crate::settings::RunSettings;
 
@@ -19,6 +23,8 @@ pub(crate) struct Plan {
     pub(crate) upstreams: Vec<Upstream>,
     /// The CA and account, the EAB HMAC read from its file.
     pub(crate) account: AccountConfig,
+    /// The DNS-01 solver, when a provider is configured (its TSIG secret read now).
+    pub(crate) dns: Option<Arc<dyn Solver>>,
 }
 
 impl Plan {
@@ -84,11 +90,16 @@ impl Plan {
             }
         }
         let account = account_config(&settings.ca_args())?;
+        let mut dns = dns::solver(&settings.dns, &settings.store)?;
+        if managed.iter().any(|m| m.challenge == ChallengeKind::Dns01) {
+            dns = Some(dns::require(dns)?);
+        }
         Ok(Self {
             managed,
             routes,
             upstreams,
             account,
+            dns,
         })
     }
 }

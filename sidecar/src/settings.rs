@@ -13,7 +13,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{CaArgs, LimitArgs, RunArgs, StoreArgs};
+use crate::cli::{CaArgs, DnsArgs, LimitArgs, RunArgs, StoreArgs};
 use crate::failure::Failure;
 
 /// One domain set in the file.
@@ -71,6 +71,8 @@ struct FileConfig {
     skip_staging: Option<bool>,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    dns: DnsArgs,
 }
 
 /// Proxy limits after merging.
@@ -124,6 +126,8 @@ pub(crate) struct RunSettings {
     pub(crate) hsts_max_age: Option<u64>,
     pub(crate) skip_staging: bool,
     pub(crate) limits: LimitSettings,
+    /// DNS-01 provider and propagation settings.
+    pub(crate) dns: DnsArgs,
     /// Every domain set: `-d` (or the file's `domains`) first, then `[[certificates]]`.
     pub(crate) certificates: Vec<CertificateSettings>,
 }
@@ -180,6 +184,7 @@ impl RunSettings {
             hsts_max_age,
             skip_staging,
             limits,
+            dns,
         } = args;
 
         let domains = if given("domains") {
@@ -227,6 +232,7 @@ impl RunSettings {
             hsts_max_age: hsts_max_age.or(file.hsts_max_age),
             skip_staging: flag("skip_staging", *skip_staging, file.skip_staging),
             limits: merge_limits(limits, file.limits, &given)?,
+            dns: dns.clone().or(file.dns),
             certificates,
         })
     }

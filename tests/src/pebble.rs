@@ -184,10 +184,11 @@ impl Pebble {
             );
         }
         for _ in 0..100 {
-            if let Ok(response) = https_get(&self.directory_url(), &self.tls_root_pem).await {
-                if response.status == 200 && response.body.contains("newOrder") {
-                    return;
-                }
+            if let Ok(response) = https_get(&self.directory_url(), &self.tls_root_pem).await
+                && response.status == 200
+                && response.body.contains("newOrder")
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -203,7 +203,7 @@ async fn exec_hook_publishes_through_nsupdate() {
         std::fs::write(
             &hook,
             format!(
-                "#!/bin/sh\nset -e\ncase \"$1\" in present) op=add;; cleanup) op=delete;; *) exit 2;; esac\nprintf 'server {ip} {port}\\nzone %s\\nupdate %s %s 60 TXT \"%s\"\\nsend\\n' \"$BERTH_DNS_ZONE\" \"$op\" \"$2\" \"$3\" | nsupdate -k {key}\n",
+                "#!/bin/sh\nset -e\ncase \"$1\" in present) op=add;; cleanup) op=delete;; *) exit 2;; esac\nprintf 'server {ip} {port}\\nzone %s\\nupdate %s %s 60 TXT \"%s\"\\nsend\\n' \"$BERTH_DNS_HOOK_ZONE\" \"$op\" \"$2\" \"$3\" | nsupdate -k {key}\n",
                 ip = s.bind.addr().ip(),
                 port = s.bind.addr().port(),
                 key = s.bind.key_file(KEY).display(),

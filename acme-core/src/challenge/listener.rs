@@ -50,10 +50,10 @@ impl ChallengeListener {
     /// Stops accepting, closes open connections and waits for the server task to end.
     pub async fn stop(mut self) {
         self.stop.cancel();
-        if let Some(task) = self.task.take() {
-            if let Err(e) = task.await {
-                tracing::warn!(addr = %self.local_addr, error = %e, "challenge listener task failed");
-            }
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(addr = %self.local_addr, error = %e, "challenge listener task failed");
         }
     }
 }

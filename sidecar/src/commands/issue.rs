@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{account_config, days_left, domain_set, rfc3339};
 use crate::cli::IssueArgs;
+use crate::dns;
 use crate::failure::Failure;
 
 pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
@@ -39,21 +40,27 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
             let responder = Http01Responder::new();
             let listener =
                 serve_http01(args.http_addr, responder.clone(), shutdown.clone()).await?;
-            (Arc::new(Http01Solver::new(responder)), listener)
+            (Arc::new(Http01Solver::new(responder)), Some(listener))
         }
         ChallengeKind::TlsAlpn01 => {
             let responder = TlsAlpn01Responder::new();
             let listener =
                 serve_tls_alpn01(args.tls_addr, responder.clone(), shutdown.clone()).await?;
-            (Arc::new(TlsAlpn01Solver::new(responder)), listener)
+            (Arc::new(TlsAlpn01Solver::new(responder)), Some(listener))
         }
+        ChallengeKind::Dns01 => (
+            dns::require(dns::solver(&args.dns, &args.store.store)?)?,
+            None,
+        ),
         _ => return Err(berth_acme_core::Error::NoSolver { challenge }.into()),
     };
 
     let manager = CertManager::new(config, vec![managed.clone()], vec![solver]);
     let result = manager.ensure(&managed, args.force).await;
     shutdown.cancel();
-    listener.stop().await;
+    if let Some(listener) = listener {
+        listener.stop().await;
+    }
     let outcome = result?;
 
     let certificate = outcome.certificate();

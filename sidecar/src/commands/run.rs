@@ -36,10 +36,11 @@ impl Responders {
         let mut config = ManagerConfig::new(settings.store.clone(), plan.account.clone());
         config.resolver = settings.resolver.clone();
         config.skip_staging = settings.skip_staging;
-        let solvers: Vec<Arc<dyn Solver>> = vec![
+        let mut solvers: Vec<Arc<dyn Solver>> = vec![
             Arc::new(Http01Solver::new(self.http01.clone())),
             Arc::new(TlsAlpn01Solver::new(self.tls_alpn01.clone())),
         ];
+        solvers.extend(plan.dns.clone());
         Arc::new(CertManager::new(config, plan.managed.clone(), solvers))
     }
 }

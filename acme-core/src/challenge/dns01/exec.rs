@@ -1,6 +1,7 @@
 //! The exec hook: any program becomes a DNS provider. It is run as
 //! `<program> present <fqdn> <value>` and `<program> cleanup <fqdn> <value>` — lego's
-//! `exec` convention, so existing lego hook scripts work unchanged.
+//! `exec` convention, so existing lego hook scripts work unchanged. It also gets the
+//! zone in `BERTH_DNS_HOOK_ZONE` and the TTL in `BERTH_DNS_HOOK_TTL`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -33,8 +34,8 @@ impl ExecProvider {
     async fn run(&self, action: &'static str, record: &TxtRecord) -> Result<(), ProviderError> {
         let mut child = Command::new(&self.program)
             .args([action, record.fqdn.as_str(), record.value.as_str()])
-            .env("BERTH_DNS_ZONE", &record.zone)
-            .env("BERTH_DNS_TTL", record.ttl.to_string())
+            .env("BERTH_DNS_HOOK_ZONE", &record.zone)
+            .env("BERTH_DNS_HOOK_TTL", record.ttl.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -132,7 +133,10 @@ mod tests {
         let log = dir.path().join("calls");
         let hook = script(
             dir.path(),
-            &format!("echo \"$1 $2 $3 $BERTH_DNS_ZONE\" >> {}", log.display()),
+            &format!(
+                "echo \"$1 $2 $3 $BERTH_DNS_HOOK_ZONE\" >> {}",
+                log.display()
+            ),
         );
         let provider = ExecProvider::new(&hook, Duration::from_secs(10));
         provider.add_txt(&record()).await.unwrap();
