@@ -4,11 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use berth_tests::{Bind, BindZone, Pebble, PebbleOptions};
+use support::{Sidecar, curl, issuing_root, start_upstream};
 
 const KEY: &str = "berth-acme";
 
@@ -201,4 +204,43 @@ fn a_bad_tsig_key_file_is_named() {
         "{stderr}"
     );
     assert!(!stderr.contains("not-base64!!"), "{stderr}");
+}
+
+#[tokio::test]
+async fn run_serves_a_wildcard_issued_with_dns01_from_the_config_file() {
+    let (bind, pebble, dir) = start().await;
+    let upstream = start_upstream();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"domains = ["example.test", "*.example.test"]
+challenge = "dns-01"
+agree_tos = true
+upstream = "http://{upstream}"
+
+[dns]
+server = "{bind}"
+tsig_secret_file = "{key}"
+resolver = "{bind}"
+propagation_servers = ["{bind}"]
+propagation_interval = "200ms"
+"#,
+            bind = bind.addr(),
+            key = bind.key_file(KEY).display(),
+        ),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    let sidecar = Sidecar::start(&pebble, dir.path(), &["--config", &config_arg]);
+    sidecar.wait_ready(Duration::from_secs(60)).await;
+    let root = issuing_root(&pebble, dir.path()).await;
+    for name in ["example.test", "anything.example.test"] {
+        let (status, _) = curl(name, sidecar.tls_port, "/hello", &root);
+        assert_eq!(status, 200, "{name}\n{}", sidecar.output());
+    }
+    assert_eq!(
+        bind.txt("_acme-challenge.example.test"),
+        Vec::<String>::new()
+    );
 }
