@@ -125,7 +125,10 @@ async fn a_record_left_by_a_crash_is_removed_by_the_next_run() {
     );
     first.kill().unwrap(); // SIGKILL: no cleanup runs
     first.wait().unwrap();
-    assert_eq!(bind.txt("_acme-challenge.example.test"), published);
+    let mut still = bind.txt("_acme-challenge.example.test");
+    still.sort();
+    published.sort();
+    assert_eq!(still, published, "the killed run left its records");
     let journal = std::fs::read_to_string(dir.path().join("acme.json.berth-dns")).unwrap();
     assert!(
         journal.contains(&published[0]),
@@ -146,17 +149,26 @@ async fn a_record_left_by_a_crash_is_removed_by_the_next_run() {
     assert!(!dir.path().join("acme.json.berth-dns").exists());
 }
 
-#[test]
-fn dns01_without_a_provider_says_what_to_add() {
+/// `berth issue --challenge dns-01 -d *.example.test` with `extra`, expected to be
+/// refused with exit code 2 before any network use; returns stderr.
+fn refused(extra: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = berth()
         .args(["issue", "--challenge", "dns-01", "-d", "*.example.test"])
+        .args(extra)
         .arg("--store")
         .arg(dir.path().join("acme.json"))
+        .envs(env.iter().copied())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+#[test]
+fn dns01_without_a_provider_says_what_to_add() {
+    let stderr = refused(&[], &[]);
     assert!(
         stderr.contains("--dns-server") && stderr.contains("--dns-exec"),
         "{stderr}"
@@ -165,20 +177,13 @@ fn dns01_without_a_provider_says_what_to_add() {
 
 #[test]
 fn a_tsig_secret_in_a_plain_variable_is_refused_without_echoing_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = berth()
-        .args(["issue", "--challenge", "dns-01", "-d", "*.example.test"])
-        .args(["--dns-server", "127.0.0.1"])
-        .arg("--store")
-        .arg(dir.path().join("acme.json"))
-        .env(
+    let stderr = refused(
+        &["--dns-server", "127.0.0.1"],
+        &[(
             "BERTH_DNS_TSIG_SECRET",
             "c3VwZXItc2VjcmV0LXRzaWcta2V5LXZhbHVl",
-        )
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+        )],
+    );
     assert!(stderr.contains("BERTH_DNS_TSIG_SECRET"), "{stderr}");
     assert!(!stderr.contains("c3VwZXItc2VjcmV0"), "{stderr}");
 }
@@ -187,20 +192,26 @@ fn a_tsig_secret_in_a_plain_variable_is_refused_without_echoing_it() {
 fn a_bad_tsig_key_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("tsig.key");
-    std::fs::write(&key, "not-base64!!\n").unwrap();
-    let out = berth()
-        .args(["issue", "--challenge", "dns-01", "-d", "*.example.test"])
-        .args(["--dns-server", "127.0.0.1", "--dns-tsig-key", "k"])
-        .arg("--dns-tsig-secret-file")
-        .arg(&key)
-        .arg("--store")
-        .arg(dir.path().join("acme.json"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    std::fs::write(
+        &key,
+        "not-base64!!
+",
+    )
+    .unwrap();
+    let key_arg = key.display().to_string();
+    let stderr = refused(
+        &[
+            "--dns-server",
+            "127.0.0.1",
+            "--dns-tsig-key",
+            "k",
+            "--dns-tsig-secret-file",
+            &key_arg,
+        ],
+        &[],
+    );
     assert!(
-        stderr.contains(&key.display().to_string()) && stderr.contains("base64"),
+        stderr.contains(&key_arg) && stderr.contains("base64"),
         "{stderr}"
     );
     assert!(!stderr.contains("not-base64!!"), "{stderr}");

@@ -108,6 +108,16 @@ impl Setup {
         names: &[&str],
         solver: Arc<dyn Solver>,
     ) -> Result<berth_acme_core::Outcome, Error> {
+        self.manager_order_forced(names, solver, false).await
+    }
+
+    /// As [`Setup::manager_order`]; `force` orders even inside a backoff window.
+    async fn manager_order_forced(
+        &self,
+        names: &[&str],
+        solver: Arc<dyn Solver>,
+        force: bool,
+    ) -> Result<berth_acme_core::Outcome, Error> {
         let cert = ManagedCert::new(
             DomainSet::parse(names).unwrap(),
             ChallengeKind::Dns01,
@@ -119,7 +129,7 @@ impl Setup {
             vec![cert.clone()],
             vec![solver],
         );
-        manager.ensure(&cert, false).await
+        manager.ensure(&cert, force).await
     }
 
     fn ledger_error(&self) -> String {
@@ -407,19 +417,12 @@ async fn exec_hook_that_fails_or_hangs_is_named_with_its_stderr() {
             Arc::new(ExecProvider::new(&hanging, Duration::from_millis(500))),
             s.config(),
         );
-        // --force: the first failure put the set in backoff.
-        let cert = ManagedCert::new(
-            DomainSet::parse(["example.test"]).unwrap(),
-            ChallengeKind::Dns01,
-            KeyType::Ec256,
-        )
-        .unwrap();
-        let manager = CertManager::new(
-            ManagerConfig::new(s.store(), pebble_config(&s.pebble)),
-            vec![cert.clone()],
-            vec![solver],
-        );
-        let err = manager.ensure(&cert, true).await.unwrap_err().to_string();
+        // Forced: the first failure put the set in backoff.
+        let err = s
+            .manager_order_forced(&["example.test"], solver, true)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("did not finish") && err.contains("killed"),
             "{err}"
