@@ -434,3 +434,35 @@ async fn exec_hook_that_fails_or_hangs_is_named_with_its_stderr() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_configured_zone_overrides_detection_and_a_wrong_one_is_named() {
+    bounded(async {
+        let s = setup().await;
+        let wrong = Dns01Config {
+            zone: Some("acme.test".into()),
+            ..s.config()
+        };
+        let result = s
+            .manager_order(&["www.example.test"], s.solver(s.rfc2136(), wrong))
+            .await;
+        let err = assert_dns_failure(&s, result).await.to_string();
+        assert!(
+            err.contains("acme.test") && err.contains("--dns-zone"),
+            "{err}"
+        );
+
+        let right = Dns01Config {
+            zone: Some("example.test".into()),
+            ..s.config()
+        };
+        let issuer = Issuer::new(
+            pebble_account(&s.pebble).await,
+            s.solver(s.rfc2136(), right),
+        );
+        let cert = issuer.issue(&order(&["www.example.test"])).await.unwrap();
+        assert_eq!(cert.info().domains.to_string(), "www.example.test");
+        s.assert_no_challenge_records();
+    })
+    .await;
+}
