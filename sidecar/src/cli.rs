@@ -30,8 +30,52 @@ pub(crate) struct Cli {
     )]
     pub(crate) log_format: LogFormat,
 
+    /// Threads that run connections: a number, or auto (one per CPU the process may use,
+    /// cgroup limits included). With one, berth is a single-threaded event loop, like an
+    /// nginx worker: the fastest way to use one core.
+    #[arg(long, env = "BERTH_WORKERS", default_value = "auto", value_parser = workers, global = true)]
+    pub(crate) workers: Workers,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// How many threads run connections (`--workers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Workers {
+    /// One per CPU the process may use.
+    Auto,
+    /// Exactly this many (at least one).
+    Count(usize),
+}
+
+impl Workers {
+    /// The thread count: `Auto` asks the OS (which counts cgroup CPU quotas), falling
+    /// back to tokio's `TOKIO_WORKER_THREADS` if that is what the environment sets.
+    pub(crate) fn resolve(self) -> usize {
+        match self {
+            Self::Count(n) => n,
+            Self::Auto => std::env::var("TOKIO_WORKER_THREADS")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0)
+                .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+                .unwrap_or(1),
+        }
+    }
+}
+
+fn workers(text: &str) -> Result<Workers, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(Workers::Auto);
+    }
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Workers::Count(n)),
+        _ => Err(format!(
+            "{text:?} is not a thread count; use a number from 1, or auto"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -481,6 +525,17 @@ mod tests {
     fn every_subcommand_has_unique_argument_ids_and_valid_flags() {
         // clap checks this only when a subcommand is parsed; check all of them at once.
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn workers_are_auto_or_a_positive_count() {
+        assert_eq!(workers("auto").unwrap(), Workers::Auto);
+        assert_eq!(workers(" 2 ").unwrap(), Workers::Count(2));
+        assert_eq!(Workers::Count(3).resolve(), 3);
+        assert!(Workers::Auto.resolve() >= 1);
+        let err = workers("0").unwrap_err();
+        assert!(err.contains("\"0\"") && err.contains("auto"), "{err}");
+        assert!(workers("many").is_err());
     }
 
     #[test]

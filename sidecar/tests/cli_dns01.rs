@@ -243,7 +243,12 @@ propagation_interval = "200ms"
     )
     .unwrap();
     let config_arg = config.display().to_string();
-    let sidecar = Sidecar::start(&pebble, dir.path(), &["--config", &config_arg]);
+    // One worker: the single-threaded runtime serves, issues and answers the admin API.
+    let sidecar = Sidecar::start(
+        &pebble,
+        dir.path(),
+        &["--config", &config_arg, "--workers", "1"],
+    );
     sidecar.wait_ready(Duration::from_secs(60)).await;
     let root = issuing_root(&pebble, dir.path()).await;
     for name in ["example.test", "anything.example.test"] {

@@ -19,13 +19,13 @@
 #                because the client is the bottleneck shows it here
 # CPU layouts (MODES):
 #   pinned  every server gets core 0 alone with one worker (nginx worker_processes 1,
-#           HAProxy nbthread 1, Caddy GOMAXPROCS=1, berth TOKIO_WORKER_THREADS=1);
+#           HAProxy nbthread 1, Caddy GOMAXPROCS=1, berth --workers 1);
 #           clients and the upstream share core 1
 #   capped  as pinned, but the server runs in a CPU cgroup limited to CAP of a core (CFS
 #           quota) while clients and upstream use both cores, so the server is always the
 #           bottleneck: every rate is throughput on a fixed CPU budget. Needs root (or a
 #           delegated cgroup); skipped with a message otherwise
-#   shared  nothing pinned, two workers each (berth's tokio default on 2 cores), two
+#   shared  nothing pinned, two workers each (berth `--workers auto` on 2 cores), two
 #           client threads: server, client and upstream compete for both cores
 # Writes the "proxy" section of BENCHMARKS.md. Everything on 127.0.0.1; each client run is
 # bounded by DURATION seconds (plus a hard timeout).
@@ -155,7 +155,7 @@ EOF
 
 # --- each server's start command (sets server_pid) --------------------------------------
 start_berth() {
-  TOKIO_WORKER_THREADS=$workers BERTH_LOG=warn "${launch[@]}" taskset -c "$server_cpus" "$BERTH" run -d "$name" \
+  BERTH_WORKERS=$workers BERTH_LOG=warn "${launch[@]}" taskset -c "$server_cpus" "$BERTH" run -d "$name" \
     --store "$work/acme.json" --ca "$PEBBLE_DIRECTORY" --ca-root "$PEBBLE_TLS_ROOT" --agree-tos \
     --skip-staging --upstream "http://127.0.0.1:$up_port" --tls-addr "127.0.0.1:$tls_port" \
     --http-addr "127.0.0.1:$berth_http_port" --admin-addr "127.0.0.1:$berth_admin_port" \
@@ -477,12 +477,12 @@ out="$work/section.md"
   echo "CPU layouts, equal worker counts in each:"
   echo
   has_mode pinned && echo "- **pinned**: each server alone on core 0 with one worker (nginx \`worker_processes 1\`, HAProxy
-  \`nbthread 1\`, Caddy \`GOMAXPROCS=1\`, berth \`TOKIO_WORKER_THREADS=1\`); clients and upstream on core 1."
+  \`nbthread 1\`, Caddy \`GOMAXPROCS=1\`, berth \`--workers 1\`); clients and upstream on core 1."
   has_mode capped && echo "- **capped**: as pinned, but each server in a CPU cgroup limited to $cap of a core (CFS quota,
   high weight), clients and upstream on both cores: the server is always the bottleneck, so
   every rate is the server's throughput on a fixed CPU budget. p99 is meaningless under
   throttling and not shown."
-  has_mode shared && echo "- **shared**: nothing pinned, two workers per server (berth's tokio default on 2 cores), two
+  has_mode shared && echo "- **shared**: nothing pinned, two workers per server (berth `--workers auto` on 2 cores), two
   client threads: server, clients and upstream compete for both cores, so CPU a server saves
   goes to the client."
   echo
