@@ -482,7 +482,7 @@ out="$work/section.md"
   high weight), clients and upstream on both cores: the server is always the bottleneck, so
   every rate is the server's throughput on a fixed CPU budget. p99 is meaningless under
   throttling and not shown."
-  has_mode shared && echo "- **shared**: nothing pinned, two workers per server (berth `--workers auto` on 2 cores), two
+  has_mode shared && echo "- **shared**: nothing pinned, two workers per server (berth \`--workers auto\` on 2 cores), two
   client threads: server, clients and upstream compete for both cores, so CPU a server saves
   goes to the client."
   echo
