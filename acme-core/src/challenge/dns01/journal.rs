@@ -3,6 +3,7 @@
 //! removed on the next run instead of piling up in the zone.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -20,14 +21,19 @@ pub(crate) struct Entry {
 }
 
 /// The journal file (JSON, 0600, written atomically).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Journal {
     path: PathBuf,
+    /// Orders run concurrently; each change is a read-modify-write of the whole file.
+    lock: Mutex<()>,
 }
 
 impl Journal {
     pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            lock: Mutex::new(()),
+        }
     }
 
     #[cfg(test)]
@@ -66,6 +72,7 @@ impl Journal {
     }
 
     pub(crate) fn add(&self, record: &TxtRecord, provider: String) {
+        let _one_writer = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut entries = self.entries();
         entries.push(Entry {
             record: record.clone(),
@@ -76,6 +83,7 @@ impl Journal {
     }
 
     pub(crate) fn remove(&self, record: &TxtRecord) {
+        let _one_writer = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut entries = self.entries();
         let before = entries.len();
         entries.retain(|e| e.record != *record);
