@@ -21,10 +21,36 @@ pub fn require_tool(tool: &str, debian_package: &str) -> PathBuf {
     );
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free for TCP and UDP a moment ago.
+///
+/// Chosen at random below the kernel's ephemeral range (`ip_local_port_range`, 32768 and
+/// up by default): a port the OS hands out for `bind(0)` can be taken at any moment by
+/// some test's outgoing connection before the server it was meant for binds it.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
-    listener.local_addr().expect("local addr").port()
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = if ephemeral_start > 12000 {
+        (10000, ephemeral_start)
+    } else {
+        (61000, 65535)
+    };
+    for _ in 0..1000 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u32(std::process::id());
+        let port = low + (hasher.finish() % u64::from(high - low)) as u16;
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {low} and {high}");
 }
 
 /// Waits until something accepts TCP connections on `addr`, up to `timeout`.
