@@ -316,9 +316,12 @@ impl Dns01Solver {
             if started.elapsed() + self.config.propagation_interval
                 > self.config.propagation_timeout
             {
-                let (name, _, _) = &pending[0];
                 return Err(DnsError::Propagation {
-                    record: name.to_string(),
+                    record: pending
+                        .iter()
+                        .map(|(name, _, _)| name.to_string())
+                        .next()
+                        .unwrap_or_default(),
                     waited: started.elapsed(),
                     missing: pending
                         .iter()
