@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_acme_core::challenge::Solver;
 use berth_acme_core::challenge::dns01::{
     Dns01Config, Dns01Solver, DnsProvider, ExecProvider, Rfc2136Provider, TsigAlgorithm, TsigKey,
     journal_path, parse_server,
@@ -25,7 +24,7 @@ const HOW_TO_CONFIGURE: &str = "dns-01 needs a DNS provider: --dns-server IP --d
 
 /// The DNS-01 solver the flags describe, or `None` when no provider is configured.
 /// `store` is the `acme.json` the record journal goes beside.
-pub(crate) fn solver(args: &DnsArgs, store: &Path) -> Result<Option<Arc<dyn Solver>>, Failure> {
+pub(crate) fn solver(args: &DnsArgs, store: &Path) -> Result<Option<Arc<Dns01Solver>>, Failure> {
     let loader = Loader::new();
     loader.refuse_plain_env("BERTH_DNS_TSIG_SECRET")?;
     let Some(provider) = provider(args, &loader)? else {
@@ -70,7 +69,7 @@ pub(crate) fn solver(args: &DnsArgs, store: &Path) -> Result<Option<Arc<dyn Solv
 }
 
 /// Refuses `--challenge dns-01` without a provider, with what to add.
-pub(crate) fn require(solver: Option<Arc<dyn Solver>>) -> Result<Arc<dyn Solver>, Failure> {
+pub(crate) fn require(solver: Option<Arc<Dns01Solver>>) -> Result<Arc<Dns01Solver>, Failure> {
     solver.ok_or_else(|| Failure::usage(HOW_TO_CONFIGURE))
 }
 

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::settings::RunSettings;
+use berth_acme_core::challenge::dns01::Dns01Solver;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -148,6 +149,9 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
                 add(level, setting, format!("cannot listen on {addr}: {why}"));
             }
         }
+        if let Some(dns) = &plan.dns {
+            dns_preflight(dns, plan, &mut add).await;
+        }
         for upstream in &plan.upstreams {
             if let Err(e) = reachable(upstream).await {
                 add(
@@ -162,6 +166,40 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     findings
+}
+
+/// Where each dns-01 name's TXT record would go, found as an order would find it (CNAME,
+/// zone) — nothing is written.
+async fn dns_preflight(
+    dns: &Dns01Solver,
+    plan: &Plan,
+    add: &mut impl FnMut(Level, &'static str, String),
+) {
+    let mut seen = Vec::new();
+    for name in plan
+        .managed
+        .iter()
+        .filter(|m| m.challenge == ChallengeKind::Dns01)
+        .flat_map(|m| m.domains.names())
+    {
+        let base = name.base().to_owned();
+        if seen.contains(&base) {
+            continue;
+        }
+        seen.push(base.clone());
+        match dns.preflight(name).await {
+            Ok((record, zone)) => add(
+                Level::Note,
+                "--dns-zone",
+                format!("dns-01 for {base}: TXT {record} in zone {zone}"),
+            ),
+            Err(e) => add(
+                Level::Error,
+                "--dns-resolver",
+                format!("dns-01 for {base}: {e}"),
+            ),
+        }
+    }
 }
 
 /// Staging-first and terms-of-service findings.

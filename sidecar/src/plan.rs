@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use berth_acme_core::challenge::Solver;
+use berth_acme_core::challenge::dns01::Dns01Solver;
 use berth_acme_core::{AccountConfig, ChallengeKind, DomainSet, KeyType, ManagedCert};
 use berth_proxy::{Route, Routes, Upstream};
 
@@ -24,7 +24,7 @@ pub(crate) struct Plan {
     /// The CA and account, the EAB HMAC read from its file.
     pub(crate) account: AccountConfig,
     /// The DNS-01 solver, when a provider is configured (its TSIG secret read now).
-    pub(crate) dns: Option<Arc<dyn Solver>>,
+    pub(crate) dns: Option<Arc<Dns01Solver>>,
 }
 
 impl Plan {

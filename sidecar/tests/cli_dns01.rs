@@ -260,3 +260,48 @@ propagation_interval = "200ms"
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn config_check_finds_the_zone_and_names_a_dns_server_that_does_not_answer() {
+    let bind = Bind::start(&[zone()], &[KEY]);
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://{}", start_upstream());
+    let check = |resolver: &str| {
+        berth()
+            .args(["config", "check", "--agree-tos", "--challenge", "dns-01"])
+            .args(["-d", "example.test", "-d", "*.example.test"])
+            .args(["--upstream", &upstream])
+            .arg("--store")
+            .arg(dir.path().join("acme.json"))
+            .args(["--dns-server", &bind.addr().to_string()])
+            .arg("--dns-tsig-secret-file")
+            .arg(bind.key_file(KEY))
+            .args(["--dns-resolver", resolver])
+            .args(["--http-addr", "127.0.0.1:0", "--tls-addr", "127.0.0.1:0"])
+            .output()
+            .unwrap()
+    };
+    let good = check(&bind.addr().to_string());
+    let text = String::from_utf8_lossy(&good.stdout);
+    assert_eq!(good.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            "dns-01 for example.test: TXT _acme-challenge.example.test. in zone example.test."
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("dns-01 for *.example.test"),
+        "a wildcard shares its base name's record: {text}"
+    );
+
+    let dead = format!("127.0.0.1:{}", berth_tests::free_port());
+    let bad = check(&dead);
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(2), "{text}");
+    assert!(text.contains("error") && text.contains(&dead), "{text}");
+    assert_eq!(
+        bind.txt("_acme-challenge.example.test"),
+        Vec::<String>::new()
+    );
+}

@@ -40,7 +40,9 @@ impl Responders {
             Arc::new(Http01Solver::new(self.http01.clone())),
             Arc::new(TlsAlpn01Solver::new(self.tls_alpn01.clone())),
         ];
-        solvers.extend(plan.dns.clone());
+        if let Some(dns) = &plan.dns {
+            solvers.push(Arc::clone(dns) as Arc<dyn Solver>);
+        }
         Arc::new(CertManager::new(config, plan.managed.clone(), solvers))
     }
 }

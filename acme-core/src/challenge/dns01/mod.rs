@@ -41,6 +41,7 @@ use tokio::time::Instant;
 use self::journal::Journal;
 use self::lookup::Lookup;
 use super::{ChallengeKind, PendingChallenge, Solver, SolverFuture};
+use crate::domain::DomainName;
 use crate::error::Error;
 
 /// Default for [`Dns01Config::propagation_timeout`].
@@ -161,9 +162,19 @@ impl Dns01Solver {
         }
     }
 
-    /// Where the TXT record for `challenge` goes: CNAME target and zone.
-    async fn locate(&self, challenge: &PendingChallenge) -> Result<TxtRecord, DnsError> {
-        let name = fqdn(&challenge.dns_record_name())?;
+    /// Where the TXT record for `name` goes — the CNAME target of
+    /// `_acme-challenge.<name>` and its zone — found exactly as an order finds it, without
+    /// writing anything: the dry run behind `berth config check`. Returns (record, zone).
+    pub async fn preflight(&self, name: &DomainName) -> Result<(String, String), DnsError> {
+        let (target, zone) = self
+            .locate(&format!("_acme-challenge.{}", name.base()))
+            .await?;
+        Ok((target.to_string(), zone.to_string()))
+    }
+
+    /// Where the TXT record `record_name` goes: CNAME target and zone.
+    async fn locate(&self, record_name: &str) -> Result<(Name, Name), DnsError> {
+        let name = fqdn(record_name)?;
         let lookup = self.lookup()?;
         let target = lookup.follow_cname(&name).await?;
         if target != name {
@@ -183,17 +194,18 @@ impl Dns01Solver {
             }
             None => lookup.find_zone(&target).await?,
         };
-        Ok(TxtRecord {
-            fqdn: target.to_string(),
-            zone: zone.to_string(),
-            value: challenge.dns_value(),
-            ttl: self.config.ttl,
-        })
+        Ok((target, zone))
     }
 
     async fn publish(&self, challenge: &PendingChallenge) -> Result<(), DnsError> {
         self.leftovers.get_or_init(|| self.remove_leftovers()).await;
-        let record = self.locate(challenge).await?;
+        let (target, zone) = self.locate(&challenge.dns_record_name()).await?;
+        let record = TxtRecord {
+            fqdn: target.to_string(),
+            zone: zone.to_string(),
+            value: challenge.dns_value(),
+            ttl: self.config.ttl,
+        };
         if let Some(journal) = &self.journal {
             // Journal first: a crash between the two leaves an entry to clean, never an
             // unrecorded record.
