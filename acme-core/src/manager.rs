@@ -305,14 +305,13 @@ impl CertManager {
         };
         let now = SystemTime::now();
         let stored = self.find_stored(&store, &managed.domains);
-        if let Some(cert) = &stored {
-            let hint = if !force && cert.is_valid_at(now) {
-                self.renewal_hint(cert, &key, &state, now).await
-            } else {
-                None
-            };
+        if let Some(cert) = &stored
+            && !force
+            && cert.is_valid_at(now)
+        {
+            let hint = self.renewal_hint(cert, &key, &state, now).await;
             let renew_at = due_at(cert, hint.as_ref());
-            if !force && cert.is_valid_at(now) && now < renew_at {
+            if now < renew_at {
                 return Ok(Outcome::Valid {
                     certificate: cert.clone(),
                     renew_at,

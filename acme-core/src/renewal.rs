@@ -85,13 +85,7 @@ impl RenewalHint {
         now: SystemTime,
     ) -> Self {
         let Some(window) = window else {
-            return Self {
-                domains: domains.to_owned(),
-                renew_at: None,
-                window: None,
-                explanation_url: None,
-                check_again_at: now + MAX_CHECK_INTERVAL,
-            };
+            return Self::without_window(domains, now + MAX_CHECK_INTERVAL);
         };
         let bounds = (window.start, window.end);
         let renew_at = match previous {
@@ -116,15 +110,25 @@ impl RenewalHint {
 
     /// The hint after asking failed: the earlier advice stands, ask again later.
     pub fn after_error(domains: &str, previous: Option<&RenewalHint>, now: SystemTime) -> Self {
-        let mut hint = previous.cloned().unwrap_or_else(|| Self {
+        let check_again_at = now + RETRY_AFTER_ERROR;
+        match previous {
+            Some(previous) => Self {
+                check_again_at,
+                ..previous.clone()
+            },
+            None => Self::without_window(domains, check_again_at),
+        }
+    }
+
+    /// No advice: the two-thirds schedule applies until `check_again_at`.
+    fn without_window(domains: &str, check_again_at: SystemTime) -> Self {
+        Self {
             domains: domains.to_owned(),
             renew_at: None,
             window: None,
             explanation_url: None,
-            check_again_at: now,
-        });
-        hint.check_again_at = now + RETRY_AFTER_ERROR;
-        hint
+            check_again_at,
+        }
     }
 
     /// Whether the CA should be asked again.

@@ -33,10 +33,6 @@ pub(crate) fn solver(args: &DnsArgs, store: &Path) -> Result<Option<Arc<Dns01Sol
     let server = |flag: &str, text: &str| {
         parse_server(text).map_err(|e| Failure::usage(format!("{flag}: {e}")))
     };
-    let time = |flag: &str, text: &Option<String>, default: Duration| match text {
-        Some(text) => duration(text).map_err(|e| Failure::usage(format!("{flag} {text:?}: {e}"))),
-        None => Ok(default),
-    };
     let defaults = Dns01Config::default();
     let config = Dns01Config {
         resolver: args
@@ -51,12 +47,12 @@ pub(crate) fn solver(args: &DnsArgs, store: &Path) -> Result<Option<Arc<Dns01Sol
             .filter(|s| !s.trim().is_empty())
             .map(|s| server("--dns-propagation-servers", s))
             .collect::<Result<_, _>>()?,
-        propagation_timeout: time(
+        propagation_timeout: duration_or(
             "--dns-propagation-timeout",
             &args.propagation_timeout,
             defaults.propagation_timeout,
         )?,
-        propagation_interval: time(
+        propagation_interval: duration_or(
             "--dns-propagation-interval",
             &args.propagation_interval,
             defaults.propagation_interval,
@@ -113,15 +109,23 @@ fn provider(args: &DnsArgs, loader: &Loader) -> Result<Option<Arc<dyn DnsProvide
             let program = args.exec.as_deref().ok_or_else(|| {
                 Failure::usage("--dns-provider exec needs --dns-exec (the hook program)")
             })?;
-            let timeout = match &args.exec_timeout {
-                Some(text) => duration(text)
-                    .map_err(|e| Failure::usage(format!("--dns-exec-timeout {text:?}: {e}")))?,
-                None => DEFAULT_EXEC_TIMEOUT,
-            };
+            let timeout = duration_or(
+                "--dns-exec-timeout",
+                &args.exec_timeout,
+                DEFAULT_EXEC_TIMEOUT,
+            )?;
             Ok(Some(Arc::new(ExecProvider::new(program, timeout))))
         }
         other => Err(Failure::usage(format!(
             "--dns-provider {other:?} is not known; use rfc2136 or exec (more providers are planned, see the README)"
         ))),
+    }
+}
+
+/// The duration `flag` was given as, or `default` when it was not.
+fn duration_or(flag: &str, text: &Option<String>, default: Duration) -> Result<Duration, Failure> {
+    match text {
+        Some(text) => duration(text).map_err(|e| Failure::usage(format!("{flag} {text:?}: {e}"))),
+        None => Ok(default),
     }
 }

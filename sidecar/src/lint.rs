@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use berth_acme_core::challenge::dns01::Dns01Solver;
 use berth_acme_core::store::{State, state_path};
 use berth_acme_core::{Ca, CaFamily, ChallengeKind, DomainSet};
 use berth_proxy::Upstream;
@@ -14,7 +15,6 @@ use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::settings::RunSettings;
-use berth_acme_core::challenge::dns01::Dns01Solver;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

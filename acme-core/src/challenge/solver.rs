@@ -108,8 +108,13 @@ impl PendingChallenge {
     /// `_acme-challenge.<name>`, where DNS-01 puts the TXT record (RFC 8555 §8.4); the
     /// wildcard label is dropped.
     pub fn dns_record_name(&self) -> String {
-        format!("_acme-challenge.{}", self.identifier.base())
+        dns_record_name(&self.identifier)
     }
+}
+
+/// `_acme-challenge.<name>` for `identifier`, the wildcard label dropped (RFC 8555 §8.4).
+pub(crate) fn dns_record_name(identifier: &DomainName) -> String {
+    format!("_acme-challenge.{}", identifier.base())
 }
 
 /// Answers HTTP-01 by publishing tokens in an [`Http01Responder`].

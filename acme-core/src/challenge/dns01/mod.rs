@@ -40,6 +40,7 @@ use tokio::time::Instant;
 
 use self::journal::Journal;
 use self::lookup::Lookup;
+use super::solver::dns_record_name;
 use super::{ChallengeKind, PendingChallenge, Solver, SolverFuture};
 use crate::domain::DomainName;
 use crate::error::Error;
@@ -166,9 +167,7 @@ impl Dns01Solver {
     /// `_acme-challenge.<name>` and its zone — found exactly as an order finds it, without
     /// writing anything: the dry run behind `berth config check`. Returns (record, zone).
     pub async fn preflight(&self, name: &DomainName) -> Result<(String, String), DnsError> {
-        let (target, zone) = self
-            .locate(&format!("_acme-challenge.{}", name.base()))
-            .await?;
+        let (target, zone) = self.locate(&dns_record_name(name)).await?;
         Ok((target.to_string(), zone.to_string()))
     }
 
@@ -219,14 +218,18 @@ impl Dns01Solver {
                 challenge.token().to_owned(),
                 (record.clone(), added.is_ok()),
             );
-        added.map_err(|e| DnsError::Provider {
-            provider: self.provider.describe(),
-            action: "add",
-            record: record.fqdn.clone(),
-            reason: e.0,
-        })?;
+        added.map_err(|e| self.provider_error("add", &record, e.0))?;
         tracing::info!(record = %record.fqdn, zone = %record.zone, provider = %self.provider.describe(), "added TXT record");
         Ok(())
+    }
+
+    fn provider_error(&self, action: &'static str, record: &TxtRecord, reason: String) -> DnsError {
+        DnsError::Provider {
+            provider: self.provider.describe(),
+            action,
+            record: record.fqdn.clone(),
+            reason,
+        }
     }
 
     async fn withdraw(&self, challenge: &PendingChallenge) -> Result<(), DnsError> {
@@ -247,15 +250,13 @@ impl Dns01Solver {
             }
             return Ok(());
         }
-        self.provider
-            .remove_txt(&record)
-            .await
-            .map_err(|e| DnsError::Provider {
-                provider: self.provider.describe(),
-                action: "remove",
-                record: record.fqdn.clone(),
-                reason: format!("{}; the journal keeps it for the next run", e.0),
-            })?;
+        self.provider.remove_txt(&record).await.map_err(|e| {
+            self.provider_error(
+                "remove",
+                &record,
+                format!("{}; the journal keeps it for the next run", e.0),
+            )
+        })?;
         if let Some(journal) = &self.journal {
             journal.remove(&record);
         }
