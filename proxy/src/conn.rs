@@ -2,22 +2,18 @@
 //! header timeouts, and graceful or hard shutdown.
 
 use std::convert::Infallible;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::forward::{Forwarder, Peer};
+use crate::lifecycle::{Activity, Event, IdleIo, Signal, Signals, next_event};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::plain::PlainHttp;
@@ -88,16 +84,7 @@ pub(crate) async fn serve_tls(
         let _ = tls.shutdown().await;
         return;
     }
-    serve_http(
-        shared,
-        tls,
-        Peer {
-            addr: peer,
-            https: true,
-        },
-        shutdown,
-    )
-    .await;
+    serve_http(shared, tls, Peer::new(peer, true), shutdown).await;
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (detected from the first bytes) on `io` until the client
@@ -110,7 +97,9 @@ pub(crate) async fn serve_http<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
+    let peer_addr = peer.addr;
+    let peer = Arc::new(peer);
+    let activity = Arc::new(Activity::default());
     let io = TokioIo::new(IdleIo {
         inner: io,
         activity: Arc::clone(&activity),
@@ -119,11 +108,12 @@ pub(crate) async fn serve_http<I>(
         let shared = Arc::clone(&shared);
         service_fn(move |req| {
             let shared = Arc::clone(&shared);
+            let peer = Arc::clone(&peer);
             async move {
                 let response = if peer.https {
-                    shared.forwarder.handle(req, peer).await
+                    shared.forwarder.handle(req, &peer).await
                 } else {
-                    shared.plain.handle(req, peer).await
+                    shared.plain.handle(req, &peer).await
                 };
                 Ok::<_, Infallible>(response)
             }
@@ -131,121 +121,27 @@ pub(crate) async fn serve_http<I>(
     };
     let conn = shared.http.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    let idle = shared.limits.idle_timeout;
-    let mut draining = false;
+    let mut signals = Signals::new(
+        &shared.hard_stop,
+        &shutdown,
+        shared.limits.idle_timeout,
+        activity,
+    );
     loop {
-        let idle_check = tokio::time::sleep_until(activity.idle_deadline(idle).into());
-        tokio::select! {
-            result = conn.as_mut() => {
+        match next_event(conn.as_mut(), &mut signals).await {
+            Event::Done(result) => {
                 if let Err(error) = result {
-                    tracing::debug!(peer = %peer.addr, %error, "connection ended with an error");
+                    tracing::debug!(peer = %peer_addr, %error, "connection ended with an error");
                 }
                 return;
             }
-            () = shared.hard_stop.cancelled() => return,
-            () = shutdown.cancelled(), if !draining => {
-                // HTTP/1.1: finish the request in flight, then close; HTTP/2: GOAWAY.
-                draining = true;
+            Event::Signal(Signal::HardStop) => return,
+            // HTTP/1.1: finish the request in flight, then close; HTTP/2: GOAWAY.
+            Event::Signal(Signal::Shutdown) => conn.as_mut().graceful_shutdown(),
+            Event::Signal(Signal::Idle) => {
+                tracing::debug!(peer = %peer_addr, "closing idle connection");
                 conn.as_mut().graceful_shutdown();
             }
-            () = idle_check, if !draining => {
-                if activity.idle_for() >= idle {
-                    tracing::debug!(peer = %peer.addr, "closing idle connection");
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
         }
-    }
-}
-
-/// When bytes last moved on a connection.
-struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
-    }
-
-    fn idle_for(&self) -> Duration {
-        self.last().elapsed()
-    }
-
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.last() + idle
-    }
-}
-
-/// A transport that records when bytes move, for the idle timeout.
-struct IdleIo<I> {
-    inner: I,
-    activity: Arc<Activity>,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        result
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

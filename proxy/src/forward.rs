@@ -1,7 +1,6 @@
 //! Forwarding one request to its upstream: header rewriting, streaming bodies,
 //! WebSocket (HTTP/1.1 Upgrade) tunnels, and the 502/504/413 answers.
 
-use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -10,25 +9,20 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::Authority;
-use http::{Request, Response, StatusCode, Version};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::routes::Routes;
+use crate::pool::{Pool, RequestBody, SendError, UpstreamBody};
+use crate::routes::{Routes, Upstream};
 
-pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 /// Bodies sent to clients: the upstream's streamed body or a small local one.
-pub(crate) type ResponseBody = BoxBody<Bytes, hyper::Error>;
-type UpstreamBody = BoxBody<Bytes, BoxError>;
+pub(crate) type ResponseBody = Either<UpstreamBody, Full<Bytes>>;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -37,15 +31,25 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Idle upstream connections are kept this long for reuse.
-const POOL_IDLE: Duration = Duration::from_secs(90);
+/// Headers that describe one connection rather than the message (RFC 9110 §7.6.1).
+static HOP_BY_HOP: [&HeaderName; 9] = [
+    &header::CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::TE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &header::PROXY_AUTHORIZATION,
+    &header::PROXY_AUTHENTICATE,
+];
 
-/// Sends requests to upstreams over a pooled HTTP/1.1 client.
+/// Sends requests to upstreams over pooled HTTP/1.1 connections.
 pub(crate) struct Forwarder {
     /// Swapped whole on reload ([`crate::BoundProxy::replace_routes`]); requests in
     /// flight keep the table they started with.
     routes: Arc<ArcSwap<Routes>>,
-    client: Client<HttpConnector, UpstreamBody>,
+    pool: Pool,
     upstream_timeout: Duration,
     max_request_body: Option<u64>,
     hsts: Option<HeaderValue>,
@@ -55,11 +59,39 @@ pub(crate) struct Forwarder {
     hard_stop: CancellationToken,
 }
 
-/// Where a request came from.
-#[derive(Debug, Clone, Copy)]
+/// Where a request came from, with the forwarding header values that depend only on
+/// that, made once per connection.
+#[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
     pub(crate) https: bool,
+    /// The client's address as `X-Forwarded-For` lists it.
+    forwarded_for: HeaderValue,
+    /// `for=…;proto=…`, this hop's `Forwarded` element without the host.
+    forwarded_element: String,
+}
+
+impl Peer {
+    pub(crate) fn new(addr: SocketAddr, https: bool) -> Self {
+        let ip = addr.ip().to_canonical();
+        let proto = if https { "https" } else { "http" };
+        // RFC 7239 §6: IPv6 addresses are bracketed and quoted.
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        Self {
+            addr,
+            https,
+            forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(ip.to_string()))
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            forwarded_element: format!("for={node};proto={proto}"),
+        }
+    }
+
+    fn proto(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
 }
 
 impl Forwarder {
@@ -71,16 +103,9 @@ impl Forwarder {
         tunnels: TaskTracker,
         hard_stop: CancellationToken,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(limits.upstream_connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         Self {
             routes,
-            client,
+            pool: Pool::new(limits.upstream_connect_timeout),
             upstream_timeout: limits.upstream_timeout,
             max_request_body: limits.max_request_body,
             hsts: hsts
@@ -95,7 +120,7 @@ impl Forwarder {
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: Peer,
+        peer: &Peer,
     ) -> Response<ResponseBody> {
         let mut response = self.forward(req, peer).await;
         if peer.https
@@ -111,10 +136,9 @@ impl Forwarder {
         response
     }
 
-    async fn forward(&self, mut req: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
-        let host = request_host(&req);
-        let routes = self.routes.load_full();
-        let Some(route) = routes.find(host.as_deref(), req.uri().path()) else {
+    async fn forward(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<ResponseBody> {
+        let routes = self.routes.load();
+        let Some(route) = routes.find(request_host(&req), req.uri().path()) else {
             return local(StatusCode::NOT_FOUND, "no route for this host and path\n");
         };
         if let (Some(max), Some(length)) = (self.max_request_body, content_length(req.headers()))
@@ -126,26 +150,18 @@ impl Forwarder {
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
-        let Ok(uri) = route
-            .upstream()
-            .uri(route.rewrite(parts.uri.path_and_query()))
-        else {
-            return local(
-                StatusCode::BAD_REQUEST,
-                "request target cannot be forwarded\n",
-            );
-        };
-        let original_authority = parts.uri.authority().cloned();
-        remove_hop_by_hop(&mut parts.headers);
+        let target = route.rewrite(parts.uri.path_and_query());
         if !parts.headers.contains_key(header::HOST) {
             // HTTP/2 clients send :authority instead; HTTP/1.1 upstreams need Host.
-            if let Some(value) = original_authority
-                .as_ref()
+            if let Some(value) = parts
+                .uri
+                .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             {
                 parts.headers.insert(header::HOST, value);
             }
         }
+        remove_hop_by_hop(&mut parts.headers);
         set_forwarding_headers(&mut parts.headers, peer);
         if let Some(protocol) = &upgrade {
             parts
@@ -153,25 +169,31 @@ impl Forwarder {
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, protocol.clone());
         }
-        parts.uri = uri;
+        // Origin form: the upstream connection already says where the request goes.
+        parts.uri = Uri::from(target);
         parts.version = Version::HTTP_11;
-        let body: UpstreamBody = match self.max_request_body {
-            Some(max) => Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)).boxed(),
-            None => body.map_err(BoxError::from).boxed(),
+        let body: RequestBody = match self.max_request_body {
+            Some(max) => Either::Right(Limited::new(
+                body,
+                usize::try_from(max).unwrap_or(usize::MAX),
+            )),
+            None => Either::Left(body),
         };
+        let upstream = route.upstream();
 
         let started = Instant::now();
         let sent = tokio::time::timeout(
             self.upstream_timeout,
-            self.client.request(Request::from_parts(parts, body)),
+            self.pool
+                .send(upstream.authority_ref(), Request::from_parts(parts, body)),
         )
         .await;
         let mut response = match sent {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) => return self.failed(&error, route.upstream()),
+            Ok(Err(error)) => return failed(&error, upstream),
             Err(_elapsed) => {
                 tracing::warn!(
-                    upstream = %route.upstream(),
+                    %upstream,
                     timeout_ms = self.upstream_timeout.as_millis(),
                     "upstream sent no response headers in time"
                 );
@@ -182,37 +204,17 @@ impl Forwarder {
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
-                tracing::warn!(upstream = %route.upstream(), "upstream switched protocols without being asked");
+                tracing::warn!(%upstream, "upstream switched protocols without being asked");
                 return local(
                     StatusCode::BAD_GATEWAY,
                     "upstream switched protocols unasked\n",
                 );
             };
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let upstream = route.upstream().to_string();
-            let hard_stop = self.hard_stop.clone();
-            self.tunnels.spawn(async move {
-                let (client, server) = tokio::join!(client_upgrade, upstream_upgrade);
-                let (client, server) = match (client, server) {
-                    (Ok(c), Ok(s)) => (c, s),
-                    (Err(e), _) | (_, Err(e)) => {
-                        tracing::debug!(%upstream, error = %e, "upgrade did not complete");
-                        return;
-                    }
-                };
-                let mut client = TokioIo::new(client);
-                let mut server = TokioIo::new(server);
-                tokio::select! {
-                    () = hard_stop.cancelled() => {}
-                    copied = tokio::io::copy_bidirectional(&mut client, &mut server) => {
-                        if let Err(error) = copied {
-                            tracing::debug!(%upstream, %error, "upgraded connection ended with an error");
-                        }
-                    }
-                }
-            });
+            self.tunnel(client_upgrade, upstream_upgrade, upstream);
             let upgrade_to = response.headers().get(header::UPGRADE).cloned();
-            let (mut parts, _) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
+            body.into_detached();
             remove_hop_by_hop(&mut parts.headers);
             parts
                 .headers
@@ -220,44 +222,69 @@ impl Forwarder {
             if let Some(protocol) = upgrade_to {
                 parts.headers.insert(header::UPGRADE, protocol);
             }
-            return Response::from_parts(parts, empty());
+            return Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
         }
 
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
-        Response::from_parts(parts, body.boxed())
+        Response::from_parts(parts, Either::Left(body))
     }
 
-    /// The answer when the upstream request failed before response headers.
-    fn failed(
+    /// Copies bytes both ways between the upgraded client and upstream connections
+    /// until either side closes or the hard stop.
+    fn tunnel(
         &self,
-        error: &hyper_util::client::legacy::Error,
-        upstream: &crate::routes::Upstream,
-    ) -> Response<ResponseBody> {
-        if caused_by::<LengthLimitError>(error) {
-            return local(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
-        }
-        let timed_out = caused_by_io(error, std::io::ErrorKind::TimedOut);
-        tracing::warn!(
-            %upstream,
-            error = %ErrorChain(error),
-            "upstream request failed"
-        );
-        if timed_out {
-            local(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
-        } else {
-            local(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
-        }
+        client: hyper::upgrade::OnUpgrade,
+        server: hyper::upgrade::OnUpgrade,
+        upstream: &Upstream,
+    ) {
+        let upstream = upstream.to_string();
+        let hard_stop = self.hard_stop.clone();
+        self.tunnels.spawn(async move {
+            let (client, server) = tokio::join!(client, server);
+            let (client, server) = match (client, server) {
+                (Ok(c), Ok(s)) => (c, s),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::debug!(%upstream, error = %e, "upgrade did not complete");
+                    return;
+                }
+            };
+            let mut client = TokioIo::new(client);
+            let mut server = TokioIo::new(server);
+            tokio::select! {
+                () = hard_stop.cancelled() => {}
+                copied = tokio::io::copy_bidirectional(&mut client, &mut server) => {
+                    if let Err(error) = copied {
+                        tracing::debug!(%upstream, %error, "upgraded connection ended with an error");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The answer when the upstream request failed before response headers.
+fn failed(error: &SendError, upstream: &Upstream) -> Response<ResponseBody> {
+    if caused_by::<LengthLimitError>(error) {
+        return local(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    }
+    tracing::warn!(
+        %upstream,
+        error = %ErrorChain(error),
+        "upstream request failed"
+    );
+    if matches!(error, SendError::ConnectTimeout) {
+        local(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+    } else {
+        local(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
     }
 }
 
 /// A small plain-text response made by the proxy itself.
 pub(crate) fn local(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(|never: Infallible| match never {})
-            .boxed(),
-    );
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -266,24 +293,52 @@ pub(crate) fn local(status: StatusCode, body: &'static str) -> Response<Response
     response
 }
 
-fn empty() -> ResponseBody {
-    Empty::new()
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+/// The host a request is for, without port or trailing dot (case as sent): from the
+/// request target (HTTP/2 `:authority`, absolute-form) or else the Host header.
+/// `None` when there is none or it is not a valid `host[:port]`.
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    let host = match req.uri().authority() {
+        Some(authority) => authority.host(),
+        None => host_of(req.headers().get(header::HOST)?.to_str().ok()?)?,
+    };
+    let host = host.trim_end_matches('.');
+    (!host.is_empty()).then_some(host)
 }
 
-/// The host a request is for, lower case, without port or trailing dot: from the
-/// request target (HTTP/2 `:authority`, absolute-form) or else the Host header.
-pub(crate) fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let authority = match req.uri().authority() {
-        Some(a) => a.clone(),
-        None => {
-            let value = req.headers().get(header::HOST)?.to_str().ok()?;
-            value.parse::<Authority>().ok()?
+/// The host part of a Host header value, `uri-host [":" port]` (RFC 9110 §7.2); IPv6
+/// literals keep their brackets.
+fn host_of(value: &str) -> Option<&str> {
+    let (host, port) = if value.starts_with('[') {
+        let end = value.find(']')? + 1;
+        let (literal, rest) = value.split_at(end);
+        let inside = &literal[1..end - 1];
+        if inside.is_empty()
+            || !inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b":.".contains(&b))
+        {
+            return None;
         }
+        (literal, rest.strip_prefix(':'))
+    } else {
+        let (host, port) = match value.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        };
+        // reg-name: unreserved, percent-encoded and sub-delims characters.
+        let reg_name = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+        if !reg_name {
+            return None;
+        }
+        (host, port)
     };
-    let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    match port {
+        Some(port) if !port.bytes().all(|b| b.is_ascii_digit()) => None,
+        None if host.len() < value.len() => None,
+        _ => Some(host),
+    }
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -321,114 +376,110 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes the headers that describe one connection rather than the message
 /// (RFC 9110 §7.6.1), including any the Connection header names.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // Usually there is nothing to remove; find that out without hashing every name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
+        return;
     }
-    for name in [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-        &header::PROXY_AUTHORIZATION,
-        &header::PROXY_AUTHENTICATE,
-    ] {
+    let mut value = 0;
+    while let Some(connection) = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .nth(value)
+        .cloned()
+    {
+        value += 1;
+        let Ok(connection) = connection.to_str() else {
+            continue;
+        };
+        for token in connection.split(',').map(str::trim) {
+            if !token.is_empty() && !token.eq_ignore_ascii_case("connection") {
+                headers.remove(token);
+            }
+        }
+    }
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
 /// Tells the upstream who asked and how: `X-Forwarded-For` (appended), `-Proto`,
 /// `-Host`, and the standard `Forwarded` (RFC 7239 §4, appended).
-fn set_forwarding_headers(headers: &mut HeaderMap, peer: Peer) {
-    let ip = peer.addr.ip().to_canonical();
-    let proto = if peer.https { "https" } else { "http" };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-
+fn set_forwarding_headers(headers: &mut HeaderMap, peer: &Peer) {
     let xff = match joined(headers, &X_FORWARDED_FOR) {
-        Some(previous) => format!("{previous}, {ip}"),
-        None => ip.to_string(),
+        Some(previous) => text_value(format!("{previous}, {}", peer.addr.ip().to_canonical())),
+        None => Some(peer.forwarded_for.clone()),
     };
-    insert_text(headers, &X_FORWARDED_FOR, &xff);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    match &host {
-        Some(host) => insert_text(headers, &X_FORWARDED_HOST, host),
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
-        }
+    if let Some(xff) = xff {
+        headers.insert(&X_FORWARDED_FOR, xff);
     }
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.proto()));
+    let host = headers.get(header::HOST).cloned();
 
-    // RFC 7239 §6: IPv6 addresses are bracketed and quoted; a host with a port is not
-    // a token, so it is quoted too (§4).
-    let node = match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = &host {
+    // A host with a port is not a token, so it is quoted (RFC 7239 §4).
+    let host_text = host.as_ref().and_then(|h| h.to_str().ok());
+    let mut element =
+        String::with_capacity(peer.forwarded_element.len() + host_text.map_or(0, |h| h.len() + 8));
+    element.push_str(&peer.forwarded_element);
+    if let Some(host) = host_text {
         element.push_str(";host=");
-        element.push_str(&quote_if_needed(host));
+        push_quoted_if_needed(&mut element, host);
     }
     let forwarded = match joined(headers, &FORWARDED) {
         Some(previous) => format!("{previous}, {element}"),
         None => element,
     };
-    insert_text(headers, &FORWARDED, &forwarded);
+    if let Some(forwarded) = text_value(forwarded) {
+        headers.insert(&FORWARDED, forwarded);
+    }
+    match host {
+        Some(host) => {
+            headers.insert(&X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
+    }
 }
 
 /// All values of a header joined with `", "`, if it is present and textual.
 fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let values: Vec<&str> = headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.join(", "))
-}
-
-fn insert_text(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name.clone(), value);
+    let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    let mut out = values.next()?.to_owned();
+    for value in values {
+        out.push_str(", ");
+        out.push_str(value);
     }
+    Some(out)
 }
 
-fn quote_if_needed(value: &str) -> String {
+/// A header value made from `text` without copying it, if it is a valid value.
+fn text_value(text: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from(text)).ok()
+}
+
+fn push_quoted_if_needed(out: &mut String, value: &str) {
     let is_token = !value.is_empty()
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if is_token {
-        value.to_owned()
-    } else {
-        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-        format!("\"{escaped}\"")
+        out.push_str(value);
+        return;
     }
+    out.push('"');
+    for c in value.chars() {
+        if matches!(c, '\\' | '"') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 fn caused_by<E: StdError + 'static>(error: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
         if e.is::<E>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
-}
-
-fn caused_by_io(error: &(dyn StdError + 'static), kind: std::io::ErrorKind) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == kind)
-        {
             return true;
         }
         current = e.source();
@@ -486,11 +537,8 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("example.com:8443"));
         headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        let peer = Peer {
-            addr: "[::ffff:192.0.2.7]:5000".parse().unwrap(),
-            https: true,
-        };
-        set_forwarding_headers(&mut headers, peer);
+        let peer = Peer::new("[::ffff:192.0.2.7]:5000".parse().unwrap(), true);
+        set_forwarding_headers(&mut headers, &peer);
         assert_eq!(headers[&X_FORWARDED_FOR], "203.0.113.9, 192.0.2.7");
         assert_eq!(headers[&X_FORWARDED_PROTO], "https");
         assert_eq!(headers[&X_FORWARDED_HOST], "example.com:8443");
@@ -501,11 +549,8 @@ mod tests {
 
         let mut v6 = HeaderMap::new();
         v6.insert(header::HOST, HeaderValue::from_static("example.com"));
-        let peer = Peer {
-            addr: "[2001:db8::1]:5000".parse().unwrap(),
-            https: false,
-        };
-        set_forwarding_headers(&mut v6, peer);
+        let peer = Peer::new("[2001:db8::1]:5000".parse().unwrap(), false);
+        set_forwarding_headers(&mut v6, &peer);
         assert_eq!(
             v6[&FORWARDED],
             "for=\"[2001:db8::1]\";proto=http;host=example.com"
@@ -513,27 +558,64 @@ mod tests {
     }
 
     #[test]
-    fn request_host_prefers_the_target_and_drops_port_and_case() {
+    fn request_host_prefers_the_target_and_drops_port_and_trailing_dot() {
         let req = Request::builder()
             .uri("https://WWW.Example.com:8443/x")
             .header("host", "other.org")
             .body(())
             .unwrap();
-        assert_eq!(request_host(&req).as_deref(), Some("www.example.com"));
+        assert_eq!(request_host(&req), Some("WWW.Example.com"));
         let req = Request::builder()
             .uri("/x")
             .header("host", "Example.com.:80")
             .body(())
             .unwrap();
-        assert_eq!(request_host(&req).as_deref(), Some("example.com"));
-        let req = Request::builder().uri("/x").body(()).unwrap();
-        assert_eq!(request_host(&req), None);
+        assert_eq!(request_host(&req), Some("Example.com"));
         let req = Request::builder()
             .uri("/x")
-            .header("host", "bad host")
+            .header("host", "[2001:db8::1]:8443")
             .body(())
             .unwrap();
+        assert_eq!(request_host(&req), Some("[2001:db8::1]"));
+        let req = Request::builder().uri("/x").body(()).unwrap();
         assert_eq!(request_host(&req), None);
+        for bad in [
+            "bad host",
+            "a:b",
+            "[zz]",
+            "[::1]x",
+            "[]",
+            "user@host",
+            ":80",
+            ".",
+        ] {
+            let req = Request::builder()
+                .uri("/x")
+                .header("host", bad)
+                .body(())
+                .unwrap();
+            assert_eq!(request_host(&req), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarding_headers_quote_hosts_that_are_not_tokens() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("[::1]:8443"));
+        let peer = Peer::new("127.0.0.1:5000".parse().unwrap(), true);
+        set_forwarding_headers(&mut headers, &peer);
+        assert_eq!(
+            headers[&FORWARDED],
+            "for=127.0.0.1;proto=https;host=\"[::1]:8443\""
+        );
+        assert_eq!(headers[&X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(headers[&X_FORWARDED_HOST], "[::1]:8443");
+
+        let mut without_host = HeaderMap::new();
+        without_host.insert(&X_FORWARDED_HOST, HeaderValue::from_static("spoofed"));
+        set_forwarding_headers(&mut without_host, &peer);
+        assert_eq!(without_host[&FORWARDED], "for=127.0.0.1;proto=https");
+        assert!(!without_host.contains_key(&X_FORWARDED_HOST));
     }
 
     #[test]

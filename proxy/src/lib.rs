@@ -54,9 +54,11 @@
 mod conn;
 mod error;
 mod forward;
+mod lifecycle;
 mod limits;
 mod metrics;
 mod plain;
+mod pool;
 mod resolver;
 mod routes;
 mod server;

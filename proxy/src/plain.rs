@@ -6,7 +6,7 @@ use berth_acme_core::challenge::{HTTP01_PATH_PREFIX, Http01Responder};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::forward::{Forwarder, Peer, ResponseBody, local, request_host};
@@ -30,7 +30,7 @@ impl PlainHttp {
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: Peer,
+        peer: &Peer,
     ) -> Response<ResponseBody> {
         let path = req.uri().path();
         if path.starts_with(HTTP01_PATH_PREFIX) {
@@ -39,11 +39,8 @@ impl PlainHttp {
             let response = match self.http01.as_ref().and_then(|h| h.respond(path)) {
                 Some(key_authorization) => {
                     tracing::info!(path, "answered an HTTP-01 challenge");
-                    let mut response = Response::new(
-                        Full::new(Bytes::from(key_authorization))
-                            .map_err(|never| match never {})
-                            .boxed(),
-                    );
+                    let mut response =
+                        Response::new(Either::Right(Full::new(Bytes::from(key_authorization))));
                     response.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/octet-stream"),
@@ -78,6 +75,7 @@ fn redirect<B>(req: &Request<B>, https_port: u16) -> Response<ResponseBody> {
             "a Host header is required to redirect to https\n",
         );
     };
+    let host = host.to_ascii_lowercase();
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {

@@ -57,13 +57,9 @@ impl Upstream {
         self.authority.as_str()
     }
 
-    /// The absolute URI for a request to `path_and_query` on this upstream.
-    pub(crate) fn uri(&self, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
-        Uri::builder()
-            .scheme("http")
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+    /// The parsed `host:port`, the key upstream connections are pooled under.
+    pub(crate) fn authority_ref(&self) -> &Authority {
+        &self.authority
     }
 }
 
@@ -138,11 +134,11 @@ impl Route {
     fn rank(&self, host: Option<&str>, path: &str) -> Option<(u8, usize)> {
         let host_rank = match (&self.host, host) {
             (None, _) => 0,
-            (Some(want), Some(have)) if want == have => 2,
+            (Some(want), Some(have)) if want.eq_ignore_ascii_case(have) => 2,
             (Some(want), Some(have)) => {
                 let parent = want.strip_prefix("*.")?;
                 let (first, rest) = have.split_once('.')?;
-                if first.is_empty() || rest != parent {
+                if first.is_empty() || !rest.eq_ignore_ascii_case(parent) {
                     return None;
                 }
                 1
@@ -247,7 +243,7 @@ impl Routes {
         self.routes.is_empty()
     }
 
-    /// The best route for a request to `host` (lower case, no port) and `path`.
+    /// The best route for a request to `host` (any case, no port) and `path`.
     pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<&Route> {
         let mut best: Option<((u8, usize), &Route)> = None;
         for route in &self.routes {

@@ -413,10 +413,7 @@ impl BoundProxy {
                         conn::serve_http(
                             Arc::clone(&shared),
                             stream,
-                            Peer {
-                                addr: peer,
-                                https: false,
-                            },
+                            Peer::new(peer, false),
                             shutdown.clone(),
                         )
                     },

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use berth_acme_core::challenge::Http01Responder;
@@ -379,6 +380,71 @@ async fn response_bodies_stream_before_the_upstream_finishes() {
     f.upstream.control.release.notify_one();
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(rest, "second\n");
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused_across_clients() {
+    let f = fixture(Limits::default(), |b| b).await;
+    for _ in 0..3 {
+        let mut client = f.client().await;
+        for _ in 0..5 {
+            let (status, _, body) = send(&mut client, get("www.example.com", "/")).await;
+            assert_eq!(
+                (status.as_u16(), body.as_str()),
+                (200, "hello from upstream\n")
+            );
+        }
+    }
+    // Fifteen requests from three client connections, one after another: one upstream
+    // connection carried them all.
+    assert_eq!(f.upstream.control.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn upstream_connections_the_upstream_closes_or_a_client_abandons_are_not_reused() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let mut client = f.client().await;
+    let connections = || f.upstream.control.connections.load(Ordering::SeqCst);
+
+    // The upstream says `Connection: close`; the client's connection stays open and
+    // the next request gets a new upstream connection.
+    let (status, headers, body) = send(&mut client, get("www.example.com", "/close")).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "closing"));
+    assert!(headers.get("connection").is_none());
+    let (status, _, _) = send(&mut client, get("www.example.com", "/")).await;
+    assert_eq!(status, 200);
+    assert_eq!(connections(), 2);
+
+    // A client that leaves in the middle of a body: that upstream connection still
+    // owes the rest of the body, so it must not carry the next request.
+    let mut leaving = f.client().await;
+    let response = tokio::time::timeout(
+        DEADLINE,
+        leaving.send_request(get("www.example.com", "/stream")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(DEADLINE, body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "first\n");
+    drop(body);
+    drop(leaving);
+    for _ in 0..3 {
+        let (status, _, body) = send(&mut client, get("www.example.com", "/")).await;
+        assert_eq!(
+            (status.as_u16(), body.as_str()),
+            (200, "hello from upstream\n")
+        );
+    }
+    // /close's connection, the one reused after it (busy with /stream, then given
+    // up), and one new one for the last three requests.
+    assert_eq!(connections(), 3);
+    f.upstream.control.release.notify_one();
 }
 
 #[tokio::test]

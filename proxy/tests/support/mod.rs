@@ -13,6 +13,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_acme_core::{CertInfo, CertSet, Certificate};
@@ -125,6 +126,8 @@ pub struct UpstreamControl {
     pub arrived: Notify,
     /// Releases one held `/gate` or `/stream` response.
     pub release: Notify,
+    /// TCP connections accepted so far.
+    pub connections: AtomicUsize,
 }
 
 pub struct Upstream {
@@ -152,6 +155,7 @@ impl Upstream {
 /// - `/stream`: sends `first\n`, waits for the test's release, sends `second\n`;
 /// - `/body`: reads the whole body and answers its length;
 /// - `/ws`: a WebSocket echo (one frame at a time, payloads under 126 bytes);
+/// - `/close`: `closing`, then closes the connection (`Connection: close`);
 /// - anything else: `hello from upstream`, with hop-by-hop headers the proxy must drop.
 pub async fn start_upstream() -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -165,6 +169,7 @@ pub async fn start_upstream() -> Upstream {
                 () = token.cancelled() => return,
                 accepted = listener.accept() => accepted.unwrap(),
             };
+            ctl.connections.fetch_add(1, Ordering::SeqCst);
             let ctl = Arc::clone(&ctl);
             tokio::spawn(async move {
                 let service = service_fn(move |req| upstream_handle(Arc::clone(&ctl), req));
@@ -226,6 +231,13 @@ async fn upstream_handle(
                 Ok(body) => text(StatusCode::OK, body.to_bytes().len().to_string()),
                 Err(_) => text(StatusCode::BAD_REQUEST, "body aborted"),
             }
+        }
+        "/close" => {
+            let mut response = text(StatusCode::OK, "closing");
+            response
+                .headers_mut()
+                .insert("connection", "close".parse().unwrap());
+            response
         }
         "/ws" => {
             let upgrade = hyper::upgrade::on(&mut req);
