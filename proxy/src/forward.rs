@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -151,18 +152,17 @@ impl Forwarder {
 
         let (mut parts, body) = req.into_parts();
         let target = route.rewrite(parts.uri.path_and_query());
+        let upstream = route.upstream();
+        // HTTP/2 clients send :authority instead of Host.
         if !parts.headers.contains_key(header::HOST) {
-            // HTTP/2 clients send :authority instead; HTTP/1.1 upstreams need Host.
-            if let Some(value) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
-                parts.headers.insert(header::HOST, value);
-            }
+            set_host(&mut parts.headers, parts.uri.authority());
         }
         remove_hop_by_hop(&mut parts.headers);
         set_forwarding_headers(&mut parts.headers, peer);
+        // HTTP/1.0 clients may send no host at all, but HTTP/1.1 upstreams need one.
+        if !parts.headers.contains_key(header::HOST) {
+            set_host(&mut parts.headers, Some(upstream.authority_ref()));
+        }
         if let Some(protocol) = &upgrade {
             parts
                 .headers
@@ -179,7 +179,6 @@ impl Forwarder {
             )),
             None => Either::Left(body),
         };
-        let upstream = route.upstream();
 
         let started = Instant::now();
         let sent = tokio::time::timeout(
@@ -438,6 +437,12 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: &Peer) {
         None => {
             headers.remove(&X_FORWARDED_HOST);
         }
+    }
+}
+
+fn set_host(headers: &mut HeaderMap, authority: Option<&Authority>) {
+    if let Some(value) = authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+        headers.insert(header::HOST, value);
     }
 }
 

@@ -178,6 +178,56 @@ async fn forwarding_headers_are_set_and_hop_by_hop_headers_stripped() {
 }
 
 #[tokio::test]
+async fn http10_requests_without_host_reach_the_upstream_with_its_own_host() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let mut tls = f.tls().await;
+    tls.write_all(b"GET /headers HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, tls.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    // HTTP/1.1 needs a Host; without one from the client, the upstream's is sent.
+    let host = format!("host: {}\n", f.upstream.addr);
+    assert!(answer.contains(&host), "{answer}");
+    assert!(
+        answer.contains("forwarded: for=127.0.0.1;proto=https\n"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn http2_requests_reach_the_upstream_with_their_authority_as_host() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let stream = tls_connect(
+        f.proxy.tls,
+        "www.example.com",
+        client_config(&f.ca.pem, &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    let mut h2 = http2(stream).await;
+    let authority = format!("www.example.com:{}", f.proxy.tls.port());
+    let request = http::Request::builder()
+        .uri(format!("https://{authority}/headers"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = h2.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = response.into_body().collect().await.unwrap().to_bytes();
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.starts_with("GET /headers\n"), "{seen}");
+    assert!(seen.contains(&format!("host: {authority}\n")), "{seen}");
+    assert!(
+        seen.contains(&format!("x-forwarded-host: {authority}\n")),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
 async fn upstream_down_is_502_upstream_silence_is_504_and_no_route_is_404() {
     let mut limits = Limits::default();
     limits.upstream_timeout = Duration::from_millis(300);

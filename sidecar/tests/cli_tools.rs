@@ -305,3 +305,22 @@ fn renew_without_a_running_sidecar_says_so() {
     assert_eq!(out.code, 1, "{}", out.text);
     assert!(out.text.contains("is `berth run` running"), "{}", out.text);
 }
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_reported_not_ignored() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = berth(
+        &["renew", "--admin-addr", &addr],
+        &[("BERTH_LOG", "info,berth=loud")],
+    );
+    // The command still runs, at the default level, and says what was wrong.
+    assert_eq!(out.code, 1, "{}", out.text);
+    assert!(out.text.contains("is `berth run` running"), "{}", out.text);
+    assert!(
+        out.text
+            .contains(r#"BERTH_LOG="info,berth=loud" is not a log filter"#),
+        "{}",
+        out.text
+    );
+    assert!(out.text.contains("info,berth_proxy=debug"), "{}", out.text);
+}
