@@ -55,6 +55,19 @@ impl Fixture {
     ) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
         http1(self.tls().await).await
     }
+
+    async fn h2_client(
+        &self,
+    ) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+        let stream = tls_connect(
+            self.proxy.tls,
+            "www.example.com",
+            client_config(&self.ca.pem, &[b"h2"]),
+        )
+        .await
+        .unwrap();
+        http2(stream).await
+    }
 }
 
 #[tokio::test]
@@ -202,14 +215,7 @@ async fn http10_requests_without_host_reach_the_upstream_with_its_own_host() {
 #[tokio::test]
 async fn http2_requests_reach_the_upstream_with_their_authority_as_host() {
     let f = fixture(Limits::default(), |b| b).await;
-    let stream = tls_connect(
-        f.proxy.tls,
-        "www.example.com",
-        client_config(&f.ca.pem, &[b"h2"]),
-    )
-    .await
-    .unwrap();
-    let mut h2 = http2(stream).await;
+    let mut h2 = f.h2_client().await;
     let authority = format!("www.example.com:{}", f.proxy.tls.port());
     let request = http::Request::builder()
         .uri(format!("https://{authority}/headers"))
@@ -502,14 +508,7 @@ async fn idle_http2_connections_are_closed_after_the_idle_timeout() {
     let mut limits = Limits::default();
     limits.idle_timeout = Duration::from_millis(300);
     let f = fixture(limits, |b| b).await;
-    let stream = tls_connect(
-        f.proxy.tls,
-        "www.example.com",
-        client_config(&f.ca.pem, &[b"h2"]),
-    )
-    .await
-    .unwrap();
-    let mut h2 = http2(stream).await;
+    let mut h2 = f.h2_client().await;
     let request = http::Request::builder()
         .uri(format!("https://www.example.com:{}/", f.proxy.tls.port()))
         .body(http_body_util::Full::new(bytes::Bytes::new()))

@@ -10,6 +10,7 @@ use std::io::IsTerminal;
 use clap::ValueEnum;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -73,30 +74,17 @@ pub(crate) fn init(format: LogFormat, target: LogTarget) {
         LogFormat::Json => true,
         LogFormat::Text => false,
     };
+    let writer = match target {
+        LogTarget::Stdout => BoxMakeWriter::new(std::io::stdout),
+        LogTarget::Stderr => BoxMakeWriter::new(std::io::stderr),
+    };
     let registry = tracing_subscriber::registry().with(filter);
-    let text = fmt::layer().with_target(false).with_ansi(is_tty);
+    let layer = fmt::layer().with_target(false).with_writer(writer);
     // A second init (tests calling main twice) is harmless; ignore its error.
-    let _ = match (json, target) {
-        (true, LogTarget::Stdout) => registry
-            .with(
-                fmt::layer()
-                    .with_target(false)
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stdout),
-            )
-            .try_init(),
-        (true, LogTarget::Stderr) => registry
-            .with(
-                fmt::layer()
-                    .with_target(false)
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-        (false, LogTarget::Stdout) => registry.with(text.with_writer(std::io::stdout)).try_init(),
-        (false, LogTarget::Stderr) => registry.with(text.with_writer(std::io::stderr)).try_init(),
+    let _ = if json {
+        registry.with(layer.json().flatten_event(true)).try_init()
+    } else {
+        registry.with(layer.with_ansi(is_tty)).try_init()
     };
     if let Some(problem) = problem {
         tracing::warn!("{problem}");
