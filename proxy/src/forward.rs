@@ -75,7 +75,7 @@ pub(crate) struct Peer {
 impl Peer {
     pub(crate) fn new(addr: SocketAddr, https: bool) -> Self {
         let ip = addr.ip().to_canonical();
-        let proto = if https { "https" } else { "http" };
+        let proto = proto(https);
         // RFC 7239 §6: IPv6 addresses are bracketed and quoted.
         let node = match ip {
             IpAddr::V4(v4) => v4.to_string(),
@@ -91,8 +91,12 @@ impl Peer {
     }
 
     fn proto(&self) -> &'static str {
-        if self.https { "https" } else { "http" }
+        proto(self.https)
     }
+}
+
+fn proto(https: bool) -> &'static str {
+    if https { "https" } else { "http" }
 }
 
 impl Forwarder {
@@ -367,9 +371,12 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .flat_map(tokens)
+}
+
+/// The non-empty items of a comma-separated header value.
+fn tokens(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// Removes the headers that describe one connection rather than the message
@@ -390,8 +397,8 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         let Ok(connection) = connection.to_str() else {
             continue;
         };
-        for token in connection.split(',').map(str::trim) {
-            if !token.is_empty() && !token.eq_ignore_ascii_case("connection") {
+        for token in tokens(connection) {
+            if !token.eq_ignore_ascii_case("connection") {
                 headers.remove(token);
             }
         }

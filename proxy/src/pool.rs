@@ -77,7 +77,7 @@ pub(crate) struct Pool {
 }
 
 struct Shared {
-    upstreams: Mutex<HashMap<Authority, Arc<Upstream>>>,
+    upstreams: Mutex<HashMap<Authority, Arc<UpstreamConns>>>,
     connect_timeout: Duration,
     /// Advanced by the sweeper; an idle connection remembers the sweep it was
     /// returned in, so no clock is read per request.
@@ -86,7 +86,7 @@ struct Shared {
 }
 
 /// The idle connections to one upstream.
-struct Upstream {
+struct UpstreamConns {
     authority: Authority,
     idle: Mutex<Vec<Idle>>,
 }
@@ -195,7 +195,7 @@ impl Pool {
 }
 
 impl Shared {
-    fn upstream(&self, authority: &Authority) -> Arc<Upstream> {
+    fn upstream(&self, authority: &Authority) -> Arc<UpstreamConns> {
         let mut upstreams = self
             .upstreams
             .lock()
@@ -203,7 +203,7 @@ impl Shared {
         if let Some(upstream) = upstreams.get(authority) {
             return Arc::clone(upstream);
         }
-        let upstream = Arc::new(Upstream {
+        let upstream = Arc::new(UpstreamConns {
             authority: authority.clone(),
             idle: Mutex::new(Vec::new()),
         });
@@ -238,7 +238,7 @@ impl Shared {
     }
 }
 
-impl Upstream {
+impl UpstreamConns {
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -261,7 +261,7 @@ impl Upstream {
 /// Puts a connection back into its pool when its response has been read.
 struct Checkin {
     pool: Weak<Shared>,
-    upstream: Arc<Upstream>,
+    upstream: Arc<UpstreamConns>,
     sender: SendRequest<RequestBody>,
 }
 
