@@ -3,7 +3,9 @@
 # Checked with hadolint (see examples/README.md); the Docker engine is not on the test
 # machines, so the image itself is built by hand.
 
-FROM rust:1-bookworm AS build
+# The toolchain is pinned: sidecar/berth.order (the code layout that keeps idle RSS low,
+# see sidecar/build.rs) names symbols whose hashes depend on the compiler version.
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -129,3 +129,41 @@ bench_time() {
   end=$(date +%s.%N)
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
 }
+
+# bench_issue_certificate WORK NAME: berth issues NAME from the running Pebble
+# (scripts/pebble-env.sh) into WORK/acme.json, exporting the PEM files under WORK/pem.
+bench_issue_certificate() {
+  local work=$1 name=$2
+  echo "==> issuing the certificate for $name" >&2
+  "$BERTH" issue -d "$name" --ca "$PEBBLE_DIRECTORY" --ca-root "$PEBBLE_TLS_ROOT" --agree-tos \
+    --skip-staging --http-addr "127.0.0.1:$PEBBLE_HTTP_PORT" --store "$work/acme.json" \
+    --export-dir "$work/pem" --log-format json >"$work/issue.log" 2>&1 ||
+    { cat "$work/issue.log" >&2; return 1; }
+}
+
+# bench_start_upstream DIR PORT CPUS: the benchmarks' app, an nginx on 127.0.0.1:PORT
+# (pinned to CPUS) answering every request with the 13-byte "hello, bench\n"; sets
+# upstream_pid and waits until it answers.
+bench_start_upstream() {
+  local dir=$1 port=$2 cpus=$3
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$port; location / { return 200 "hello, bench\n"; } }
+}
+CONF
+  taskset -c "$cpus" nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' &
+  upstream_pid=$!
+  for _ in $(seq 1 50); do
+    curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "upstream did not start" >&2
+  return 1
+}

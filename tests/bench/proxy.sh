@@ -52,9 +52,13 @@ read -r -a servers <<<"${SERVERS:-nginx berth caddy haproxy}"
 name=bench.example.test
 [ "$(nproc)" -ge 2 ] || { echo "needs at least 2 cores" >&2; exit 2; }
 
-bench_require pebble:pebble nginx:nginx caddy:caddy haproxy:haproxy wrk:wrk \
+bench_require pebble:pebble nginx:nginx caddy:caddy haproxy:haproxy wrk:wrk nm:binutils \
   h2load:nghttp2-client curl:curl openssl:openssl taskset:util-linux unshare:util-linux python3:python3
 bench_build_berth
+# How much of berth's code layout (sidecar/build.rs) still names functions in the binary.
+order_file=sidecar/berth.order
+order_found=$(nm "$BERTH" | awk '{ print $NF }' | sort -u | comm -12 - <(sort -u "$order_file") | wc -l)
+order_listed=$(sort -u "$order_file" | wc -l)
 
 work=$(mktemp -d /tmp/berth-bench-proxy.XXXXXX)
 export PEBBLE_WORKDIR="$work/pebble"
@@ -81,11 +85,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 pebble_start
 
-echo "==> issuing the certificate every server uses" >&2
-"$BERTH" issue -d "$name" --ca "$PEBBLE_DIRECTORY" --ca-root "$PEBBLE_TLS_ROOT" --agree-tos \
-  --skip-staging --http-addr "127.0.0.1:$PEBBLE_HTTP_PORT" --store "$work/acme.json" \
-  --export-dir "$work/pem" --log-format json >"$work/issue.log" 2>&1 ||
-  { cat "$work/issue.log" >&2; exit 1; }
+bench_issue_certificate "$work" "$name"
 cert="$work/pem/live/$name/fullchain.pem"
 key="$work/pem/live/$name/privkey.pem"
 combined="$work/pem/$name.pem"
@@ -130,27 +130,10 @@ cgroup_create() {
 }
 
 start_upstream() {
-  mkdir -p "$work/upstream"
-  cat >"$work/upstream/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/upstream/nginx.pid;
-error_log $work/upstream/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$up_port; location / { return 200 "hello, bench\n"; } }
-}
-EOF
-  taskset -c "$client_cpus" nginx -c "$work/upstream/nginx.conf" -p "$work/upstream" -g 'daemon off;' &
-  upstream_pid=$!
+  local status=0
+  bench_start_upstream "$work/upstream" "$up_port" "$client_cpus" || status=$?
   pids+=("$upstream_pid")
-  for _ in $(seq 1 50); do
-    curl -fs "http://127.0.0.1:$up_port/" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "upstream did not start" >&2
-  return 1
+  return "$status"
 }
 
 # --- each server's start command (sets server_pid) --------------------------------------
@@ -472,7 +455,9 @@ out="$work/section.md"
   echo "  side), so that rate compares the client, not the servers."
   echo "- *RSS*: sum of VmRSS over the server's processes, 1 s after the first request (idle) and"
   echo "  the peak sampled every 0.2 s while loaded; in brackets the RssAnon part (heap, stacks);"
-  echo "  the rest is file-backed (executable and libraries, shared with the page cache)."
+  echo "  the rest is file-backed (executable and libraries, shared with the page cache). berth's"
+  echo "  code is laid out by use (\`sidecar/berth.order\`, made by \`tests/bench/symbol-order.sh\`;"
+  echo "  $order_found of its $order_listed functions found in this binary), so what it runs at idle sits together."
   echo
   echo "CPU layouts, equal worker counts in each:"
   echo
