@@ -35,6 +35,16 @@ pub enum Error {
         /// What is wrong and what to change.
         reason: String,
     },
+    /// A worker thread ([`ProxyBuilder::workers`](crate::ProxyBuilder::workers)) or its
+    /// runtime could not be started.
+    #[error("cannot start proxy worker {index}: {source}")]
+    Worker {
+        /// Which worker (2 and up; worker 1 is the caller's task).
+        index: usize,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
     /// A listening socket could not be opened.
     #[error(
         "cannot listen on {addr}: {source}; is another process using the port, or does it need privileges?"

@@ -1,13 +1,14 @@
 //! The proxy as a whole: builder, bound listeners, accept loops and shutdown.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use berth_acme_core::challenge::{Http01Responder, TlsAlpn01Responder};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -26,6 +27,9 @@ use crate::tls;
 /// After a failed `accept` (usually out of file descriptors), wait this long before
 /// the next, rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Pending connections the kernel queues per listening socket (what tokio and std use).
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// A configured, not yet listening proxy: TLS termination on one address, the
 /// challenge/redirect listener on another, and the reverse proxy behind them.
@@ -49,6 +53,7 @@ struct Config {
     hsts: Option<Duration>,
     limits: Limits,
     metrics: Metrics,
+    workers: NonZeroUsize,
 }
 
 /// Collects the proxy's settings; [`build`](ProxyBuilder::build) checks them.
@@ -66,6 +71,7 @@ pub struct ProxyBuilder {
     hsts: Option<Duration>,
     limits: Limits,
     metrics: Option<Metrics>,
+    workers: Option<NonZeroUsize>,
 }
 
 impl Proxy {
@@ -90,19 +96,10 @@ impl Proxy {
             hsts,
             limits,
             metrics,
+            workers,
         } = self.config;
 
-        let tracker = TaskTracker::new();
-        let hard_stop = CancellationToken::new();
         let routes = Arc::new(ArcSwap::from_pointee(routes));
-        let forwarder = Arc::new(Forwarder::new(
-            Arc::clone(&routes),
-            &limits,
-            hsts,
-            metrics.clone(),
-            tracker.clone(),
-            hard_stop.clone(),
-        ));
 
         let mut tls = None;
         let mut feed = None;
@@ -122,10 +119,8 @@ impl Proxy {
             }
             let resolver = Arc::new(resolver);
             let config = tls::server_config(Arc::clone(&resolver))?;
-            let (listener, local) = bind(addr).await?;
             tls = Some(TlsListener {
-                listener,
-                local,
+                listener: bind(addr, workers)?,
                 acceptor: TlsAcceptor::from(Arc::new(config)),
                 resolver,
             });
@@ -133,39 +128,27 @@ impl Proxy {
         }
 
         let http = match http_addr {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(bind(addr, workers)?),
             None => None,
         };
-        let otherwise = match &tls {
-            Some(tls) => Otherwise::RedirectTo {
-                https_port: match https_port {
-                    Some(port) => port,
-                    None => tls.local.port(),
-                },
-            },
-            None => Otherwise::Forward(Arc::clone(&forwarder)),
-        };
-        let plain = Arc::new(PlainHttp {
-            http01,
-            otherwise,
-            metrics: metrics.clone(),
-        });
-        let shared = Arc::new(Shared {
-            http: conn::http_builder(&limits),
-            forwarder,
-            plain,
+        let template = Template {
+            routes: Arc::clone(&routes),
             limits,
+            hsts,
             metrics,
-            hard_stop,
-        });
+            hard_stop: CancellationToken::new(),
+            http01,
+            // Without TLS the plain listener forwards like the HTTPS side would.
+            redirect_port: tls
+                .as_ref()
+                .map(|tls| https_port.unwrap_or(tls.listener.local.port())),
+        };
         Ok(BoundProxy {
-            tls_local: tls.as_ref().map(|t| t.local),
-            http_local: http.as_ref().map(|(_, local)| *local),
             tls,
-            http: http.map(|(listener, _)| listener),
+            http,
             feed,
-            shared,
-            tracker,
+            template,
+            workers,
             routes,
         })
     }
@@ -246,6 +229,17 @@ impl ProxyBuilder {
         self
     }
 
+    /// Serves connections on this many threads (default 1). Each extra worker is a
+    /// thread of its own with a single-threaded runtime, its own handle on the listening
+    /// sockets (whichever worker is free accepts) and its own upstream connections, so a
+    /// connection and everything it waits for stay on one thread, as in nginx's worker
+    /// processes. Worker 1 is the task that runs [`BoundProxy::serve`], on the caller's
+    /// runtime.
+    pub fn workers(mut self, workers: NonZeroUsize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<Proxy, Error> {
         let bad = |setting, reason: &str| Error::InvalidConfig {
@@ -290,14 +284,14 @@ impl ProxyBuilder {
                 hsts: self.hsts,
                 limits: self.limits,
                 metrics: self.metrics.unwrap_or_default(),
+                workers: self.workers.unwrap_or(NonZeroUsize::MIN),
             },
         })
     }
 }
 
 struct TlsListener {
-    listener: TcpListener,
-    local: SocketAddr,
+    listener: Listener,
     acceptor: TlsAcceptor,
     resolver: Arc<CertResolver>,
 }
@@ -306,20 +300,18 @@ struct TlsListener {
 /// certificates are loaded; [`serve`](Self::serve) runs it.
 pub struct BoundProxy {
     tls: Option<TlsListener>,
-    http: Option<TcpListener>,
-    tls_local: Option<SocketAddr>,
-    http_local: Option<SocketAddr>,
+    http: Option<Listener>,
     feed: Option<Feed>,
-    shared: Arc<Shared>,
-    tracker: TaskTracker,
+    template: Template,
+    workers: NonZeroUsize,
     routes: Arc<ArcSwap<Routes>>,
 }
 
 impl std::fmt::Debug for BoundProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BoundProxy")
-            .field("tls_addr", &self.tls_local)
-            .field("http_addr", &self.http_local)
+            .field("tls_addr", &self.tls_addr())
+            .field("http_addr", &self.http_addr())
             .finish_non_exhaustive()
     }
 }
@@ -327,17 +319,17 @@ impl std::fmt::Debug for BoundProxy {
 impl BoundProxy {
     /// The address the TLS listener is bound to, if there is one.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls_local
+        self.tls.as_ref().map(|tls| tls.listener.local)
     }
 
     /// The address the plain-HTTP listener is bound to, if there is one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_local
+        self.http.as_ref().map(|http| http.local)
     }
 
     /// The proxy's counters.
     pub fn metrics(&self) -> Metrics {
-        self.shared.metrics.clone()
+        self.template.metrics.clone()
     }
 
     /// The certificate resolver, for callers that swap certificates by hand
@@ -356,39 +348,153 @@ impl BoundProxy {
     /// Serves until `shutdown` is cancelled, then shuts down gracefully: stops
     /// accepting (new connections are refused), lets requests in flight finish for up
     /// to [`Limits::shutdown_timeout`], then closes what is left and returns.
+    ///
+    /// With more than one [worker](ProxyBuilder::workers), the others run on threads
+    /// started here, and this returns once all of them have finished.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), Error> {
         let Self {
             tls,
             http,
             feed,
-            shared,
-            tracker,
+            template,
+            workers,
             ..
         } = self;
-        // If this future is dropped instead of shut down, connections and the
-        // certificate feed must not outlive it.
-        let _close_all_on_drop = shared.hard_stop.clone().drop_guard();
-        let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+        // If this future is dropped (or fails) instead of shutting down, connections,
+        // the other workers and the certificate feed must not outlive it.
+        let _close_all_on_drop = template.hard_stop.clone().drop_guard();
+        let stop_accepting = shutdown.child_token();
+        let _stop_workers_on_drop = stop_accepting.clone().drop_guard();
         let feed_task = match (feed, &tls) {
             (Some(feed), Some(tls)) => Some(AbortOnDropHandle::new(tokio::spawn(feed.run(
                 Arc::clone(&tls.resolver),
-                shared.metrics.clone(),
+                template.metrics.clone(),
                 shutdown.clone(),
             )))),
             _ => None,
         };
+        let first = Worker {
+            tls: tls.map(|tls| (tls.listener, tls.acceptor)),
+            http,
+            slots: Arc::new(Semaphore::new(template.limits.max_connections)),
+            shutdown: stop_accepting,
+            tracker: TaskTracker::new(),
+        };
+        let mut others = Vec::with_capacity(workers.get() - 1);
+        for index in 2..=workers.get() {
+            others.push(spawn_worker(index, &first, &template)?);
+        }
+        let shared = template.worker_shared(&first.tracker);
+        first.run(shared).await;
+        for finished in others {
+            // An error means the worker's thread ended without reporting (a panic);
+            // there is nothing left of it to wait for.
+            let _ = finished.await;
+        }
+        if let Some(task) = feed_task {
+            // It watches the same token and has returned or is returning.
+            let _ = task.await;
+        }
+        tracing::info!("proxy stopped");
+        Ok(())
+    }
+}
+
+/// What every worker builds its own [`Shared`] from: the settings, and the state all
+/// workers have in common (routes, counters, the hard-stop signal).
+struct Template {
+    routes: Arc<ArcSwap<Routes>>,
+    limits: Limits,
+    hsts: Option<Duration>,
+    metrics: Metrics,
+    /// Cancelled when the drain deadline has passed: connections close at once.
+    hard_stop: CancellationToken,
+    http01: Option<Http01Responder>,
+    /// Where the plain listener redirects to; `None` (no TLS listener): it forwards.
+    redirect_port: Option<u16>,
+}
+
+impl Template {
+    /// One worker's connection state, with its own upstream connection pool.
+    /// `tracker` is the worker's: WebSocket tunnels are its tasks too.
+    fn worker_shared(&self, tracker: &TaskTracker) -> Arc<Shared> {
+        let forwarder = Arc::new(Forwarder::new(
+            Arc::clone(&self.routes),
+            &self.limits,
+            self.hsts,
+            self.metrics.clone(),
+            tracker.clone(),
+            self.hard_stop.clone(),
+        ));
+        let otherwise = match self.redirect_port {
+            Some(https_port) => Otherwise::RedirectTo { https_port },
+            None => Otherwise::Forward(Arc::clone(&forwarder)),
+        };
+        Arc::new(Shared {
+            http: conn::http_builder(&self.limits),
+            forwarder,
+            plain: Arc::new(PlainHttp {
+                http01: self.http01.clone(),
+                otherwise,
+                metrics: self.metrics.clone(),
+            }),
+            limits: self.limits.clone(),
+            metrics: self.metrics.clone(),
+            hard_stop: self.hard_stop.clone(),
+        })
+    }
+}
+
+/// One worker: its handles on the listeners and the connections it accepted.
+struct Worker {
+    tls: Option<(Listener, TlsAcceptor)>,
+    http: Option<Listener>,
+    /// Shared by all workers: `max_connections` counts the whole proxy.
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Worker {
+    /// Another worker with listening sockets of its own on the same addresses, for the
+    /// runtime entered now.
+    fn sibling(&self) -> std::io::Result<Self> {
+        let tls = match &self.tls {
+            Some((listener, acceptor)) => Some((listener.sibling()?, acceptor.clone())),
+            None => None,
+        };
+        let http = match &self.http {
+            Some(listener) => Some(listener.sibling()?),
+            None => None,
+        };
+        Ok(Self {
+            tls,
+            http,
+            slots: Arc::clone(&self.slots),
+            shutdown: self.shutdown.clone(),
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    /// Accepts until shutdown, then drains this worker's connections.
+    async fn run(self, shared: Arc<Shared>) {
+        let Self {
+            tls,
+            http,
+            slots,
+            shutdown,
+            tracker,
+        } = self;
+        let accept = Accept {
+            shared: &shared,
+            tracker: &tracker,
+            slots: &slots,
+            shutdown: &shutdown,
+        };
         let tls_loop = async {
-            if let Some(TlsListener {
-                listener, acceptor, ..
-            }) = tls
-            {
-                accept_loop(
-                    listener,
-                    &shared,
-                    &tracker,
-                    &slots,
-                    &shutdown,
-                    |stream, peer| {
+            if let Some((listener, acceptor)) = tls {
+                accept
+                    .until_shutdown(listener.socket, |stream, peer| {
                         conn::serve_tls(
                             Arc::clone(&shared),
                             acceptor.clone(),
@@ -396,29 +502,22 @@ impl BoundProxy {
                             peer,
                             shutdown.clone(),
                         )
-                    },
-                )
-                .await;
+                    })
+                    .await;
             }
         };
         let http_loop = async {
             if let Some(listener) = http {
-                accept_loop(
-                    listener,
-                    &shared,
-                    &tracker,
-                    &slots,
-                    &shutdown,
-                    |stream, peer| {
+                accept
+                    .until_shutdown(listener.socket, |stream, peer| {
                         conn::serve_http(
                             Arc::clone(&shared),
                             stream,
                             Peer::new(peer, false),
                             shutdown.clone(),
                         )
-                    },
-                )
-                .await;
+                    })
+                    .await;
             }
         };
         tokio::join!(tls_loop, http_loop);
@@ -437,72 +536,148 @@ impl BoundProxy {
             shared.hard_stop.cancel();
             tracker.wait().await;
         }
-        if let Some(task) = feed_task {
-            // It watches the same token and has returned or is returning.
-            let _ = task.await;
-        }
-        tracing::info!("proxy stopped");
-        Ok(())
     }
 }
 
-/// Accepts connections until `shutdown`, each served by a tracked task holding one
-/// connection slot. Returning drops (closes) the listener.
+/// Starts worker `index` on a thread of its own with a single-threaded runtime; the
+/// receiver completes when the worker has drained and its runtime is gone.
+fn spawn_worker(
+    index: usize,
+    first: &Worker,
+    template: &Template,
+) -> Result<oneshot::Receiver<()>, Error> {
+    let failed = |source| Error::Worker { index, source };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    // The listeners register with the runtime that is entered.
+    let worker = {
+        let _entered = runtime.enter();
+        first.sibling().map_err(failed)?
+    };
+    let shared = template.worker_shared(&worker.tracker);
+    let (finished, done) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("berth-worker-{index}"))
+        .spawn(move || {
+            runtime.block_on(worker.run(shared));
+            // Dropping the runtime ends what is left on it (idle upstream connections).
+            drop(runtime);
+            let _ = finished.send(());
+        })
+        .map_err(failed)?;
+    Ok(done)
+}
+
+/// One worker's accept loops: what they need to start connection tasks.
+struct Accept<'a> {
+    shared: &'a Shared,
+    tracker: &'a TaskTracker,
+    slots: &'a Arc<Semaphore>,
+    shutdown: &'a CancellationToken,
+}
+
+impl Accept<'_> {
+    /// Accepts connections until `shutdown`, each served by a tracked task holding one
+    /// connection slot. Returning drops (closes) this handle on the listener.
+    ///
+    /// The slot is taken after `accept`: the listeners share the slots, and a loop that
+    /// took one first would hold it idle while waiting for a client. With every slot in
+    /// use, each loop holds at most one accepted connection and the rest wait in the
+    /// kernel's accept queue.
+    async fn until_shutdown<F, Fut>(&self, listener: TcpListener, serve: F)
+    where
+        F: Fn(TcpStream, SocketAddr) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+            };
+            let permit = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                permit = Arc::clone(self.slots).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let guard = self.shared.metrics.connection_opened();
+            let connection = serve(stream, peer);
+            self.tracker.spawn(async move {
+                connection.await;
+                drop(guard);
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// One worker's listening socket and the address it is bound to.
+struct Listener {
+    socket: TcpListener,
+    local: SocketAddr,
+}
+
+impl Listener {
+    /// Another socket on the same address for another worker, registered with the
+    /// runtime entered now. The kernel spreads new connections over the sockets
+    /// (`SO_REUSEPORT`), so a burst of clients does not all land on whichever worker
+    /// woke first, as it would with one shared accept queue.
+    fn sibling(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            socket: listen(self.local, true)?,
+            local: self.local,
+        })
+    }
+}
+
+/// Opens a listener for the runtime entered now and reads back its address (the real
+/// port when `addr` has port 0).
 ///
-/// The slot is taken after `accept`: both listeners share the slots, and a loop that
-/// took one first would hold it idle while waiting for a client. With every slot in
-/// use, each loop holds at most one accepted connection and the rest wait in the
-/// kernel's accept queue.
-async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    shared: &Shared,
-    tracker: &TaskTracker,
-    slots: &Arc<Semaphore>,
-    shutdown: &CancellationToken,
-    serve: F,
-) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => return,
-            permit = Arc::clone(slots).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let guard = shared.metrics.connection_opened();
-        let connection = serve(stream, peer);
-        tracker.spawn(async move {
-            connection.await;
-            drop(guard);
-            drop(permit);
+/// With several workers the sockets share the port through `SO_REUSEPORT`, which would
+/// also let another process of the same user bind it and take a share of the clients
+/// unnoticed. So the port is first bound on its own: if anything else holds it, this
+/// fails as it does with one worker.
+fn bind(addr: SocketAddr, workers: NonZeroUsize) -> Result<Listener, Error> {
+    let failed = |source| Error::Bind { addr, source };
+    let exclusive = listen(addr, false).map_err(failed)?;
+    let local = exclusive.local_addr().map_err(failed)?;
+    if workers.get() == 1 {
+        return Ok(Listener {
+            socket: exclusive,
+            local,
         });
     }
+    drop(exclusive);
+    let socket = listen(local, true).map_err(failed)?;
+    Ok(Listener { socket, local })
 }
 
-/// Opens a listener and reads back its address (the real port when `addr` has port 0).
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
-    Ok((listener, local))
+/// A listening TCP socket on `addr`, as [`TcpListener::bind`] makes it, optionally
+/// with `SO_REUSEPORT` so that each worker can have one.
+fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio and std do: a restarted proxy can bind while old connections linger in
+    // TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Replaces the routes of a running proxy; from [`BoundProxy::route_table`].

@@ -4,19 +4,11 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use berth_proxy::{CertSource, Limits, Proxy, Routes, Upstream};
 use support::*;
 use tokio::io::AsyncReadExt;
-
-async fn refused(addr: SocketAddr) -> bool {
-    matches!(
-        tokio::net::TcpStream::connect(addr).await,
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
-    )
-}
 
 #[tokio::test]
 async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are_refused() {

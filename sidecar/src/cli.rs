@@ -2,6 +2,7 @@
 //! across all subcommands (DESIGN.md, "CLI").
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,9 +31,10 @@ pub(crate) struct Cli {
     )]
     pub(crate) log_format: LogFormat,
 
-    /// Threads that run connections: a number, or auto (one per CPU the process may use,
-    /// cgroup limits included). With one, berth is a single-threaded event loop, like an
-    /// nginx worker: the fastest way to use one core.
+    /// Threads that serve connections: a number, or auto (one per CPU the process may
+    /// use, cgroup limits included). Each is a single-threaded event loop with its own
+    /// upstream connections, like an nginx worker; the first also manages certificates
+    /// and serves the admin endpoints.
     #[arg(long, env = "BERTH_WORKERS", default_value = "auto", value_parser = workers, global = true)]
     pub(crate) workers: Workers,
 
@@ -45,22 +47,21 @@ pub(crate) struct Cli {
 pub(crate) enum Workers {
     /// One per CPU the process may use.
     Auto,
-    /// Exactly this many (at least one).
-    Count(usize),
+    /// Exactly this many.
+    Count(NonZeroUsize),
 }
 
 impl Workers {
     /// The thread count: `Auto` asks the OS (which counts cgroup CPU quotas), falling
     /// back to tokio's `TOKIO_WORKER_THREADS` if that is what the environment sets.
-    pub(crate) fn resolve(self) -> usize {
+    pub(crate) fn resolve(self) -> NonZeroUsize {
         match self {
             Self::Count(n) => n,
             Self::Auto => std::env::var("TOKIO_WORKER_THREADS")
                 .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .filter(|n| *n > 0)
-                .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-                .unwrap_or(1),
+                .and_then(|v| v.trim().parse::<NonZeroUsize>().ok())
+                .or_else(|| std::thread::available_parallelism().ok())
+                .unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -70,9 +71,9 @@ fn workers(text: &str) -> Result<Workers, String> {
     if text.eq_ignore_ascii_case("auto") {
         return Ok(Workers::Auto);
     }
-    match text.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(Workers::Count(n)),
-        _ => Err(format!(
+    match text.parse::<NonZeroUsize>() {
+        Ok(n) => Ok(Workers::Count(n)),
+        Err(_) => Err(format!(
             "{text:?} is not a thread count; use a number from 1, or auto"
         )),
     }
@@ -530,9 +531,10 @@ mod tests {
     #[test]
     fn workers_are_auto_or_a_positive_count() {
         assert_eq!(workers("auto").unwrap(), Workers::Auto);
-        assert_eq!(workers(" 2 ").unwrap(), Workers::Count(2));
-        assert_eq!(Workers::Count(3).resolve(), 3);
-        assert!(Workers::Auto.resolve() >= 1);
+        let three = NonZeroUsize::new(3).unwrap();
+        assert_eq!(workers(" 3 ").unwrap(), Workers::Count(three));
+        assert_eq!(Workers::Count(three).resolve(), three);
+        assert!(Workers::Auto.resolve() >= NonZeroUsize::MIN);
         let err = workers("0").unwrap_err();
         assert!(err.contains("\"0\"") && err.contains("auto"), "{err}");
         assert!(workers("many").is_err());

@@ -346,6 +346,14 @@ pub fn run(bound: BoundProxy) -> Running {
     }
 }
 
+/// Whether connecting to `addr` is refused (nothing listens there any more).
+pub async fn refused(addr: SocketAddr) -> bool {
+    matches!(
+        tokio::net::TcpStream::connect(addr).await,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
 /// Polls `condition` every 10 ms until it holds or [`DEADLINE`] passes.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();

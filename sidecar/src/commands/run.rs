@@ -2,6 +2,7 @@
 //! proxy to the app) and the admin server, until SIGTERM/SIGINT; SIGHUP re-reads the
 //! configuration file and the secrets.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +48,12 @@ impl Responders {
     }
 }
 
-pub(crate) async fn run(args: RunArgs, matches: ArgMatches) -> Result<(), Failure> {
+/// `berth run`; `workers` threads serve connections (`--workers`).
+pub(crate) async fn run(
+    args: RunArgs,
+    workers: NonZeroUsize,
+    matches: ArgMatches,
+) -> Result<(), Failure> {
     let mut settings = RunSettings::resolve(&args, &matches)?;
     let plan = Plan::build(&settings)?;
     report(&lint::check(&settings, &plan, Probe::Static).await)?;
@@ -77,7 +83,8 @@ pub(crate) async fn run(args: RunArgs, matches: ArgMatches) -> Result<(), Failur
         .http01(responders.http01.clone())
         .tls_alpn01(responders.tls_alpn01.clone())
         .limits(settings.proxy_limits())
-        .metrics(metrics.clone());
+        .metrics(metrics.clone())
+        .workers(workers);
     if let Some(name) = default_name {
         proxy = proxy.default_server_name(name);
     }
