@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use berth_proxy::{CertSource, Limits, Proxy, Routes, Upstream};
+use berth_proxy::Limits;
 use support::*;
 use tokio::io::AsyncReadExt;
 
@@ -14,14 +14,7 @@ use tokio::io::AsyncReadExt;
 async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are_refused() {
     let ca = TestCa::new();
     let upstream = start_upstream().await;
-    let proxy = start_proxy(
-        Proxy::builder()
-            .routes(Routes::single(Upstream::parse(&upstream.url()).unwrap()))
-            .cert_source(CertSource::Static(cert_set(&[
-                &ca.leaf(&["www.example.com"], 1)
-            ]))),
-    )
-    .await;
+    let proxy = start_proxy(www_in_front_of(&ca, &upstream.url())).await;
     let config = client_config(&ca.pem, &[b"http/1.1"]);
 
     // An idle kept-alive connection, and one with a request the upstream holds.
@@ -35,16 +28,7 @@ async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are
     .await
     .unwrap();
     assert!(read_head(&mut idle).await.starts_with("HTTP/1.1 200"));
-    let mut busy = http1(
-        tls_connect(proxy.tls, "www.example.com", config)
-            .await
-            .unwrap(),
-    )
-    .await;
-    let slow = tokio::spawn(async move { send(&mut busy, get("www.example.com", "/gate")).await });
-    tokio::time::timeout(DEADLINE, upstream.control.arrived.notified())
-        .await
-        .expect("the slow request reached the upstream");
+    let slow = request_held_at_gate(proxy.tls, config, &upstream).await;
 
     proxy.shutdown.cancel();
     eventually_async("both listeners to refuse connections", || async {
@@ -60,15 +44,8 @@ async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are
         "serve returned with a request in flight"
     );
 
-    upstream.control.release.notify_one();
-    let (status, _, body) = tokio::time::timeout(DEADLINE, slow).await.unwrap().unwrap();
-    assert_eq!((status.as_u16(), body.as_str()), (200, "gate passed"));
-    let Running { task, .. } = proxy;
-    tokio::time::timeout(DEADLINE, task)
-        .await
-        .expect("serve returned once drained")
-        .unwrap()
-        .unwrap();
+    release_gate(&upstream, slow).await;
+    proxy.returned("once drained").await;
 }
 
 #[tokio::test]
@@ -77,15 +54,7 @@ async fn requests_still_running_at_the_deadline_are_cut_off() {
     let upstream = start_upstream().await;
     let mut limits = Limits::default();
     limits.shutdown_timeout = Duration::from_millis(200);
-    let proxy = start_proxy(
-        Proxy::builder()
-            .routes(Routes::single(Upstream::parse(&upstream.url()).unwrap()))
-            .cert_source(CertSource::Static(cert_set(&[
-                &ca.leaf(&["www.example.com"], 1)
-            ])))
-            .limits(limits),
-    )
-    .await;
+    let proxy = start_proxy(www_in_front_of(&ca, &upstream.url()).limits(limits)).await;
     let stream = tls_connect(
         proxy.tls,
         "www.example.com",
@@ -101,12 +70,7 @@ async fn requests_still_running_at_the_deadline_are_cut_off() {
         .expect("the request reached the upstream");
 
     proxy.shutdown.cancel();
-    let Running { task, metrics, .. } = proxy;
-    tokio::time::timeout(DEADLINE, task)
-        .await
-        .expect("serve returned after the deadline")
-        .unwrap()
-        .unwrap();
+    let metrics = proxy.returned("after the deadline").await;
     let outcome = tokio::time::timeout(DEADLINE, hung).await.unwrap().unwrap();
     assert!(
         outcome.is_err(),

@@ -11,7 +11,6 @@ mod support;
 
 use std::num::NonZeroUsize;
 
-use berth_proxy::{CertSource, Proxy, Routes, Upstream};
 use support::*;
 
 /// Names of this process's threads that are proxy workers.
@@ -30,15 +29,9 @@ fn worker_threads() -> Vec<String> {
 async fn three_workers_serve_concurrent_clients_and_all_drain_on_shutdown() {
     let ca = TestCa::new();
     let upstream = start_upstream().await;
-    let proxy = start_proxy(
-        Proxy::builder()
-            .routes(Routes::single(Upstream::parse(&upstream.url()).unwrap()))
-            .cert_source(CertSource::Static(cert_set(&[
-                &ca.leaf(&["www.example.com"], 1)
-            ])))
-            .workers(NonZeroUsize::new(3).unwrap()),
-    )
-    .await;
+    let proxy =
+        start_proxy(www_in_front_of(&ca, &upstream.url()).workers(NonZeroUsize::new(3).unwrap()))
+            .await;
     eventually("two worker threads beside the caller's", || {
         worker_threads() == ["berth-worker-2", "berth-worker-3"]
     })
@@ -88,30 +81,14 @@ async fn three_workers_serve_concurrent_clients_and_all_drain_on_shutdown() {
 
     // A request in flight on some worker when shutdown starts still gets its answer;
     // no worker keeps its handle on the listeners open.
-    let mut busy = http1(
-        tls_connect(proxy.tls, "www.example.com", config)
-            .await
-            .unwrap(),
-    )
-    .await;
-    let slow = tokio::spawn(async move { send(&mut busy, get("www.example.com", "/gate")).await });
-    tokio::time::timeout(DEADLINE, upstream.control.arrived.notified())
-        .await
-        .expect("the slow request reached the upstream");
+    let slow = request_held_at_gate(proxy.tls, config, &upstream).await;
     proxy.shutdown.cancel();
     eventually_async("every worker to stop accepting", || async {
         refused(proxy.tls).await && refused(proxy.http).await
     })
     .await;
-    upstream.control.release.notify_one();
-    let (status, _, body) = tokio::time::timeout(DEADLINE, slow).await.unwrap().unwrap();
-    assert_eq!((status.as_u16(), body.as_str()), (200, "gate passed"));
-    let Running { task, .. } = proxy;
-    tokio::time::timeout(DEADLINE, task)
-        .await
-        .expect("serve returned once every worker drained")
-        .unwrap()
-        .unwrap();
+    release_gate(&upstream, slow).await;
+    proxy.returned("once every worker drained").await;
     assert!(
         worker_threads().is_empty(),
         "worker threads outlived serve: {:?}",
@@ -126,16 +103,7 @@ async fn three_workers_serve_concurrent_clients_and_all_drain_on_shutdown() {
 async fn a_port_in_use_fails_bind_even_when_the_holder_has_several_workers() {
     let ca = TestCa::new();
     let two = NonZeroUsize::new(2).unwrap();
-    let builder = || {
-        Proxy::builder()
-            .routes(Routes::single(
-                Upstream::parse("http://127.0.0.1:9").unwrap(),
-            ))
-            .cert_source(CertSource::Static(cert_set(&[
-                &ca.leaf(&["www.example.com"], 1)
-            ])))
-            .workers(two)
-    };
+    let builder = || www_in_front_of(&ca, "http://127.0.0.1:9").workers(two);
     let first = builder()
         .tls_addr("127.0.0.1:0".parse().unwrap())
         .build()

@@ -26,25 +26,10 @@ concurrent=${CONCURRENT:-50}
 [ "$concurrent" -le 250 ] || { echo "CONCURRENT must be at most 250" >&2; exit 2; }
 email=bench@example.test
 
-bench_require pebble:pebble pebble-challtestsrv:pebble lego:lego certbot:certbot curl:curl python3:python3
+bench_require pgrep:procps pebble:pebble pebble-challtestsrv:pebble lego:lego certbot:certbot curl:curl python3:python3
 bench_build_berth
 
-work=$(mktemp -d /tmp/berth-bench-issue.XXXXXX)
-export PEBBLE_WORKDIR="$work/pebble"
-mkdir -p "$PEBBLE_WORKDIR"
-bench_pebble_ports
-# shellcheck source=scripts/pebble-env.sh
-source scripts/pebble-env.sh
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pebble_stop || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_pebble_workdir issue
 pebble_start
 port=$PEBBLE_HTTP_PORT
 challtestsrv="http://127.0.0.1:$((PEBBLE_DNS_PORT + 1))"

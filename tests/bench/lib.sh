@@ -34,6 +34,39 @@ bench_free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# shellcheck source=scripts/pebble-env.sh
+source "$bench_root/scripts/pebble-env.sh"
+
+# Makes the run's scratch directory $work (/tmp/berth-bench-NAME.*) with Pebble's
+# directory inside and picks Pebble's ports (pebble_start then starts it there), and
+# arranges for bench_cleanup at exit: processes the script starts go in $pids.
+bench_pebble_workdir() {
+  work=$(mktemp -d "/tmp/berth-bench-$1.XXXXXX")
+  export PEBBLE_WORKDIR="$work/pebble"
+  mkdir -p "$PEBBLE_WORKDIR"
+  bench_pebble_ports
+  pids=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# Stops every process in $pids with its children (nginx workers, wrappers) and Pebble,
+# and removes $work.
+bench_cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do bench_kill_tree "$pid"; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pebble_stop || true
+  rm -rf "$work"
+}
+
+# Kills a process and its descendants.
+bench_kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" || true); do bench_kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+
 # Exports free PEBBLE_{LISTEN,HTTP,TLS,DNS}_PORT for scripts/pebble-env.sh (which uses
 # LISTEN+1 for Pebble's management API and DNS+1 for pebble-challtestsrv's).
 bench_pebble_ports() {

@@ -52,7 +52,7 @@ read -r -a servers <<<"${SERVERS:-nginx berth caddy haproxy}"
 name=bench.example.test
 [ "$(nproc)" -ge 2 ] || { echo "needs at least 2 cores" >&2; exit 2; }
 
-bench_require pebble:pebble nginx:nginx caddy:caddy haproxy:haproxy wrk:wrk nm:binutils \
+bench_require pgrep:procps pebble:pebble nginx:nginx caddy:caddy haproxy:haproxy wrk:wrk nm:binutils \
   h2load:nghttp2-client curl:curl openssl:openssl taskset:util-linux unshare:util-linux python3:python3
 bench_build_berth
 # How much of berth's code layout (sidecar/build.rs) still names functions in the binary.
@@ -60,29 +60,13 @@ order_file=sidecar/berth.order
 order_found=$(nm "$BERTH" | awk '{ print $NF }' | sort -u | comm -12 - <(sort -u "$order_file") | wc -l)
 order_listed=$(sort -u "$order_file" | wc -l)
 
-work=$(mktemp -d /tmp/berth-bench-proxy.XXXXXX)
-export PEBBLE_WORKDIR="$work/pebble"
-mkdir -p "$PEBBLE_WORKDIR"
-bench_pebble_ports
-# shellcheck source=scripts/pebble-env.sh
-source scripts/pebble-env.sh
-pids=()
+bench_pebble_workdir proxy
 cgroup=""
-kill_tree() { # a process and its descendants (nginx workers)
-  local child
-  for child in $(pgrep -P "$1" || true); do kill_tree "$child"; done
-  kill "$1" 2>/dev/null || true
-}
 cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill_tree "$pid"; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pebble_stop || true
+  bench_cleanup
   [ -z "$cgroup" ] || rmdir "$cgroup" 2>/dev/null || true
-  rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
 pebble_start
 
 bench_issue_certificate "$work" "$name"

@@ -20,26 +20,11 @@ seconds=${SECONDS_PER_STEP:-2}
 name=bench.example.test
 order="$bench_root/sidecar/berth.order"
 
-bench_require valgrind:valgrind callgrind_annotate:valgrind callgrind_control:valgrind pebble:pebble nginx:nginx wrk:wrk \
+bench_require pgrep:procps valgrind:valgrind callgrind_annotate:valgrind callgrind_control:valgrind pebble:pebble nginx:nginx wrk:wrk \
   h2load:nghttp2-client curl:curl openssl:openssl unshare:util-linux python3:python3 nm:binutils
 bench_build_berth
 
-work=$(mktemp -d /tmp/berth-symbol-order.XXXXXX)
-export PEBBLE_WORKDIR="$work/pebble"
-mkdir -p "$PEBBLE_WORKDIR"
-bench_pebble_ports
-# shellcheck source=scripts/pebble-env.sh
-source scripts/pebble-env.sh
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pebble_stop || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_pebble_workdir symbol-order
 pebble_start
 bench_issue_certificate "$work" "$name"
 pebble_stop

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_acme_core::{CertInfo, CertSet, Certificate};
-use berth_proxy::{BoundProxy, Metrics, ProxyBuilder};
+use berth_proxy::{BoundProxy, CertSource, Metrics, Proxy, ProxyBuilder, Routes};
 use berth_secrets::Secret;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -321,6 +321,32 @@ pub struct Running {
     _stop_on_drop: tokio_util::sync::DropGuard,
 }
 
+impl Running {
+    /// Waits for `serve` to return (it has been told to shut down) and asserts that it
+    /// returned `Ok`; `what` says when it should have.
+    pub async fn returned(self, what: &str) -> Metrics {
+        let Self { task, metrics, .. } = self;
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .unwrap_or_else(|_| panic!("serve returned {what}"))
+            .unwrap()
+            .unwrap();
+        metrics
+    }
+}
+
+/// A proxy serving `www.example.com` (a leaf of `ca`, serial 1) with every request
+/// routed to `upstream`, to configure further.
+pub fn www_in_front_of(ca: &TestCa, upstream: &str) -> ProxyBuilder {
+    Proxy::builder()
+        .routes(Routes::single(
+            berth_proxy::Upstream::parse(upstream).unwrap(),
+        ))
+        .cert_source(CertSource::Static(cert_set(&[
+            &ca.leaf(&["www.example.com"], 1)
+        ])))
+}
+
 /// Binds `builder` (which must set no addresses) on 127.0.0.1:0 for both listeners.
 pub async fn start_proxy(builder: ProxyBuilder) -> Running {
     let bound = builder
@@ -547,6 +573,34 @@ pub async fn send(
         parts.headers,
         String::from_utf8_lossy(&body).into_owned(),
     )
+}
+
+/// Sends `GET /gate` over a new HTTPS connection to `tls` and returns once `upstream`
+/// holds it: the request is in flight until the test releases it
+/// (`upstream.control.release`), and the task then yields its response.
+pub async fn request_held_at_gate(
+    tls: SocketAddr,
+    config: Arc<ClientConfig>,
+    upstream: &Upstream,
+) -> tokio::task::JoinHandle<(StatusCode, http::HeaderMap, String)> {
+    let mut sender = http1(tls_connect(tls, "www.example.com", config).await.unwrap()).await;
+    let held =
+        tokio::spawn(async move { send(&mut sender, get("www.example.com", "/gate")).await });
+    tokio::time::timeout(DEADLINE, upstream.control.arrived.notified())
+        .await
+        .expect("the request reached the upstream");
+    held
+}
+
+/// Lets the upstream answer the request [`request_held_at_gate`] sent, and asserts
+/// that the answer reaches the client whole.
+pub async fn release_gate(
+    upstream: &Upstream,
+    held: tokio::task::JoinHandle<(StatusCode, http::HeaderMap, String)>,
+) {
+    upstream.control.release.notify_one();
+    let (status, _, body) = tokio::time::timeout(DEADLINE, held).await.unwrap().unwrap();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "gate passed"));
 }
 
 /// Reads from `io` until the end of an HTTP response head (or EOF), as text.
