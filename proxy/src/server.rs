@@ -99,8 +99,6 @@ impl Proxy {
             workers,
         } = self.config;
 
-        let routes = Arc::new(ArcSwap::from_pointee(routes));
-
         let mut tls = None;
         let mut feed = None;
         if let (Some(addr), Some(source)) = (tls_addr, cert_source) {
@@ -132,7 +130,7 @@ impl Proxy {
             None => None,
         };
         let template = Template {
-            routes: Arc::clone(&routes),
+            routes: Arc::new(ArcSwap::from_pointee(routes)),
             limits,
             hsts,
             metrics,
@@ -149,7 +147,6 @@ impl Proxy {
             feed,
             template,
             workers,
-            routes,
         })
     }
 }
@@ -230,11 +227,11 @@ impl ProxyBuilder {
     }
 
     /// Serves connections on this many threads (default 1). Each extra worker is a
-    /// thread of its own with a single-threaded runtime, its own handle on the listening
-    /// sockets (whichever worker is free accepts) and its own upstream connections, so a
-    /// connection and everything it waits for stay on one thread, as in nginx's worker
-    /// processes. Worker 1 is the task that runs [`BoundProxy::serve`], on the caller's
-    /// runtime.
+    /// thread of its own with a single-threaded runtime, its own listening sockets on
+    /// the shared ports (`SO_REUSEPORT`: the kernel spreads new connections over the
+    /// workers) and its own upstream connections, so a connection and everything it
+    /// waits for stay on one thread, as in nginx's worker processes. Worker 1 is the
+    /// task that runs [`BoundProxy::serve`], on the caller's runtime.
     pub fn workers(mut self, workers: NonZeroUsize) -> Self {
         self.workers = Some(workers);
         self
@@ -304,7 +301,6 @@ pub struct BoundProxy {
     feed: Option<Feed>,
     template: Template,
     workers: NonZeroUsize,
-    routes: Arc<ArcSwap<Routes>>,
 }
 
 impl std::fmt::Debug for BoundProxy {
@@ -341,7 +337,7 @@ impl BoundProxy {
     /// A handle that swaps the route table while serving (configuration reloads).
     pub fn route_table(&self) -> RouteTable {
         RouteTable {
-            routes: Arc::clone(&self.routes),
+            routes: Arc::clone(&self.template.routes),
         }
     }
 

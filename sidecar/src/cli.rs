@@ -52,8 +52,8 @@ pub(crate) enum Workers {
 }
 
 impl Workers {
-    /// The thread count: `Auto` asks the OS (which counts cgroup CPU quotas), falling
-    /// back to tokio's `TOKIO_WORKER_THREADS` if that is what the environment sets.
+    /// The thread count: for `Auto`, tokio's `TOKIO_WORKER_THREADS` if the environment
+    /// sets it, else what the OS reports (cgroup CPU quotas included), else one.
     pub(crate) fn resolve(self) -> NonZeroUsize {
         match self {
             Self::Count(n) => n,
