@@ -163,20 +163,36 @@ bench_time() {
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
-# bench_issue_certificate WORK NAME: berth issues NAME from the running Pebble
-# (scripts/pebble-env.sh) into WORK/acme.json, exporting the PEM files under WORK/pem.
+# bench_with_hosts NAME CMD...: runs CMD with NAME resolving to 127.0.0.1. Clients such
+# as wrk take the name they send as SNI from the URL they connect to (sent to 127.0.0.1
+# they would put "127.0.0.1" in SNI), so CMD gets a private /etc/hosts in a throwaway
+# mount namespace; the machine's file is untouched.
+bench_with_hosts() {
+  local name=$1 flags=(-m --propagation private)
+  shift
+  printf '127.0.0.1 %s\n' "$name" >"$work/hosts"
+  [ "$(id -u)" -eq 0 ] || flags=(-r "${flags[@]}")
+  unshare "${flags[@]}" sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" "$@"
+}
+
+# bench_issue_certificate WORK NAME: starts Pebble (scripts/pebble-env.sh, in the
+# directory bench_pebble_workdir set up), has berth issue NAME into WORK/acme.json with the
+# PEM files exported under WORK/pem, and stops Pebble again: berth then serves the stored
+# certificate without asking the CA.
 bench_issue_certificate() {
   local work=$1 name=$2
+  pebble_start
   echo "==> issuing the certificate for $name" >&2
   "$BERTH" issue -d "$name" --ca "$PEBBLE_DIRECTORY" --ca-root "$PEBBLE_TLS_ROOT" --agree-tos \
     --skip-staging --http-addr "127.0.0.1:$PEBBLE_HTTP_PORT" --store "$work/acme.json" \
     --export-dir "$work/pem" --log-format json >"$work/issue.log" 2>&1 ||
     { cat "$work/issue.log" >&2; return 1; }
+  pebble_stop
 }
 
 # bench_start_upstream DIR PORT CPUS: the benchmarks' app, an nginx on 127.0.0.1:PORT
 # (pinned to CPUS) answering every request with the 13-byte "hello, bench\n"; sets
-# upstream_pid and waits until it answers.
+# upstream_pid, adds it to $pids (stopped at exit) and waits until it answers.
 bench_start_upstream() {
   local dir=$1 port=$2 cpus=$3
   mkdir -p "$dir"
@@ -193,6 +209,7 @@ http {
 CONF
   taskset -c "$cpus" nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' &
   upstream_pid=$!
+  pids+=("$upstream_pid")
   for _ in $(seq 1 50); do
     curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && return 0
     sleep 0.1

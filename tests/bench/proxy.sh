@@ -67,14 +67,11 @@ cleanup() {
   [ -z "$cgroup" ] || rmdir "$cgroup" 2>/dev/null || true
 }
 trap cleanup EXIT
-pebble_start
 
 bench_issue_certificate "$work" "$name"
 cert="$work/pem/live/$name/fullchain.pem"
 key="$work/pem/live/$name/privkey.pem"
 combined="$work/pem/$name.pem"
-# berth run below serves the stored certificate without asking the CA.
-pebble_stop
 
 up_port=$(bench_free_port)
 tls_port=$(bench_free_port)
@@ -111,13 +108,6 @@ cgroup_create() {
   else
     return 1
   fi
-}
-
-start_upstream() {
-  local status=0
-  bench_start_upstream "$work/upstream" "$up_port" "$client_cpus" || status=$?
-  pids+=("$upstream_pid")
-  return "$status"
 }
 
 # --- each server's start command (sets server_pid) --------------------------------------
@@ -250,15 +240,10 @@ negotiated() {
   timeout 5 openssl s_client -connect "127.0.0.1:$tls_port" -servername "$name" -brief </dev/null 2>&1 |
     awk -F': ' '/^Protocol version/ {p=$2} /^Ciphersuite/ {c=$2} /^(Server|Peer) Temp Key/ {split($2, k, ","); t=k[1]} END {print p, c, t}'
 }
-# wrk resolves the URL's host itself and sends it as SNI. Sent to 127.0.0.1 it would put
-# "127.0.0.1" in SNI (which rustls ignores with a warning per handshake), so wrk gets a
-# private /etc/hosts in a throwaway mount namespace; the machine's file is untouched.
-printf '127.0.0.1 %s\n' "$name" >"$work/hosts"
-unshare_flags=(-m --propagation private)
-[ "$(id -u)" -eq 0 ] || unshare_flags=(-r "${unshare_flags[@]}")
+# wrk sends the URL's host as SNI (rustls ignores an IP there, with a warning per
+# handshake), so it runs where $name resolves to 127.0.0.1.
 wrk_run() {
-  timeout $((duration + 30)) unshare "${unshare_flags[@]}" \
-    sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" \
+  bench_with_hosts "$name" timeout $((duration + 30)) \
     taskset -c "$client_cpus" wrk -t"$client_threads" -c "$connections" -d "${duration}s" --latency "$@" "$url"
 }
 h2_run() {
@@ -366,7 +351,7 @@ for mode in "${modes[@]}"; do
   ran_modes+=("$mode")
   set_mode "$mode"
   echo "==> $mode: servers on CPU $server_cpus with $workers worker(s); clients and upstream on CPU $client_cpus" >&2
-  start_upstream
+  bench_start_upstream "$work/upstream" "$up_port" "$client_cpus"
   for rep in $(seq 1 "$repeats"); do
     for server in "${servers[@]}"; do measure "$mode" "$server"; done
   done

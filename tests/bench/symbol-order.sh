@@ -25,19 +25,14 @@ bench_require pgrep:procps valgrind:valgrind callgrind_annotate:valgrind callgri
 bench_build_berth
 
 bench_pebble_workdir symbol-order
-pebble_start
 bench_issue_certificate "$work" "$name"
-pebble_stop
 
 up_port=$(bench_free_port)
 tls_port=$(bench_free_port)
 http_port=$(bench_free_port)
 admin_port=$(bench_free_port)
 url="https://$name:$tls_port/"
-status=0
-bench_start_upstream "$work/upstream" "$up_port" 0-"$(($(nproc) - 1))" || status=$?
-pids+=("$upstream_pid")
-[ "$status" -eq 0 ] || exit "$status"
+bench_start_upstream "$work/upstream" "$up_port" 0-"$(($(nproc) - 1))"
 
 echo "==> berth run under callgrind" >&2
 BERTH_WORKERS=1 BERTH_LOG=warn valgrind --tool=callgrind --demangle=no \
@@ -55,14 +50,8 @@ for _ in $(seq 1 120); do
 done
 [ -n "$ready" ] || { echo "berth did not start under valgrind; log:" >&2; tail -20 "$work/berth.log" >&2; exit 1; }
 
-# wrk takes the name from the URL: a private /etc/hosts in a throwaway mount namespace.
-printf '127.0.0.1 %s\n' "$name" >"$work/hosts"
-unshare_flags=(-m --propagation private)
-[ "$(id -u)" -eq 0 ] || unshare_flags=(-r "${unshare_flags[@]}")
 wrk_run() {
-  timeout $((seconds + 30)) unshare "${unshare_flags[@]}" \
-    sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" \
-    wrk -t1 -c4 -d"${seconds}s" "$@" "$url"
+  bench_with_hosts "$name" timeout $((seconds + 30)) wrk -t1 -c4 -d"${seconds}s" "$@" "$url"
 }
 # Phase 1, what the proxy benchmark does before it reads idle RSS: the first requests
 # (HTTP/1.1 with SNI, HTTP/1.0 without SNI or Host, HTTP/2), then a second of idling; plus
