@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use berth_acme_core::challenge::{Http01Responder, TlsAlpn01Responder};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -346,7 +346,7 @@ impl BoundProxy {
     /// to [`Limits::shutdown_timeout`], then closes what is left and returns.
     ///
     /// With more than one [worker](ProxyBuilder::workers), the others run on threads
-    /// started here, and this returns once all of them have finished.
+    /// started here, and this returns once all of those threads have ended.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), Error> {
         let Self {
             tls,
@@ -378,15 +378,20 @@ impl BoundProxy {
         };
         let mut others = Vec::with_capacity(workers.get() - 1);
         for index in 2..=workers.get() {
-            others.push(spawn_worker(index, &first, &template)?);
+            match spawn_worker(index, &first, &template) {
+                Ok(thread) => others.push(thread),
+                Err(error) => {
+                    // Not serving after all: the workers already started close at once.
+                    first.shutdown.cancel();
+                    template.hard_stop.cancel();
+                    join_workers(others).await;
+                    return Err(error);
+                }
+            }
         }
         let shared = template.worker_shared(&first.tracker);
         first.run(shared).await;
-        for finished in others {
-            // An error means the worker's thread ended without reporting (a panic);
-            // there is nothing left of it to wait for.
-            let _ = finished.await;
-        }
+        join_workers(others).await;
         if let Some(task) = feed_task {
             // It watches the same token and has returned or is returning.
             let _ = task.await;
@@ -536,12 +541,12 @@ impl Worker {
 }
 
 /// Starts worker `index` on a thread of its own with a single-threaded runtime; the
-/// receiver completes when the worker has drained and its runtime is gone.
+/// thread ends when the worker has drained and its runtime is gone.
 fn spawn_worker(
     index: usize,
     first: &Worker,
     template: &Template,
-) -> Result<oneshot::Receiver<()>, Error> {
+) -> Result<std::thread::JoinHandle<()>, Error> {
     let failed = |source| Error::Worker { index, source };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -553,17 +558,36 @@ fn spawn_worker(
         first.sibling().map_err(failed)?
     };
     let shared = template.worker_shared(&worker.tracker);
-    let (finished, done) = oneshot::channel();
     std::thread::Builder::new()
         .name(format!("berth-worker-{index}"))
         .spawn(move || {
             runtime.block_on(worker.run(shared));
             // Dropping the runtime ends what is left on it (idle upstream connections).
             drop(runtime);
-            let _ = finished.send(());
         })
-        .map_err(failed)?;
-    Ok(done)
+        .map_err(failed)
+}
+
+/// Waits until each worker thread has ended, joining them on the blocking pool so
+/// that the caller's runtime keeps running while they drain.
+///
+/// Only a join says that a thread has ended: a message sent as its closure's last
+/// act arrives while the thread still runs its thread-local destructors, and a
+/// `serve` that returned on it left the threads to outlive it.
+async fn join_workers(threads: Vec<std::thread::JoinHandle<()>>) {
+    if threads.is_empty() {
+        return;
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let name = thread.thread().name().unwrap_or_default().to_owned();
+            if thread.join().is_err() {
+                tracing::error!(worker = %name, "proxy worker panicked");
+            }
+        }
+    });
+    // Fails only when the caller's runtime shuts down, which ends `serve` as well.
+    let _ = joined.await;
 }
 
 /// One worker's accept loops: what they need to start connection tasks.
