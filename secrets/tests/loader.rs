@@ -220,6 +220,48 @@ fn directory_missing_and_dangling_symlink_each_name_the_path() {
     );
 }
 
+/// Set in the copy of a test that [`run_as_nobody`] starts.
+const AS_NOBODY: &str = "BERTH_TEST_AS_NOBODY";
+
+/// The user id (and group id) of `nobody` on Debian and most other systems; whether
+/// it has a name does not matter to the kernel.
+const NOBODY: u32 = 65534;
+
+/// Runs the test `name` again, in a copy of this test binary, as uid and gid
+/// [`NOBODY`] with no supplementary groups, and fails unless it ran and passed.
+///
+/// For the tests that need the OS to refuse a read: root (CAP_DAC_OVERRIDE) reads
+/// any file, and CI runs as root. The binary is copied into a directory of nobody's
+/// own because the build directory may sit where nobody cannot reach it (`/root`).
+fn run_as_nobody(name: &str) {
+    use std::os::unix::process::CommandExt;
+    assert!(
+        std::env::var_os(AS_NOBODY).is_none(),
+        "running as uid {NOBODY}, a file with mode 000 is still readable"
+    );
+    let home = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(home.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let exe = home.path().join("test-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    // Command::uid as root also drops the supplementary groups (setgroups(0)), as
+    // `setpriv --clear-groups` would.
+    let output = std::process::Command::new(&exe)
+        .args([name, "--exact"])
+        .env(AS_NOBODY, "1")
+        .env("TMPDIR", home.path())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} as uid {NOBODY}: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} as uid {NOBODY}: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn permission_denied_names_the_path_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -227,10 +269,8 @@ fn permission_denied_names_the_path_and_the_fix() {
     write_private(&file, b"value");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::read(&file).is_ok() {
-        // Root (CAP_DAC_OVERRIDE) reads any file, so the OS never refuses here; the
-        // mapping from the OS error is covered by the unit test in src/error.rs. Check
-        // that the file really is readable so this branch is not hiding a bug.
-        assert_eq!(Loader::new().read_file(&file).unwrap().expose(), "value");
+        // Root: the OS never refuses it, so the checks below run as a user it refuses.
+        run_as_nobody("permission_denied_names_the_path_and_the_fix");
         return;
     }
     let err = Loader::new().read_file(&file).unwrap_err();
