@@ -3,6 +3,7 @@
 //! exceed one is refused locally — with the limit's name and when it frees up — instead
 //! of being sent to the CA, where it would count against the account.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -14,19 +15,31 @@ const HOUR: Duration = Duration::from_secs(3600);
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One limit: at most `count` events per sliding `period`.
+///
+/// `count` is never 0: a limit that allows no event at all would never free up, and
+/// a CA without a limit is a `None` window in [`RateLimits`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     /// How many events the CA allows…
-    pub count: u32,
+    pub count: NonZeroU32,
     /// …in this period.
     pub period: Duration,
 }
 
 impl Window {
     /// `count` per `period`.
-    pub const fn new(count: u32, period: Duration) -> Self {
+    pub const fn new(count: NonZeroU32, period: Duration) -> Self {
         Self { count, period }
     }
+}
+
+/// A published limit's count, checked when compiled.
+#[expect(
+    clippy::expect_used,
+    reason = "only evaluated in constants, where a 0 fails the build"
+)]
+const fn limit(count: u32) -> NonZeroU32 {
+    NonZeroU32::new(count).expect("a published limit allows at least one event")
 }
 
 /// The limits the budget mirrors; `None` means the CA publishes no such limit.
@@ -50,10 +63,10 @@ impl RateLimits {
     /// environment's limits are higher, but mirroring production there too means a
     /// setup that passes staging also fits production.
     pub const LETS_ENCRYPT: Self = Self {
-        new_orders_per_account: Some(Window::new(300, Duration::from_secs(3 * 3600))),
-        certificates_per_registered_domain: Some(Window::new(50, WEEK)),
-        certificates_per_exact_set: Some(Window::new(5, WEEK)),
-        failed_validations_per_identifier: Some(Window::new(5, HOUR)),
+        new_orders_per_account: Some(Window::new(limit(300), Duration::from_secs(3 * 3600))),
+        certificates_per_registered_domain: Some(Window::new(limit(50), WEEK)),
+        certificates_per_exact_set: Some(Window::new(limit(5), WEEK)),
+        failed_validations_per_identifier: Some(Window::new(limit(5), HOUR)),
     };
 
     /// No limits: for private CAs unless configured.
@@ -162,20 +175,21 @@ pub fn check(
     };
     let refuse =
         |window: &Window, what: &'static str, scope: String, counted: Vec<&HistoryEvent>| {
-            if counted.len() < window.count as usize {
+            let allowed = window.count.get() as usize;
+            if counted.len() < allowed {
                 return Ok(());
             }
             // The budget frees up when enough of the oldest events age out to leave room.
             let mut times: Vec<SystemTime> = counted.iter().map(|e| e.at).collect();
             times.sort_unstable();
-            let oldest_to_expire = times[counted.len() - window.count as usize];
+            let oldest_to_expire = times[counted.len() - allowed];
             let frees_at = oldest_to_expire + window.period;
             Err(Box::new(BudgetExceeded {
                 domains: domains.to_string(),
                 ca: ca.to_owned(),
                 what,
                 scope,
-                count: window.count,
+                count: window.count.get(),
                 period: window.period,
                 frees_at,
             }))
@@ -425,7 +439,7 @@ mod tests {
     fn tiny_configured_limit_refuses_next_order() {
         let now = SystemTime::now();
         let limits = RateLimits {
-            new_orders_per_account: Some(Window::new(1, HOUR)),
+            new_orders_per_account: Some(Window::new(NonZeroU32::MIN, HOUR)),
             ..RateLimits::NONE
         };
         let history = vec![event(
@@ -436,6 +450,18 @@ mod tests {
         let err = check(&limits, &history, CA, &set(&["a.example.com"]), now).unwrap_err();
         assert_eq!(err.what, "new orders");
         assert_eq!(err.frees_at, now - Duration::from_secs(10) + HOUR);
+    }
+
+    #[test]
+    fn a_window_of_zero_events_is_refused_where_it_is_read() {
+        let zero = r#"{"count": 0, "period": {"secs": 3600, "nanos": 0}}"#;
+        let err = serde_json::from_str::<Window>(zero).unwrap_err();
+        assert!(err.to_string().contains("nonzero"), "{err}");
+        let one = r#"{"count": 1, "period": {"secs": 3600, "nanos": 0}}"#;
+        assert_eq!(
+            serde_json::from_str::<Window>(one).unwrap(),
+            Window::new(NonZeroU32::MIN, HOUR)
+        );
     }
 
     #[test]

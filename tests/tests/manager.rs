@@ -5,6 +5,7 @@
 
 mod issue_support;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -180,7 +181,7 @@ async fn tiny_budget_refuses_the_next_order_locally() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ManagerConfig::new(dir.path().join("acme.json"), pebble_config(&pebble));
         config.limits = Some(RateLimits {
-            new_orders_per_account: Some(Window::new(1, Duration::from_secs(3600))),
+            new_orders_per_account: Some(Window::new(NonZeroU32::MIN, Duration::from_secs(3600))),
             ..RateLimits::NONE
         });
         let cert = managed(&["budget.example.com"]);
