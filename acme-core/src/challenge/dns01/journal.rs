@@ -65,7 +65,15 @@ impl Journal {
                 Err(_) => {}
             }
         }
-        let bytes = serde_json::to_vec_pretty(entries).unwrap_or_default();
+        // A journal that cannot be encoded is not written at all: an empty file in its
+        // place would lose the records it already lists.
+        let bytes = match serde_json::to_vec_pretty(entries) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot encode the DNS record journal; leaving it as it was");
+                return;
+            }
+        };
         if let Err(e) = atomic::write_atomic(&self.path, &bytes, PRIVATE_MODE) {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot write the DNS record journal");
         }
@@ -127,6 +135,24 @@ mod tests {
         assert_eq!(left, vec![record("b")]);
         journal.remove(&record("b"));
         assert!(!journal.path().exists());
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_encoded_leaves_the_journal_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path().join("acme.json.berth-dns"));
+        journal.add(&record("a"), "exec (x)".into());
+        let before = std::fs::read_to_string(journal.path()).unwrap();
+        // serde encodes no time before 1970.
+        let unencodable = Entry {
+            record: record("b"),
+            provider: "exec (x)".into(),
+            added_at: SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(1),
+        };
+        journal.save(&[unencodable]);
+        assert_eq!(std::fs::read_to_string(journal.path()).unwrap(), before);
+        let left: Vec<_> = journal.entries().into_iter().map(|e| e.record).collect();
+        assert_eq!(left, vec![record("a")]);
     }
 
     #[test]
