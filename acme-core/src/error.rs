@@ -108,6 +108,17 @@ pub enum Error {
         /// The last failure, as recorded in the ledger.
         last_error: String,
     },
+    /// Another process holds the order lock for these names (a `berth issue` beside a
+    /// `berth run`, or another replica); it will store the certificate.
+    #[error(
+        "{domains} is being ordered by another berth using {store}; wait for it to finish (the certificate appears in the store)"
+    )]
+    OrderInProgress {
+        /// The domain set.
+        domains: String,
+        /// The store whose lock is held.
+        store: String,
+    },
     /// The CA refused because a rate limit was hit (`urn:ietf:params:acme:error:rateLimited`,
     /// RFC 8555 §6.7).
     #[error(

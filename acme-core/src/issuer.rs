@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use berth_secrets::Secret;
 
 use instant_acme::{
     AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
@@ -13,10 +15,11 @@ use tokio::time::Instant;
 
 use crate::account::{AcmeAccount, BAD_NONCE_ROUNDS, certificate_id, is_bad_nonce, problem};
 use crate::certificate::Certificate;
-use crate::challenge::{ChallengeKind, PendingChallenge, Solver};
+use crate::challenge::{ChallengeKind, PendingChallenge, Solver, SolverFuture};
 use crate::domain::{DomainName, DomainSet};
 use crate::error::{AcmeProblem, Error};
 use crate::key::KeyType;
+use crate::store::PendingOrder;
 
 /// Retries an instant-acme call that failed with `badNonce` after instant-acme's own
 /// retries (see [`BAD_NONCE_ROUNDS`]); the expression is evaluated again each round.
@@ -75,6 +78,13 @@ impl OrderRequest {
     }
 }
 
+/// Where a resumable order is recorded once it is placed (see
+/// [`Issuer::issue_resumable`]).
+pub trait OrderJournal: Send + Sync {
+    /// Stores `order`; an error aborts the order before any challenge is answered.
+    fn placed(&self, order: PendingOrder) -> SolverFuture<'_>;
+}
+
 /// Gets certificates from one account's CA, answering challenges through one [`Solver`].
 #[derive(Debug, Clone)]
 pub struct Issuer {
@@ -127,31 +137,63 @@ impl Issuer {
     /// certificate returned has been checked to match its fresh key and to cover every
     /// requested name.
     pub async fn issue(&self, request: &OrderRequest) -> Result<Certificate, Error> {
+        self.issue_resumable(request, None, None).await
+    }
+
+    /// Like [`issue`](Self::issue), but resumable: a placed order (its URL and
+    /// certificate key) is handed to `journal` before any challenge is answered, and
+    /// `resume` — such an order from an earlier, interrupted run — is picked up where it
+    /// stands instead of placing a new one. A resumed order the CA no longer has, or
+    /// has marked invalid, is replaced by a new order.
+    pub async fn issue_resumable(
+        &self,
+        request: &OrderRequest,
+        resume: Option<PendingOrder>,
+        journal: Option<&dyn OrderJournal>,
+    ) -> Result<Certificate, Error> {
         let kind = self.solver.kind();
         kind.check(&request.domains)?;
         let domains = &request.domains;
-
-        // A fresh key per order (never reuse a key across renewals); RSA generation is
-        // CPU-bound, so it runs off the async workers and before the order clock starts.
-        let key_type = request.key_type;
-        let (key, key_pem) = tokio::task::spawn_blocking(move || key_type.generate())
-            .await
-            .map_err(Error::key_generation)??;
-        let csr = csr_der(domains, &key)?;
-        drop(key);
-
         let started = Instant::now();
-        let identifiers = domains.names().iter().map(identifier).collect::<Vec<_>>();
-        let mut order = self
-            .new_order(&identifiers, request.replaces.as_ref())
-            .await?;
-        tracing::info!(
-            ca = %self.account.ca().name(),
-            domains = %domains,
-            challenge = %kind,
-            order = %order.url(),
-            "placed order"
-        );
+
+        let (mut order, key_pem, csr) = match self.resume(domains, resume).await {
+            Some(resumed) => resumed,
+            None => {
+                // A fresh key per order (never reuse a key across renewals); RSA
+                // generation is CPU-bound, so it runs off the async workers.
+                let key_type = request.key_type;
+                let (key, key_pem) = tokio::task::spawn_blocking(move || key_type.generate())
+                    .await
+                    .map_err(Error::key_generation)??;
+                let csr = csr_der(domains, &key)?;
+                drop(key);
+                let identifiers = domains.names().iter().map(identifier).collect::<Vec<_>>();
+                let order = self
+                    .new_order(&identifiers, request.replaces.as_ref())
+                    .await?;
+                tracing::info!(
+                    ca = %self.account.ca().name(),
+                    domains = %domains,
+                    challenge = %kind,
+                    order = %order.url(),
+                    "placed order"
+                );
+                if let Some(journal) = journal {
+                    // Stored before any challenge is answered: an order that cannot be
+                    // resumed after a crash is not worth answering.
+                    journal
+                        .placed(PendingOrder {
+                            ca: self.account.ca().directory().to_owned(),
+                            url: order.url().to_owned(),
+                            key_pem: key_pem.clone(),
+                            key_type,
+                            placed_at: SystemTime::now(),
+                        })
+                        .await?;
+                }
+                (order, key_pem, csr)
+            }
+        };
 
         let mut guard = CleanupGuard {
             solver: Arc::clone(&self.solver),
@@ -192,6 +234,39 @@ impl Issuer {
         Ok(certificate)
     }
 
+    /// Loads an interrupted order by its URL; `None` (log says why) when a new order
+    /// has to be placed instead.
+    async fn resume(
+        &self,
+        domains: &DomainSet,
+        resume: Option<PendingOrder>,
+    ) -> Option<(Order, Secret, Vec<u8>)> {
+        let pending = resume?;
+        let ca = self.account.ca().name();
+        let key = match pending.key_type.load(&pending.key_pem) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(ca = %ca, domains = %domains, error = %e, "the stored order's key does not load; placing a new order");
+                return None;
+            }
+        };
+        let csr = csr_der(domains, &key).ok()?;
+        let mut order = match retry_bad_nonce!(self.account.inner().order(pending.url.clone())) {
+            Ok(order) => order,
+            Err(e) => {
+                tracing::warn!(ca = %ca, domains = %domains, order = %pending.url, error = %e, "could not load the interrupted order; placing a new one");
+                return None;
+            }
+        };
+        let status = order.state().status;
+        if status == OrderStatus::Invalid {
+            tracing::info!(ca = %ca, domains = %domains, order = %pending.url, "the interrupted order is invalid (expired or failed); placing a new one");
+            return None;
+        }
+        tracing::info!(ca = %ca, domains = %domains, order = %pending.url, status = ?status, "resuming the interrupted order");
+        Some((order, pending.key_pem, csr))
+    }
+
     async fn validate_and_finalize(
         &self,
         order: &mut Order,
@@ -201,6 +276,23 @@ impl Issuer {
         started: Instant,
         request: &OrderRequest,
     ) -> Result<String, Error> {
+        // A resumed order may be past validation: finalized (processing) or done.
+        if matches!(
+            order.state().status,
+            OrderStatus::Processing | OrderStatus::Valid
+        ) {
+            return match self
+                .poll(order, Phase::Certificate, started, request)
+                .await?
+            {
+                Polled::Certificate(chain) => Ok(chain),
+                Polled::Ready | Polled::Invalid(_) => Err(Error::AcmeProtocol {
+                    ca: self.account.ca().to_string(),
+                    action: "downloading the certificate",
+                    reason: "the resumed order has no certificate".into(),
+                }),
+            };
+        }
         // Every response is presented first and made visible (DNS propagation) before
         // the CA is told to validate any of them: a wildcard and its apex share one TXT
         // name, and one propagation wait covers all names.

@@ -86,6 +86,29 @@ fn generate_rsa(bits: usize) -> Result<KeyPair, Error> {
     .map_err(Error::key_generation)
 }
 
+impl KeyType {
+    /// The key pair of a PKCS#8 PEM key of this type (an order's key, stored while the
+    /// order is in flight).
+    pub(crate) fn load(self, pem: &Secret) -> Result<KeyPair, Error> {
+        KeyPair::from_pkcs8_pem_and_sign_algo(pem.expose(), self.signature_algorithm())
+            .map_err(Error::key_generation)
+    }
+}
+
+impl serde::Serialize for KeyType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for KeyType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

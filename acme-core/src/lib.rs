@@ -39,7 +39,9 @@ pub use certset::CertSet;
 pub use challenge::{ChallengeError, ChallengeKind};
 pub use domain::{DomainError, DomainName, DomainSet, MAX_NAMES_PER_CERTIFICATE};
 pub use error::{AcmeProblem, Error};
-pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderRequest};
+pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderJournal, OrderRequest};
 pub use key::{KeyType, KeyTypeError};
-pub use manager::{CertEvent, CertManager, ManagedCert, ManagerConfig, Outcome};
+pub use manager::{
+    CertEvent, CertManager, CertStatus, DEFAULT_CONCURRENCY, ManagedCert, ManagerConfig, Outcome,
+};
 pub use renewal::{RenewalHint, RenewalWindow, due_at, renewal_due};

@@ -5,12 +5,13 @@
 //! Every path to a CA goes through here — `berth issue`, `berth renew` and `berth run`
 //! alike — so the failure ledger, the rate budget and staging-first apply to all of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, OnceCell, broadcast, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::account::{AccountConfig, AcmeAccount};
@@ -18,15 +19,16 @@ use crate::budget::{self, HistoryEvent, HistoryKind, RateLimits};
 use crate::ca::Ca;
 use crate::certificate::Certificate;
 use crate::certset::CertSet;
-use crate::challenge::{ChallengeKind, Solver};
+use crate::challenge::{ChallengeKind, Solver, SolverFuture};
 use crate::domain::DomainSet;
 use crate::error::Error;
-use crate::issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderRequest};
+use crate::issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderJournal, OrderRequest};
 use crate::key::KeyType;
 use crate::ledger::BackoffPolicy;
 use crate::renewal::{RenewalHint, due_at, renewal_due};
+use crate::store::records::{self, CertRecord, CertState};
 use crate::store::{
-    AcmeJson, LedgerEntry, StagingProof, State, StoredAccount, ledger_key, state_path,
+    Change, Expect, LedgerEntry, PendingOrder, StagingProof, Store, StoreError, StoredAccount,
 };
 
 /// One certificate berth keeps: its names, how to validate them, its key type.
@@ -57,13 +59,19 @@ impl ManagedCert {
     }
 }
 
+/// Orders in flight at once by default (`--order-concurrency`): enough to issue a few
+/// hundred certificates in minutes, few enough not to look like a flood to a CA.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// How long another berth may hold a certificate's order lock before a store that
+/// expires locks (not the file store) considers it dead.
+const LEASE_TTL: Duration = Duration::from_secs(120);
+
 /// How the manager behaves.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
-    /// The `acme.json` path; the state file goes beside it.
-    pub store: PathBuf,
-    /// The resolver section berth writes.
-    pub resolver: String,
+    /// Where certificates and state live.
+    pub store: Arc<dyn Store>,
     /// The production CA and account settings.
     pub account: AccountConfig,
     /// Order straight from production, without proving the set on staging first.
@@ -76,20 +84,24 @@ pub struct ManagerConfig {
     pub order_timeout: Duration,
     /// Orders in flight at once across domain sets.
     pub concurrency: usize,
+    /// Where a certificate that could not be stored is kept (0600) until storing
+    /// works again; `None` keeps it in memory only.
+    pub rescue_dir: Option<PathBuf>,
 }
 
 impl ManagerConfig {
-    /// Defaults: resolver `berth`, staging first, published limits, default backoff.
-    pub fn new(store: PathBuf, account: AccountConfig) -> Self {
+    /// Defaults: staging first, published limits, default backoff,
+    /// [`DEFAULT_CONCURRENCY`].
+    pub fn new(store: Arc<dyn Store>, account: AccountConfig) -> Self {
         Self {
             store,
-            resolver: crate::store::DEFAULT_RESOLVER.to_owned(),
             account,
             skip_staging: false,
             limits: None,
             backoff: BackoffPolicy::default(),
             order_timeout: DEFAULT_ORDER_TIMEOUT,
-            concurrency: 4,
+            concurrency: DEFAULT_CONCURRENCY,
+            rescue_dir: None,
         }
     }
 }
@@ -172,15 +184,75 @@ pub enum CertEvent {
     },
 }
 
-/// Keeps a list of domain sets issued and renewed, persisting to `acme.json` and the
-/// state file, and publishing the served [`CertSet`] on a watch channel.
+/// One managed domain set as the manager sees it now, from memory.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CertStatus {
+    /// The names.
+    pub domains: DomainSet,
+    /// The certificate served for them, if any (valid or not).
+    pub certificate: Option<Certificate>,
+    /// When it is due for renewal.
+    pub renew_at: Option<SystemTime>,
+    /// The failure ledger's entry at the configured CA.
+    pub ledger: Option<LedgerEntry>,
+    /// An order for these names is in flight (or was interrupted and will be resumed).
+    pub order_in_flight: bool,
+    /// `false` while the certificate is only in memory because storing it failed.
+    pub stored: bool,
+}
+
+/// What the manager holds in memory: the managed sets' certificates and state, read
+/// from the store once and kept current by its change stream.
+#[derive(Default)]
+struct Index {
+    certs: HashMap<String, Certificate>,
+    states: HashMap<String, CertState>,
+    /// Issued but not yet stored: served, and storing is retried — never dropped.
+    unstored: HashMap<String, (DomainSet, Certificate)>,
+}
+
+/// Keeps a list of domain sets issued and renewed in a [`Store`], and publishes the
+/// served [`CertSet`] on a watch channel.
+///
+/// Every decision reads memory: the store is read once (on the first call) and then
+/// only for keys its change stream reports, so a pass over 10,000 certificates costs
+/// no I/O unless something is due.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use berth_acme_core::challenge::{Http01Responder, Http01Solver, Solver};
+/// use berth_acme_core::store::FileStore;
+/// use berth_acme_core::{
+///     AccountConfig, Ca, CertManager, ChallengeKind, DomainSet, KeyType, ManagedCert,
+///     ManagerConfig,
+/// };
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = FileStore::open("/data/acme.json".as_ref(), "berth").await?;
+/// let config = ManagerConfig::new(store, AccountConfig::new(Ca::letsencrypt_staging()));
+/// let cert = ManagedCert::new(
+///     DomainSet::parse(["example.com"])?,
+///     ChallengeKind::Http01,
+///     KeyType::Ec256,
+/// )?;
+/// let responder = Http01Responder::new(); // serve it on :80
+/// let solver: Arc<dyn Solver> = Arc::new(Http01Solver::new(responder.clone()));
+/// let manager = CertManager::new(config, vec![cert], vec![solver]);
+/// let served = manager.subscribe(); // hand to a TLS server
+/// for (names, outcome) in manager.ensure_all(false).await {
+///     println!("{names}: {:?}", outcome.map(|o| o.certificate().info().not_after));
+/// }
+/// # drop(served); Ok(()) }
+/// ```
 pub struct CertManager {
     config: ManagerConfig,
     certs: Vec<ManagedCert>,
+    managed_keys: HashSet<String>,
     solvers: HashMap<ChallengeKind, Arc<dyn Solver>>,
-    /// Serialises read-modify-write of the store and state files.
-    files: Mutex<()>,
-    /// One order per domain set at a time.
+    index: std::sync::Mutex<Index>,
+    loaded: OnceCell<()>,
+    /// One order per domain set at a time in this process.
     in_flight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     published: watch::Sender<CertSet>,
     events: broadcast::Sender<CertEvent>,
@@ -189,8 +261,8 @@ pub struct CertManager {
 impl std::fmt::Debug for CertManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertManager")
-            .field("store", &self.config.store)
-            .field("certs", &self.certs)
+            .field("store", &self.config.store.describe())
+            .field("certs", &self.certs.len())
             .finish_non_exhaustive()
     }
 }
@@ -206,10 +278,12 @@ impl CertManager {
         let (published, _) = watch::channel(CertSet::default());
         let (events, _) = broadcast::channel(256);
         Self {
+            managed_keys: certs.iter().map(|m| m.domains.key()).collect(),
             config,
             certs,
             solvers,
-            files: Mutex::new(()),
+            index: std::sync::Mutex::new(Index::default()),
+            loaded: OnceCell::new(),
             in_flight: Mutex::new(HashMap::new()),
             published,
             events,
@@ -231,8 +305,8 @@ impl CertManager {
         &self.certs
     }
 
-    /// The `acme.json` path (the state file is [`state_path`] of it).
-    pub fn store_path(&self) -> &std::path::Path {
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.config.store
     }
 
@@ -241,49 +315,138 @@ impl CertManager {
         &self.config.account.ca
     }
 
-    /// Publishes what the store holds for the managed sets (valid certificates only),
-    /// without contacting any CA: what `berth run` serves at start-up.
-    pub async fn publish_from_store(&self) -> Result<CertSet, Error> {
-        let store = {
-            let _files = self.files.lock().await;
-            AcmeJson::load(&self.config.store)?
-        };
-        let now = SystemTime::now();
-        let certs = self
-            .certs
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every managed set's status, from memory (admin API, status page, metrics).
+    pub fn status(&self) -> Vec<CertStatus> {
+        let ca = self.config.account.ca.directory();
+        let index = self.index();
+        self.certs
             .iter()
-            .filter_map(|m| self.find_stored(&store, &m.domains))
-            .filter(|c| c.is_valid_at(now))
-            .collect();
-        let set = CertSet::new(certs);
+            .map(|m| {
+                let key = m.domains.key();
+                let unstored = index.unstored.get(&key).map(|(_, c)| c);
+                let certificate = unstored.or_else(|| index.certs.get(&key)).cloned();
+                let state = index.states.get(&key);
+                CertStatus {
+                    domains: m.domains.clone(),
+                    renew_at: certificate
+                        .as_ref()
+                        .map(|c| due_at(c, state.and_then(|s| s.hints.get(&c.info().serial_hex)))),
+                    certificate,
+                    ledger: state.and_then(|s| s.ledger.get(ca)).cloned(),
+                    order_in_flight: state.is_some_and(|s| s.order.is_some()),
+                    stored: unstored.is_none(),
+                }
+            })
+            .collect()
+    }
+
+    /// Reads the managed sets from the store (once; later calls return at once) and
+    /// publishes the valid certificates, without contacting any CA: what `berth run`
+    /// serves at start-up.
+    pub async fn publish_from_store(&self) -> Result<CertSet, Error> {
+        self.load().await?;
+        Ok(self.publish())
+    }
+
+    /// Publishes the valid certificates in memory.
+    fn publish(&self) -> CertSet {
+        let now = SystemTime::now();
+        let set = {
+            let index = self.index();
+            CertSet::new(
+                self.certs
+                    .iter()
+                    .filter_map(|m| {
+                        let key = m.domains.key();
+                        index
+                            .unstored
+                            .get(&key)
+                            .map(|(_, c)| c)
+                            .or_else(|| index.certs.get(&key))
+                            .filter(|c| c.is_valid_at(now))
+                            .cloned()
+                    })
+                    .collect(),
+            )
+        };
         self.published.send_replace(set.clone());
-        Ok(set)
+        set
+    }
+
+    async fn load(&self) -> Result<(), Error> {
+        self.loaded
+            .get_or_try_init(|| async {
+                let started = Instant::now();
+                for m in &self.certs {
+                    self.reload_entry(&m.domains.key()).await?;
+                }
+                self.import_rescued().await;
+                tracing::info!(
+                    certificates = self.certs.len(),
+                    store = %self.config.store.describe(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "store loaded"
+                );
+                Ok::<(), Error>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads one set's certificate and state from the store into memory.
+    async fn reload_entry(&self, key: &str) -> Result<(), Error> {
+        let store = self.config.store.as_ref();
+        let cert = match store.get(&records::cert_key(key)).await? {
+            None => None,
+            Some(found) => match CertRecord::decode(&found.value) {
+                Ok(record) => Some(record.certificate),
+                Err(reason) => {
+                    tracing::warn!(domains = %key, store = %store.describe(), %reason, "stored certificate is unreadable; it will be ordered again");
+                    None
+                }
+            },
+        };
+        let state = match records::get_json::<CertState>(store, &records::state_key(key)).await {
+            Ok(state) => state.map(|(s, _)| s).unwrap_or_default(),
+            Err(e @ StoreError::BadRecord { .. }) => {
+                tracing::error!(domains = %key, error = %e, "berth's state for these names is unreadable; starting it afresh");
+                CertState::default()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut index = self.index();
+        match cert {
+            Some(cert) => index.certs.insert(key.to_owned(), cert),
+            None => index.certs.remove(key),
+        };
+        index.states.insert(key.to_owned(), state);
+        Ok(())
     }
 
     /// Brings every managed set up to date once, at most `concurrency` orders at a time.
     pub async fn ensure_all(&self, force: bool) -> Vec<(DomainSet, Result<Outcome, Error>)> {
         let permits = tokio::sync::Semaphore::new(self.config.concurrency.max(1));
-        let mut results = Vec::with_capacity(self.certs.len());
-        let mut pending = Vec::with_capacity(self.certs.len());
-        for managed in &self.certs {
+        let pending = self.certs.iter().map(|managed| {
             let permits = &permits;
-            pending.push(Box::pin(async move {
+            async move {
                 let _permit = permits.acquire().await;
                 (managed.domains.clone(), self.ensure(managed, force).await)
-            })
-                as std::pin::Pin<
-                    Box<dyn std::future::Future<Output = _> + Send + '_>,
-                >);
-        }
-        results.extend(futures_util::future::join_all(pending).await);
-        if let Err(e) = self.publish_from_store().await {
-            tracing::error!(error = %e, "could not publish certificates from the store");
-        }
+            }
+        });
+        let results = futures_util::future::join_all(pending).await;
+        self.publish();
         results
     }
 
     /// Brings one set up to date: keeps a valid certificate, otherwise (or with `force`)
-    /// orders one — unless the ledger says to wait or the budget refuses.
+    /// orders one — unless the ledger says to wait, the budget refuses, or another
+    /// berth on the same store is ordering it already.
     pub async fn ensure(&self, managed: &ManagedCert, force: bool) -> Result<Outcome, Error> {
         let key = managed.domains.key();
         let lock = self
@@ -294,42 +457,85 @@ impl CertManager {
             .or_default()
             .clone();
         let _one_order_per_set = lock.lock().await;
+        self.load().await?;
+        self.retry_unstored(&key).await;
+        if !force && let Some(valid) = self.still_valid(&key).await {
+            return Ok(valid);
+        }
+        let store = &self.config.store;
+        let Some(lease) = store.try_lock(&records::cert_key(&key), LEASE_TTL).await? else {
+            return Err(Error::OrderInProgress {
+                domains: key,
+                store: store.describe(),
+            });
+        };
+        // Whoever held the lock before may have stored a certificate meanwhile.
+        let result = match self.reload_entry(&key).await {
+            Err(e) => Err(e),
+            Ok(()) => match self.still_valid(&key).await {
+                Some(valid) if !force => {
+                    self.publish();
+                    Ok(valid)
+                }
+                _ => self.order_under_lease(managed, &key, force).await,
+            },
+        };
+        if let Err(e) = store.unlock(lease).await {
+            tracing::warn!(domains = %key, error = %e, "could not release the order lock");
+        }
+        result
+    }
 
+    /// The stored certificate, if it is valid and not yet due.
+    async fn still_valid(&self, key: &str) -> Option<Outcome> {
+        let now = SystemTime::now();
+        let (cert, state) = {
+            let index = self.index();
+            let cert = index
+                .unstored
+                .get(key)
+                .map(|(_, c)| c)
+                .or_else(|| index.certs.get(key))
+                .cloned()?;
+            (cert, index.states.get(key).cloned().unwrap_or_default())
+        };
+        if !cert.is_valid_at(now) {
+            return None;
+        }
+        let hint = self.renewal_hint(&cert, key, &state, now).await;
+        let renew_at = due_at(&cert, hint.as_ref());
+        (now < renew_at).then_some(Outcome::Valid {
+            certificate: cert,
+            renew_at,
+        })
+    }
+
+    async fn order_under_lease(
+        &self,
+        managed: &ManagedCert,
+        key: &str,
+        force: bool,
+    ) -> Result<Outcome, Error> {
         let ca_url = self.config.account.ca.directory().to_owned();
-        let (store, state) = {
-            let _files = self.files.lock().await;
+        let now = SystemTime::now();
+        let (stored, state) = {
+            let index = self.index();
             (
-                AcmeJson::load(&self.config.store)?,
-                State::load(&state_path(&self.config.store))?,
+                index.certs.get(key).cloned(),
+                index.states.get(key).cloned().unwrap_or_default(),
             )
         };
-        let now = SystemTime::now();
-        let stored = self.find_stored(&store, &managed.domains);
-        if let Some(cert) = &stored
-            && !force
-            && cert.is_valid_at(now)
-        {
-            let hint = self.renewal_hint(cert, &key, &state, now).await;
-            let renew_at = due_at(cert, hint.as_ref());
-            if now < renew_at {
-                return Ok(Outcome::Valid {
-                    certificate: cert.clone(),
-                    renew_at,
-                });
-            }
-        }
-
-        if let Some(entry) = state.ledger_entry(&ca_url, &key)
+        if let Some(entry) = state.ledger.get(&ca_url)
             && now < entry.next_attempt_at
         {
             if !force {
                 tracing::warn!(domains = %key, ca = %ca_url, until = %budget::rfc3339(entry.next_attempt_at), last_error = %entry.last_error, "backing off after an earlier failure");
                 let _ = self.events.send(CertEvent::BackingOff {
-                    domains: key.clone(),
+                    domains: key.to_owned(),
                     until: entry.next_attempt_at,
                 });
                 return Err(Error::BackingOff {
-                    domains: key,
+                    domains: key.to_owned(),
                     ca: ca_url,
                     until: entry.next_attempt_at,
                     last_error: entry.last_error.clone(),
@@ -342,11 +548,11 @@ impl CertManager {
             .config
             .limits
             .unwrap_or_else(|| RateLimits::for_ca(&self.config.account.ca));
-        if let Err(refusal) = budget::check(&limits, &state.history, &ca_url, &managed.domains, now)
-        {
+        let history = self.history(&ca_url).await?;
+        if let Err(refusal) = budget::check(&limits, &history, &ca_url, &managed.domains, now) {
             tracing::warn!(domains = %key, ca = %ca_url, "{refusal}");
             let _ = self.events.send(CertEvent::Refused {
-                domains: key.clone(),
+                domains: key.to_owned(),
                 reason: refusal.to_string(),
             });
             return Err(refusal.into());
@@ -356,23 +562,16 @@ impl CertManager {
             Ok(certificate) => {
                 self.record_success(managed, &certificate).await?;
                 let not_after = certificate.info().not_after;
+                let domains = key.to_owned();
                 let event = if stored.is_some() {
                     tracing::info!(domains = %key, ca = %ca_url, not_after = %budget::rfc3339(not_after), "certificate renewed");
-                    CertEvent::Renewed {
-                        domains: key,
-                        not_after,
-                    }
+                    CertEvent::Renewed { domains, not_after }
                 } else {
                     tracing::info!(domains = %key, ca = %ca_url, not_after = %budget::rfc3339(not_after), "certificate issued");
-                    CertEvent::Issued {
-                        domains: key,
-                        not_after,
-                    }
+                    CertEvent::Issued { domains, not_after }
                 };
                 let _ = self.events.send(event);
-                if let Err(e) = self.publish_from_store().await {
-                    tracing::error!(error = %e, "could not publish certificates from the store");
-                }
+                self.publish();
                 Ok(if stored.is_some() {
                     Outcome::Renewed(certificate)
                 } else {
@@ -383,7 +582,7 @@ impl CertManager {
                 let next_attempt = self.record_failure(managed, &error).await;
                 tracing::error!(domains = %key, ca = %ca_url, next_attempt = %budget::rfc3339(next_attempt), error = %error, "order failed");
                 let _ = self.events.send(CertEvent::Failed {
-                    domains: key,
+                    domains: key.to_owned(),
                     error: error.to_string(),
                     next_attempt,
                 });
@@ -393,48 +592,85 @@ impl CertManager {
     }
 
     /// Keeps certificates fresh until `shutdown`: one pass, then sleeps until the next
-    /// renewal or backoff expiry (at most an hour, so changes by others are noticed).
+    /// renewal or backoff expiry (at most an hour), taking in changes others make to the
+    /// store as they are reported.
     pub async fn run(&self, shutdown: CancellationToken) {
+        let mut changes = self.config.store.changes();
         loop {
-            for (domains, result) in self.ensure_all(false).await {
+            let started = Instant::now();
+            let results = self.ensure_all(false).await;
+            let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+            for (domains, result) in results {
                 if let Err(e) = result {
                     tracing::debug!(domains = %domains, error = %e, "not up to date yet");
                 }
             }
+            tracing::info!(
+                certificates = self.certs.len(),
+                not_up_to_date = failed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "renewal pass finished"
+            );
             let wait = self
                 .next_wakeup()
-                .await
                 .min(Duration::from_secs(3600))
                 .max(Duration::from_secs(5));
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
+            let deadline = Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep_until(deadline) => break,
+                    change = changes.recv() => self.take_in(change).await,
+                }
             }
         }
     }
 
-    async fn next_wakeup(&self) -> Duration {
-        let now = SystemTime::now();
-        let (store, state) = {
-            let _files = self.files.lock().await;
-            match (
-                AcmeJson::load(&self.config.store),
-                State::load(&state_path(&self.config.store)),
-            ) {
-                (Ok(store), Ok(state)) => (store, state),
-                _ => return Duration::from_secs(300),
+    /// Applies one change to the store (someone else's, or our own echo) to memory.
+    async fn take_in(&self, change: Result<Change, broadcast::error::RecvError>) {
+        let keys: Vec<String> = match change {
+            Ok(Change::Put(key) | Change::Deleted(key)) => key
+                .strip_prefix(records::CERTS)
+                .or_else(|| key.strip_prefix(records::STATES))
+                .filter(|set| self.managed_keys.contains(*set))
+                .map(|set| vec![set.to_owned()])
+                .unwrap_or_default(),
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.managed_keys.iter().cloned().collect()
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                // The store is gone; nothing more will come. Avoid a busy loop.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                return;
             }
         };
+        if keys.is_empty() {
+            return;
+        }
+        for key in &keys {
+            if let Err(e) = self.reload_entry(key).await {
+                tracing::warn!(domains = %key, error = %e, "could not read a changed certificate");
+            }
+        }
+        self.publish();
+    }
+
+    fn next_wakeup(&self) -> Duration {
+        let now = SystemTime::now();
         let ca_url = self.config.account.ca.directory();
+        let index = self.index();
         self.certs
             .iter()
             .map(|m| {
-                let due = self
-                    .find_stored(&store, &m.domains)
-                    .map(|c| due_at(&c, state.renewal_hint(&c.info().serial_hex)))
+                let key = m.domains.key();
+                let state = index.states.get(&key);
+                let due = index
+                    .certs
+                    .get(&key)
+                    .map(|c| due_at(c, state.and_then(|s| s.hints.get(&c.info().serial_hex))))
                     .unwrap_or(now);
                 let backoff = state
-                    .ledger_entry(ca_url, &m.domains.key())
+                    .and_then(|s| s.ledger.get(ca_url))
                     .map(|e| e.next_attempt_at)
                     .unwrap_or(now);
                 due.max(backoff).duration_since(now).unwrap_or_default()
@@ -450,16 +686,16 @@ impl CertManager {
         &self,
         cert: &Certificate,
         domains: &str,
-        state: &State,
+        state: &CertState,
         now: SystemTime,
     ) -> Option<RenewalHint> {
         let ca_url = self.config.account.ca.directory();
         let serial = &cert.info().serial_hex;
-        let previous = state.renewal_hint(serial);
+        let previous = state.hints.get(serial);
         if let Some(hint) = previous.filter(|h| !h.is_stale(now)) {
             return Some(hint.clone());
         }
-        let credentials = state.accounts.get(ca_url)?.credentials.clone();
+        let credentials = self.stored_account(ca_url).await.ok()??.credentials;
         let answer =
             match AcmeAccount::load_or_create(&self.config.account, Some(&credentials)).await {
                 Ok((account, _)) => account.renewal_window(cert).await,
@@ -478,11 +714,10 @@ impl CertManager {
                 RenewalHint::after_error(domains, previous, now)
             }
         };
-        let key = serial.clone();
-        let stored = hint.clone();
+        let (serial, stored) = (serial.clone(), hint.clone());
         if let Err(e) = self
-            .update_state(|s| {
-                s.renewal_hints.insert(key, stored);
+            .update_state(domains, move |s| {
+                s.hints.insert(serial.clone(), stored.clone());
             })
             .await
         {
@@ -491,28 +726,39 @@ impl CertManager {
         Some(hint)
     }
 
-    /// A stored certificate for exactly these names: berth's resolver first, then any
-    /// other (an imported Traefik `acme.json`), newest expiry first.
-    fn find_stored(&self, store: &AcmeJson, domains: &DomainSet) -> Option<Certificate> {
-        let (certs, _) = store.all_certificates();
-        let mut matching: Vec<_> = certs
-            .into_iter()
-            .filter(|c| c.domains.same_names(domains))
-            .collect();
-        matching.sort_by_key(|c| {
-            (
-                c.resolver == self.config.resolver,
-                c.certificate.info().not_after,
-            )
-        });
-        matching.pop().map(|c| c.certificate)
+    async fn stored_account(&self, ca: &str) -> Result<Option<StoredAccount>, StoreError> {
+        let found = records::get_json::<StoredAccount>(
+            self.config.store.as_ref(),
+            &records::account_key(ca),
+        )
+        .await?;
+        Ok(found.map(|(account, _)| account))
+    }
+
+    async fn history(&self, ca: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let found = records::get_json::<Vec<HistoryEvent>>(
+            self.config.store.as_ref(),
+            &records::history_key(ca),
+        )
+        .await?;
+        Ok(found.map(|(history, _)| history).unwrap_or_default())
+    }
+
+    async fn push_history(&self, event: HistoryEvent) -> Result<(), StoreError> {
+        let key = records::history_key(&event.ca);
+        records::update_json::<Vec<HistoryEvent>, _>(self.config.store.as_ref(), &key, |h| {
+            h.push(event.clone());
+            budget::prune(h, SystemTime::now());
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Staging first (unless proven or skipped), then the configured CA.
     async fn order(
         &self,
         managed: &ManagedCert,
-        state: &State,
+        state: &CertState,
         replaces: Option<&Certificate>,
     ) -> Result<Certificate, Error> {
         let ca = &self.config.account.ca;
@@ -520,28 +766,32 @@ impl CertManager {
         if let Some(staging) = ca
             .staging_directory()
             .filter(|_| !self.config.skip_staging && replaces.is_none())
-            && !state.staging_proven(ca.directory(), &key)
+            && !state.staging_proven(ca.directory())
         {
             let staging_ca =
                 Ca::custom(staging, None).unwrap_or_else(|_| Ca::letsencrypt_staging());
             tracing::info!(domains = %key, ca = %staging, "proving the domain set on the staging CA first");
             let mut account = self.config.account.clone();
             account.ca = staging_ca;
-            self.order_from(&account, managed, None).await?;
+            self.order_from(&account, managed, None, state).await?;
             let proof = StagingProof {
                 ca: ca.directory().to_owned(),
                 staging: staging.to_owned(),
                 domains: key.clone(),
                 at: SystemTime::now(),
             };
-            self.update_state(|s| s.staging_proofs.push(proof)).await?;
+            self.update_state(&key, |s| {
+                s.staging.push(proof.clone());
+                s.order = None;
+            })
+            .await?;
             let _ = self.events.send(CertEvent::StagingProven {
                 domains: key.clone(),
                 staging: staging.to_owned(),
             });
         }
         tracing::info!(domains = %key, ca = %ca.directory(), staging = ca.is_staging(), "placing order");
-        self.order_from(&self.config.account, managed, replaces)
+        self.order_from(&self.config.account, managed, replaces, state)
             .await
     }
 
@@ -550,6 +800,7 @@ impl CertManager {
         account_config: &AccountConfig,
         managed: &ManagedCert,
         replaces: Option<&Certificate>,
+        state: &CertState,
     ) -> Result<Certificate, Error> {
         let solver = self
             .solvers
@@ -559,44 +810,43 @@ impl CertManager {
                 challenge: managed.challenge,
             })?;
         let directory = account_config.ca.directory().to_owned();
-        let existing = {
-            let _files = self.files.lock().await;
-            State::load(&state_path(&self.config.store))?
-                .accounts
-                .get(&directory)
-                .map(|a| a.credentials.clone())
-        };
+        let existing = self.stored_account(&directory).await?;
         let (account, created) =
-            AcmeAccount::load_or_create(account_config, existing.as_ref()).await?;
+            AcmeAccount::load_or_create(account_config, existing.as_ref().map(|a| &a.credentials))
+                .await?;
         if let Some(credentials) = created {
-            let email = account_config.email.clone();
-            let dir = directory.clone();
-            self.update_state(move |s| {
-                s.accounts.insert(
-                    dir,
-                    StoredAccount {
-                        credentials,
-                        email,
-                        created_at: SystemTime::now(),
-                    },
-                );
-            })
-            .await?;
+            let stored = StoredAccount {
+                credentials,
+                email: account_config.email.clone(),
+                created_at: SystemTime::now(),
+            };
+            let key = records::account_key(&directory);
+            match records::put_json(self.config.store.as_ref(), &key, &stored, Expect::Absent).await
+            {
+                Ok(_) => {}
+                // Another berth registered at the same moment; its account is as good.
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        let event = HistoryEvent {
-            at: SystemTime::now(),
-            ca: directory,
-            domains: managed.domains.key(),
-            kind: HistoryKind::OrderPlaced,
-        };
-        self.update_state(|s| s.history.push(event)).await?;
         let request = OrderRequest {
             domains: managed.domains.clone(),
             key_type: managed.key_type,
             timeout: self.config.order_timeout,
             replaces: replaces.cloned(),
         };
-        Issuer::new(account, solver).issue(&request).await
+        let now = SystemTime::now();
+        let resume = state
+            .order
+            .clone()
+            .filter(|o| o.ca == directory && o.resumable(now));
+        let journal = Journal {
+            manager: self,
+            key: managed.domains.key(),
+        };
+        Issuer::new(account, solver)
+            .issue_resumable(&request, resume, Some(&journal))
+            .await
     }
 
     async fn record_success(
@@ -606,25 +856,114 @@ impl CertManager {
     ) -> Result<(), Error> {
         let ca = self.config.account.ca.directory().to_owned();
         let key = managed.domains.key();
-        let _files = self.files.lock().await;
-        let mut store = AcmeJson::load(&self.config.store)?;
-        store.upsert(&self.config.resolver, &managed.domains, certificate);
-        store.save(&self.config.store)?;
-        let path = state_path(&self.config.store);
-        let mut state = State::load(&path)?;
-        state.ledger.remove(&ledger_key(&ca, &key));
-        // Advice about the replaced certificate no longer applies.
-        state.renewal_hints.retain(|_, hint| hint.domains != key);
-        let now = SystemTime::now();
-        state.history.push(HistoryEvent {
-            at: now,
+        self.store_certificate(&key, &managed.domains, certificate)
+            .await;
+        let ca_for_ledger = ca.clone();
+        self.update_state(&key, move |s| {
+            s.ledger.remove(&ca_for_ledger);
+            // Advice about the replaced certificate no longer applies.
+            s.hints.clear();
+            s.order = None;
+        })
+        .await?;
+        self.push_history(HistoryEvent {
+            at: SystemTime::now(),
             ca,
             domains: key,
             kind: HistoryKind::CertificateIssued,
-        });
-        budget::prune(&mut state.history, now);
-        state.save(&path)?;
+        })
+        .await?;
         Ok(())
+    }
+
+    /// Stores an issued certificate; if the store fails, keeps it in memory (served) and
+    /// in a rescue file, and tries again on every pass — an issued certificate is never
+    /// dropped.
+    async fn store_certificate(&self, key: &str, domains: &DomainSet, certificate: &Certificate) {
+        let record = CertRecord {
+            domains: domains.clone(),
+            certificate: certificate.clone(),
+        };
+        match self
+            .config
+            .store
+            .put(&records::cert_key(key), record.encode(), Expect::Any)
+            .await
+        {
+            Ok(_) => {
+                let mut index = self.index();
+                index.certs.insert(key.to_owned(), certificate.clone());
+                index.unstored.remove(key);
+                drop(index);
+                self.forget_rescued(key);
+            }
+            Err(e) => {
+                let rescued = self.rescue(key, &record);
+                tracing::error!(domains = %key, store = %self.config.store.describe(), error = %e, rescued = rescued.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "memory only".into()), "could not store the new certificate; serving it from memory and retrying");
+                self.index()
+                    .unstored
+                    .insert(key.to_owned(), (domains.clone(), certificate.clone()));
+            }
+        }
+    }
+
+    async fn retry_unstored(&self, key: &str) {
+        let pending = self.index().unstored.get(key).cloned();
+        if let Some((domains, certificate)) = pending {
+            self.store_certificate(key, &domains, &certificate).await;
+        }
+    }
+
+    fn rescue_path(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.config.rescue_dir.as_ref()?;
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Some(dir.join(format!(".berth-unstored-{hash:016x}.json")))
+    }
+
+    fn rescue(&self, key: &str, record: &CertRecord) -> Option<PathBuf> {
+        let path = self.rescue_path(key)?;
+        match crate::store::atomic::write_atomic(&path, &record.encode(), 0o600) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                tracing::error!(domains = %key, error = %e, "could not write the rescue file either");
+                None
+            }
+        }
+    }
+
+    fn forget_rescued(&self, key: &str) {
+        if let Some(path) = self.rescue_path(key) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Certificates a crashed run could not store: served and stored again.
+    async fn import_rescued(&self) {
+        for m in &self.certs {
+            let key = m.domains.key();
+            let Some(path) = self.rescue_path(&key) else {
+                return;
+            };
+            let Ok(bytes) = std::fs::read(&path).map(zeroize::Zeroizing::new) else {
+                continue;
+            };
+            let Ok(record) = CertRecord::decode(&bytes) else {
+                continue;
+            };
+            let newer =
+                self.index().certs.get(&key).is_none_or(|stored| {
+                    stored.info().not_after < record.certificate.info().not_after
+                });
+            if newer {
+                tracing::info!(domains = %key, path = %path.display(), "storing a certificate an earlier run could not store");
+                self.store_certificate(&key, &record.domains, &record.certificate)
+                    .await;
+            } else {
+                self.forget_rescued(&key);
+            }
+        }
     }
 
     /// Updates the ledger after a failure; returns the next allowed attempt.
@@ -634,52 +973,110 @@ impl CertManager {
         let now = SystemTime::now();
         let backoff = self.config.backoff;
         let (error_type, retry_after, failed_identifier) = classify(error);
+        // An order the CA has settled (invalid) cannot be resumed; one interrupted by a
+        // timeout or an unreachable CA can.
+        let order_settled = matches!(
+            error,
+            Error::Validation { .. } | Error::Acme { .. } | Error::RateLimited { .. }
+        );
         let detail = error.to_string();
-        let mut next = now;
+        let previous = self
+            .index()
+            .states
+            .get(&key)
+            .and_then(|s| s.ledger.get(&ca))
+            .map_or(0, |e| e.consecutive_failures);
+        let failures = previous + 1;
+        let next = backoff.next_attempt(failures, now, retry_after);
+        let entry = LedgerEntry {
+            ca: ca.clone(),
+            domains: key.clone(),
+            consecutive_failures: failures,
+            last_error_type: error_type,
+            last_error: detail,
+            last_failure_at: now,
+            next_attempt_at: next,
+        };
         let result = self
-            .update_state(|state| {
-                let failures = state
-                    .ledger_entry(&ca, &key)
-                    .map_or(0, |e| e.consecutive_failures)
-                    + 1;
-                next = backoff.next_attempt(failures, now, retry_after);
-                state.ledger.insert(
-                    ledger_key(&ca, &key),
-                    LedgerEntry {
-                        ca: ca.clone(),
-                        domains: key.clone(),
-                        consecutive_failures: failures,
-                        last_error_type: error_type,
-                        last_error: detail,
-                        last_failure_at: now,
-                        next_attempt_at: next,
-                    },
-                );
-                if let Some(identifier) = failed_identifier {
-                    state.history.push(HistoryEvent {
-                        at: now,
-                        ca: ca.clone(),
-                        domains: key.clone(),
-                        kind: HistoryKind::ValidationFailed { identifier },
-                    });
+            .update_state(&key, |s| {
+                let failures = s.ledger.get(&ca).map_or(0, |e| e.consecutive_failures) + 1;
+                let mut entry = entry.clone();
+                entry.consecutive_failures = failures.max(entry.consecutive_failures);
+                entry.next_attempt_at =
+                    backoff.next_attempt(entry.consecutive_failures, now, retry_after);
+                s.ledger.insert(ca.clone(), entry);
+                if order_settled {
+                    s.order = None;
                 }
             })
             .await;
-        if let Err(e) = result {
-            // The ledger could not be written: still report the in-memory backoff so this
-            // process does not hammer the CA.
-            tracing::error!(error = %e, "could not record the failure in the ledger");
+        let next = match &result {
+            Ok(state) => state.ledger.get(&ca).map_or(next, |e| e.next_attempt_at),
+            Err(e) => {
+                // The ledger could not be written: still report the in-memory backoff so
+                // this process does not hammer the CA.
+                tracing::error!(error = %e, "could not record the failure in the ledger");
+                self.index()
+                    .states
+                    .entry(key.clone())
+                    .or_default()
+                    .ledger
+                    .insert(ca.clone(), entry);
+                next
+            }
+        };
+        if let Some(identifier) = failed_identifier
+            && let Err(e) = self
+                .push_history(HistoryEvent {
+                    at: now,
+                    ca,
+                    domains: key,
+                    kind: HistoryKind::ValidationFailed { identifier },
+                })
+                .await
+        {
+            tracing::error!(error = %e, "could not record the failed validation");
         }
         next
     }
 
-    async fn update_state(&self, change: impl FnOnce(&mut State)) -> Result<(), Error> {
-        let _files = self.files.lock().await;
-        let path = state_path(&self.config.store);
-        let mut state = State::load(&path)?;
-        change(&mut state);
-        state.save(&path)?;
-        Ok(())
+    /// Changes one set's state in the store (retrying on a concurrent write) and in
+    /// memory.
+    async fn update_state(
+        &self,
+        key: &str,
+        change: impl FnMut(&mut CertState),
+    ) -> Result<CertState, StoreError> {
+        let state =
+            records::update_json(self.config.store.as_ref(), &records::state_key(key), change)
+                .await?;
+        self.index().states.insert(key.to_owned(), state.clone());
+        Ok(state)
+    }
+}
+
+/// Records a placed order in the set's state before any challenge is answered, and
+/// counts it for the rate budget.
+struct Journal<'a> {
+    manager: &'a CertManager,
+    key: String,
+}
+
+impl OrderJournal for Journal<'_> {
+    fn placed(&self, order: PendingOrder) -> SolverFuture<'_> {
+        Box::pin(async move {
+            let event = HistoryEvent {
+                at: order.placed_at,
+                ca: order.ca.clone(),
+                domains: self.key.clone(),
+                kind: HistoryKind::OrderPlaced,
+            };
+            self.manager
+                .update_state(&self.key, |s| s.order = Some(order.clone()))
+                .await?;
+            self.manager.push_history(event).await?;
+            Ok(())
+        })
     }
 }
 

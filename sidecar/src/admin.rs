@@ -13,8 +13,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use berth_acme_core::store::{State as BerthState, state_path};
-use berth_acme_core::{CertEvent, CertManager, Outcome, due_at};
+use berth_acme_core::{CertEvent, CertManager, Outcome};
 use berth_proxy::Metrics;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -104,30 +103,28 @@ impl AdminState {
         }
     }
 
-    /// One row per managed domain set, from the served set and the ledger.
+    /// One row per managed domain set, from the manager's memory (no file is read).
     fn rows(&self) -> Vec<CertRow> {
         let manager = self.manager.load_full();
-        let served = manager.subscribe().borrow().clone();
-        let ledger = BerthState::load(&state_path(manager.store_path())).unwrap_or_default();
         let now = SystemTime::now();
         manager
-            .managed()
-            .iter()
-            .map(|m| {
-                let cert = served
-                    .certificates()
-                    .iter()
-                    .find(|c| c.info().domains.same_names(&m.domains));
-                let entry = ledger.ledger_entry(manager.ca().directory(), &m.domains.key());
+            .status()
+            .into_iter()
+            .map(|status| {
+                let cert = status.certificate.as_ref();
                 CertRow {
-                    domains: m.domains.to_string(),
+                    domains: status.domains.to_string(),
                     issuer: cert.map(|c| c.info().issuer.clone()),
                     not_before: cert.map(|c| c.info().not_before),
                     not_after: cert.map(|c| c.info().not_after),
-                    renew_at: cert.map(|c| due_at(c, ledger.renewal_hint(&c.info().serial_hex))),
+                    renew_at: status.renew_at,
                     valid: cert.is_some_and(|c| c.is_valid_at(now)),
-                    last_error: entry.map(|e| e.last_error.clone()),
-                    backoff_until: entry.map(|e| e.next_attempt_at).filter(|t| *t > now),
+                    last_error: status.ledger.as_ref().map(|e| e.last_error.clone()),
+                    backoff_until: status
+                        .ledger
+                        .as_ref()
+                        .map(|e| e.next_attempt_at)
+                        .filter(|t| *t > now),
                 }
             })
             .collect()

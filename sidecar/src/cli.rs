@@ -485,6 +485,9 @@ pub(crate) struct RunArgs {
     /// Order from the production CA without proving the names on its staging CA first.
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,
+    /// Orders in flight at once (at start-up with many new names; renewals spread out).
+    #[arg(long, env = "BERTH_ORDER_CONCURRENCY", default_value_t = berth_acme_core::DEFAULT_CONCURRENCY, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
+    pub(crate) order_concurrency: usize,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
 }

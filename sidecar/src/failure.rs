@@ -72,6 +72,24 @@ impl From<berth_acme_core::Error> for Failure {
     }
 }
 
+/// A store that cannot be written the way berth writes (single-file mount, unwritable
+/// directory, readable by others) is the user's to fix: exit 2, before any order.
+impl From<berth_acme_core::store::StoreError> for Failure {
+    fn from(error: berth_acme_core::store::StoreError) -> Self {
+        use berth_acme_core::store::StoreError as S;
+        let usage = matches!(
+            error,
+            S::SingleFileMount { .. } | S::NotWritable { .. } | S::Permissions { .. }
+        );
+        let error = berth_acme_core::Error::from(error);
+        if usage {
+            Self::usage(error)
+        } else {
+            Self::runtime(error)
+        }
+    }
+}
+
 impl From<berth_secrets::Error> for Failure {
     fn from(error: berth_secrets::Error) -> Self {
         Self::usage(error)

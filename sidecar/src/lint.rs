@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
-use berth_acme_core::store::{State, state_path};
+use berth_acme_core::store::{FileStore, StateSnapshot, state_path};
 use berth_acme_core::{Ca, CaFamily, ChallengeKind, DomainSet};
 use berth_proxy::Upstream;
 use serde::Serialize;
@@ -123,7 +123,17 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
         );
     }
 
-    staging(settings, plan, &mut add);
+    // Read-only: a store that does not parse is reported here, never moved.
+    let state = match FileStore::open_read_only(&settings.store, &settings.resolver).await {
+        Ok(store) => StateSnapshot::read(store.as_ref())
+            .await
+            .unwrap_or_default(),
+        Err(e) => {
+            add(Level::Error, "--store", e.to_string());
+            StateSnapshot::default()
+        }
+    };
+    staging(settings, plan, &state, &mut add);
     store(&settings.store, &mut add);
 
     if probe == Probe::Live {
@@ -203,14 +213,18 @@ async fn dns_preflight(
 }
 
 /// Staging-first and terms-of-service findings.
-fn staging(settings: &RunSettings, plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)) {
+fn staging(
+    settings: &RunSettings,
+    plan: &Plan,
+    state: &StateSnapshot,
+    add: &mut impl FnMut(Level, &'static str, String),
+) {
     let ca: &Ca = &plan.account.ca;
-    let state = State::load(&state_path(&settings.store)).unwrap_or_default();
     let unproven: Vec<&DomainSet> = plan
         .managed
         .iter()
         .map(|m| &m.domains)
-        .filter(|d| !state.staging_proven(ca.directory(), &d.key()))
+        .filter(|d| !state.cert(&d.key()).staging_proven(ca.directory()))
         .collect();
     match ca.staging_directory() {
         Some(staging) if !unproven.is_empty() => {
@@ -249,7 +263,7 @@ fn staging(settings: &RunSettings, plan: &Plan, add: &mut impl FnMut(Level, &'st
         ),
         _ => {}
     }
-    if !settings.agree_tos && !state.accounts.contains_key(ca.directory()) {
+    if !settings.agree_tos && !state.accounts.contains(ca.directory()) {
         add(
             Level::Error,
             "--agree-tos",

@@ -69,6 +69,7 @@ struct FileConfig {
     admin_addr: Option<SocketAddr>,
     hsts_max_age: Option<u64>,
     skip_staging: Option<bool>,
+    order_concurrency: Option<usize>,
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
@@ -125,6 +126,8 @@ pub(crate) struct RunSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) hsts_max_age: Option<u64>,
     pub(crate) skip_staging: bool,
+    /// Orders in flight at once.
+    pub(crate) order_concurrency: usize,
     pub(crate) limits: LimitSettings,
     /// DNS-01 provider and propagation settings.
     pub(crate) dns: DnsArgs,
@@ -183,6 +186,7 @@ impl RunSettings {
             admin_addr,
             hsts_max_age,
             skip_staging,
+            order_concurrency,
             limits,
             dns,
         } = args;
@@ -231,6 +235,17 @@ impl RunSettings {
             admin_addr: pick_copy("admin_addr", *admin_addr, file.admin_addr),
             hsts_max_age: hsts_max_age.or(file.hsts_max_age),
             skip_staging: flag("skip_staging", *skip_staging, file.skip_staging),
+            order_concurrency: match file.order_concurrency {
+                Some(n) if !given("order_concurrency") => {
+                    if !(1..=256).contains(&n) {
+                        return Err(Failure::usage(format!(
+                            "order_concurrency = {n} in the --config file: use 1 to 256"
+                        )));
+                    }
+                    n
+                }
+                _ => *order_concurrency,
+            },
             limits: merge_limits(limits, file.limits, &given)?,
             dns: dns.clone().or(file.dns),
             certificates,

@@ -16,12 +16,11 @@ use berth_acme_core::challenge::dns01::{
     Dns01Config, Dns01Solver, DnsError, DnsProvider, ExecProvider, Rfc2136Provider, TsigKey,
     journal_path,
 };
-use berth_acme_core::store::{State, state_path};
 use berth_acme_core::{
     CertManager, ChallengeKind, DomainSet, Error, Issuer, KeyType, ManagedCert, ManagerConfig,
 };
 use berth_secrets::Secret;
-use berth_tests::{Bind, BindZone, Pebble, PebbleOptions};
+use berth_tests::{Bind, BindZone, Pebble, PebbleOptions, file_store, read_state};
 use issue_support::{bounded, order, pebble_account, pebble_config};
 
 const KEY: &str = "berth-acme";
@@ -125,16 +124,16 @@ impl Setup {
         )
         .unwrap();
         let manager = CertManager::new(
-            ManagerConfig::new(self.store(), pebble_config(&self.pebble)),
+            ManagerConfig::new(file_store(&self.store()).await, pebble_config(&self.pebble)),
             vec![cert.clone()],
             vec![solver],
         );
         manager.ensure(&cert, force).await
     }
 
-    fn ledger_error(&self) -> String {
-        let state = State::load(&state_path(&self.store())).unwrap();
-        let entry = state.ledger.values().next().expect("a ledger entry");
+    async fn ledger_error(&self) -> String {
+        let state = read_state(&self.store()).await;
+        let entry = state.ledger().next().expect("a ledger entry");
         assert_eq!(entry.last_error_type, "dns");
         assert_eq!(entry.consecutive_failures, 1);
         entry.last_error.clone()
@@ -248,7 +247,7 @@ async fn assert_dns_failure(
         Err(Error::Dns(e)) => e,
         other => panic!("expected a DNS error, got {other:?}"),
     };
-    let ledger = s.ledger_error();
+    let ledger = s.ledger_error().await;
     assert_eq!(ledger, err.to_string(), "the ledger holds the error");
     s.assert_no_challenge_records();
     err
@@ -345,7 +344,11 @@ async fn dns_server_down_fails_the_lookup_with_the_server_named() {
         };
         assert!(err.contains(&s.bind.addr().to_string()), "{err}");
         assert!(err.contains("_acme-challenge.example.test"), "{err}");
-        assert!(s.ledger_error().contains("_acme-challenge.example.test"));
+        assert!(
+            s.ledger_error()
+                .await
+                .contains("_acme-challenge.example.test")
+        );
     })
     .await;
 }

@@ -13,12 +13,12 @@ use berth_acme_core::budget::{RateLimits, Window};
 use berth_acme_core::challenge::{
     ChallengeListener, Http01Responder, Http01Solver, Solver, serve_http01,
 };
-use berth_acme_core::store::{AcmeJson, State, state_path};
+use berth_acme_core::store::AcmeJson;
 use berth_acme_core::{
     AccountConfig, Ca, CertManager, ChallengeKind, DomainSet, Error, KeyType, ManagedCert,
     ManagerConfig, Outcome, renewal_due,
 };
-use berth_tests::{Pebble, PebbleOptions};
+use berth_tests::{Pebble, PebbleOptions, file_store, read_state};
 use issue_support::{bounded, pebble_config};
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +57,7 @@ async fn restart_loop_inside_backoff_window_places_no_further_order() {
         let cert = managed(&["broken.example.com"]);
 
         let first = manager(
-            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            ManagerConfig::new(file_store(&store).await, pebble_config(&pebble)),
             &cert,
             &responder,
         );
@@ -67,7 +67,7 @@ async fn restart_loop_inside_backoff_window_places_no_further_order() {
         // 19 restarts: each a fresh manager reading the persisted ledger.
         for _ in 0..19 {
             let restarted = manager(
-                ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+                ManagerConfig::new(file_store(&store).await, pebble_config(&pebble)),
                 &cert,
                 &responder,
             );
@@ -81,7 +81,7 @@ async fn restart_loop_inside_backoff_window_places_no_further_order() {
             "restarts inside the backoff window reached the CA"
         );
 
-        let state = State::load(&state_path(&store)).unwrap();
+        let state = read_state(&store).await;
         let entry = state
             .ledger_entry(&pebble.directory_url(), "broken.example.com")
             .unwrap();
@@ -91,7 +91,7 @@ async fn restart_loop_inside_backoff_window_places_no_further_order() {
 
         // --force bypasses the window (and fails again, doubling the wait).
         let forced = manager(
-            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            ManagerConfig::new(file_store(&store).await, pebble_config(&pebble)),
             &cert,
             &responder,
         );
@@ -100,7 +100,7 @@ async fn restart_loop_inside_backoff_window_places_no_further_order() {
             Err(Error::Validation { .. })
         ));
         assert_eq!(pebble.orders_received(), 2);
-        let state = State::load(&state_path(&store)).unwrap();
+        let state = read_state(&store).await;
         assert_eq!(
             state
                 .ledger_entry(&pebble.directory_url(), "broken.example.com")
@@ -133,7 +133,7 @@ async fn new_domain_set_is_proven_on_staging_before_production() {
         let cert = managed(&["new.example.com"]);
 
         let first = manager(
-            ManagerConfig::new(store.clone(), account.clone()),
+            ManagerConfig::new(file_store(&store).await, account.clone()),
             &cert,
             &responder,
         );
@@ -141,12 +141,12 @@ async fn new_domain_set_is_proven_on_staging_before_production() {
         assert!(matches!(outcome, Outcome::Issued(_)));
         assert_eq!(staging.orders_received(), 1);
         assert_eq!(production.orders_received(), 1);
-        let state = State::load(&state_path(&store)).unwrap();
+        let state = read_state(&store).await;
         assert!(state.staging_proven(&production.directory_url(), "new.example.com"));
 
         // The stored certificate is from production.
         let root = production.issuing_root_pem().await;
-        let (certs, _) = AcmeJson::load(&store).unwrap().certificates("berth");
+        let (certs, _) = AcmeJson::read(&store).unwrap().certificates("berth");
         assert_eq!(certs.len(), 1);
         assert!(
             certs[0].certificate.info().issuer.contains("Pebble"),
@@ -157,7 +157,7 @@ async fn new_domain_set_is_proven_on_staging_before_production() {
 
         // A second run (forced re-issue) goes straight to production.
         let second = manager(
-            ManagerConfig::new(store.clone(), account),
+            ManagerConfig::new(file_store(&store).await, account),
             &cert,
             &responder,
         );
@@ -179,7 +179,10 @@ async fn tiny_budget_refuses_the_next_order_locally() {
         let responder = Http01Responder::new();
         let _listener = listen(pebble.http_port(), &responder).await;
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ManagerConfig::new(dir.path().join("acme.json"), pebble_config(&pebble));
+        let mut config = ManagerConfig::new(
+            file_store(&dir.path().join("acme.json")).await,
+            pebble_config(&pebble),
+        );
         config.limits = Some(RateLimits {
             new_orders_per_account: Some(Window::new(NonZeroU32::MIN, Duration::from_secs(3600))),
             ..RateLimits::NONE
@@ -213,7 +216,7 @@ async fn short_lived_certificate_is_renewed_and_published() {
         let store = dir.path().join("acme.json");
         let cert = managed(&["short.example.com"]);
         let m = Arc::new(manager(
-            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            ManagerConfig::new(file_store(&store).await, pebble_config(&pebble)),
             &cert,
             &responder,
         ));
@@ -240,16 +243,16 @@ async fn short_lived_certificate_is_renewed_and_published() {
         shutdown.cancel();
         task.await.unwrap();
         assert_ne!(serials[0], serials[1]);
-        let (certs, _) = AcmeJson::load(&store).unwrap().certificates("berth");
+        let (certs, _) = AcmeJson::read(&store).unwrap().certificates("berth");
         assert_eq!(
             certs[0].certificate.info().serial_hex,
             serials[1],
             "acme.json holds the renewed certificate"
         );
         assert!(pebble.orders_received() >= 2);
-        let state = State::load(&state_path(&store)).unwrap();
+        let state = read_state(&store).await;
         assert!(
-            state.renewal_hint(&serials[0]).is_none(),
+            state.hint(&serials[0]).is_none(),
             "renewal advice about the replaced certificate is dropped"
         );
     })
@@ -267,7 +270,7 @@ async fn without_renewal_information_the_two_thirds_schedule_holds() {
         let store = dir.path().join("acme.json");
         let cert = managed(&["ari.example.com"]);
         let m = manager(
-            ManagerConfig::new(store.clone(), pebble_config(&pebble)),
+            ManagerConfig::new(file_store(&store).await, pebble_config(&pebble)),
             &cert,
             &responder,
         );
@@ -283,9 +286,9 @@ async fn without_renewal_information_the_two_thirds_schedule_holds() {
             panic!("a fresh certificate is kept");
         };
         assert_eq!(renew_at, renewal_due(&certificate));
-        let state = State::load(&state_path(&store)).unwrap();
+        let state = read_state(&store).await;
         let hint = state
-            .renewal_hint(&certificate.info().serial_hex)
+            .hint(&certificate.info().serial_hex)
             .expect("the answer is remembered");
         assert_eq!(hint.renew_at, None);
         assert!(
@@ -295,4 +298,139 @@ async fn without_renewal_information_the_two_thirds_schedule_holds() {
         assert_eq!(pebble.orders_received(), 1);
     })
     .await;
+}
+
+/// A solver that never finishes presenting: the order is placed and stored, then the
+/// process "dies" (the task is aborted) before any challenge is answered.
+#[derive(Debug)]
+struct StuckSolver;
+
+impl Solver for StuckSolver {
+    fn kind(&self) -> ChallengeKind {
+        ChallengeKind::Http01
+    }
+    fn present<'a>(
+        &'a self,
+        _: &'a berth_acme_core::challenge::PendingChallenge,
+    ) -> berth_acme_core::challenge::SolverFuture<'a> {
+        Box::pin(std::future::pending())
+    }
+    fn cleanup<'a>(
+        &'a self,
+        _: &'a berth_acme_core::challenge::PendingChallenge,
+    ) -> berth_acme_core::challenge::SolverFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn an_order_interrupted_by_a_crash_is_resumed_not_placed_again() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let responder = Http01Responder::new();
+        let _listener = listen(pebble.http_port(), &responder).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("acme.json");
+        let cert = managed(&["resume.example.com"]);
+
+        let first = Arc::new(CertManager::new(
+            ManagerConfig::new(file_store(&store).await, pebble_config(&pebble)),
+            vec![cert.clone()],
+            vec![Arc::new(StuckSolver) as Arc<dyn Solver>],
+        ));
+        let running = tokio::spawn({
+            let (first, cert) = (Arc::clone(&first), cert.clone());
+            async move { first.ensure(&cert, false).await }
+        });
+        // The order is stored before any challenge is answered.
+        let stored = async {
+            loop {
+                let state = read_state(&store).await;
+                if state.cert("resume.example.com").order.is_some() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), stored)
+            .await
+            .expect("the placed order is recorded");
+        running.abort();
+        assert!(running.await.unwrap_err().is_cancelled());
+        drop(first);
+        assert_eq!(pebble.orders_received(), 1);
+
+        let second = manager(
+            ManagerConfig::new(file_store(&store).await, pebble_config(&pebble)),
+            &cert,
+            &responder,
+        );
+        let outcome = second.ensure(&cert, false).await.unwrap();
+        assert!(matches!(outcome, Outcome::Issued(_)), "{outcome:?}");
+        assert_eq!(
+            pebble.orders_received(),
+            1,
+            "the restart placed a new order instead of resuming"
+        );
+        let state = read_state(&store).await;
+        assert!(
+            state.cert("resume.example.com").order.is_none(),
+            "finished orders are forgotten"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ten_thousand_stored_certificates_load_and_pass_without_turning_quadratic() {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let pem = rcgen::CertificateParams::new(vec!["scale.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (cert_b64, key_b64) = (b64.encode(&pem), b64.encode(key.serialize_pem()));
+    const N: usize = 10_000;
+    let entries: Vec<_> = (0..N)
+        .map(|i| serde_json::json!({"domain": {"main": format!("c{i}.scale.test"), "sans": []}, "certificate": cert_b64, "key": key_b64, "Store": "default"}))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("acme.json");
+    std::fs::write(
+        &store,
+        serde_json::json!({"berth": {"Account": null, "Certificates": entries}}).to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let certs: Vec<_> = (0..N)
+        .map(|i| managed(&[&format!("c{i}.scale.test")]))
+        .collect();
+    let account = AccountConfig::new(Ca::custom("https://127.0.0.1:9/dir", None).unwrap());
+
+    // Generous: the benchmark holds the 2 s target; this catches start-up re-reading the
+    // store per certificate again (that took minutes at 1,000).
+    let started = std::time::Instant::now();
+    let responder = Http01Responder::new();
+    let solver: Arc<dyn Solver> = Arc::new(Http01Solver::new(responder));
+    let m = CertManager::new(
+        ManagerConfig::new(file_store(&store).await, account),
+        certs,
+        vec![solver],
+    );
+    let served = m.publish_from_store().await.unwrap();
+    assert_eq!(served.certificates().len(), N);
+    let results = m.ensure_all(false).await;
+    assert!(
+        results
+            .iter()
+            .all(|(_, r)| matches!(r, Ok(Outcome::Valid { .. })))
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(90),
+        "10,000 certificates took {elapsed:?}"
+    );
+    eprintln!("10,000 certificates: loaded and one pass in {elapsed:?}");
 }

@@ -70,6 +70,22 @@ pub enum Permissions {
 }
 
 impl AcmeJson {
+    /// Reads `path` for display without ever moving, rewriting or chmodding it: a file
+    /// others can read is read with a warning, one that does not parse is an error that
+    /// says where it breaks and leaves the file as it is.
+    pub fn read(path: &Path) -> Result<Self, StoreError> {
+        if let Err(err) = atomic::check_private(path) {
+            tracing::warn!(path = %path.display(), "{err}");
+        }
+        match atomic::read_optional(path)?.map(Zeroizing::new) {
+            None => Ok(Self::default()),
+            Some(bytes) => Self::parse(&bytes).map_err(|reason| StoreError::Unparsable {
+                path: path.to_path_buf(),
+                reason,
+            }),
+        }
+    }
+
     /// Loads `path` for writing: refuses a file others can read. A missing or empty file
     /// (Traefik leaves empty ones after crashes) is an empty store; a corrupt one is moved
     /// aside and reported, never overwritten.
@@ -113,8 +129,74 @@ impl AcmeJson {
 
     /// Writes the store atomically with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), StoreError> {
-        let bytes = Zeroizing::new(serde_json::to_vec_pretty(&self.root).unwrap_or_default());
-        atomic::write_atomic(path, &bytes, PRIVATE_MODE)
+        atomic::write_atomic(path, &self.to_bytes(path)?, PRIVATE_MODE)
+    }
+
+    /// The file's bytes (pretty JSON, as Traefik writes it).
+    pub(crate) fn to_bytes(&self, path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        serde_json::to_vec_pretty(&self.root)
+            .map(Zeroizing::new)
+            .map_err(|e| StoreError::io("serialising", path, std::io::Error::other(e)))
+    }
+
+    /// Takes the certificate entries of `resolver` out of the document: those whose
+    /// names parse by [`DomainSet::key`] (a later duplicate wins), and the others, which
+    /// must be put back unchanged by [`put_section`](Self::put_section).
+    pub(crate) fn take_section(&mut self, resolver: &str) -> (Vec<(String, Value)>, Vec<Value>) {
+        let mut keyed = Vec::new();
+        let mut unkeyed = Vec::new();
+        let Some(list) = self.section_list_mut(resolver) else {
+            return (keyed, unkeyed);
+        };
+        for entry in std::mem::take(list) {
+            match entry_domains(&entry) {
+                Some(domains) => keyed.push((domains.key(), entry)),
+                None => unkeyed.push(entry),
+            }
+        }
+        (keyed, unkeyed)
+    }
+
+    /// Sets the certificate list of `resolver`, creating the section (with
+    /// `"Account": null`) if needed.
+    pub(crate) fn put_section(&mut self, resolver: &str, entries: Vec<Value>) {
+        if self.section_list_mut(resolver).is_none() {
+            let section = self
+                .root
+                .entry(resolver.to_owned())
+                .or_insert_with(|| serde_json::json!({ "Account": null }));
+            if !section.is_object() {
+                *section = serde_json::json!({ "Account": null });
+            }
+            if let Some(object) = section.as_object_mut() {
+                set_ci(object, "Certificates", Value::Array(Vec::new()));
+            }
+        }
+        if let Some(list) = self.section_list_mut(resolver) {
+            *list = entries;
+        }
+    }
+
+    /// Every entry outside `resolver` whose names parse, by [`DomainSet::key`]: an
+    /// imported Traefik `acme.json`'s certificates, served until berth has its own.
+    pub(crate) fn foreign_entries(&self, resolver: &str) -> Vec<(String, Value)> {
+        self.root
+            .iter()
+            .filter(|(name, _)| name.as_str() != resolver)
+            .filter_map(|(_, section)| get_ci(section, "Certificates")?.as_array())
+            .flatten()
+            .filter_map(|entry| Some((entry_domains(entry)?.key(), entry.clone())))
+            .collect()
+    }
+
+    fn section_list_mut(&mut self, resolver: &str) -> Option<&mut Vec<Value>> {
+        self.root
+            .get_mut(resolver)?
+            .as_object_mut()?
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Certificates"))
+            .map(|(_, v)| v)?
+            .as_array_mut()
     }
 
     /// The resolver names in the file.
@@ -193,36 +275,21 @@ impl AcmeJson {
             return;
         };
 
-        let names = Value::Object(Map::from_iter([
-            ("main".into(), Value::String(domains.main().to_string())),
-            (
-                "sans".into(),
-                Value::Array(
-                    domains
-                        .sans()
-                        .iter()
-                        .map(|n| Value::String(n.to_string()))
-                        .collect(),
-                ),
-            ),
-        ]));
-        let cert_b64 = STANDARD.encode(certificate.chain_pem());
-        let key_b64 = STANDARD.encode(certificate.key_pem().expose());
-        let existing = list
-            .iter_mut()
-            .find(|entry| entry_domains(entry).is_some_and(|d| d.same_names(domains)));
-        match existing.and_then(Value::as_object_mut) {
-            Some(entry) => {
-                set_ci(entry, "domain", names);
-                set_ci(entry, "certificate", Value::String(cert_b64));
-                set_ci(entry, "key", Value::String(key_b64));
+        let fresh = entry_json(domains, certificate);
+        let position = list
+            .iter()
+            .position(|entry| entry_domains(entry).is_some_and(|d| d.same_names(domains)));
+        if let Some(entry) = position
+            .and_then(|i| list.get_mut(i))
+            .and_then(Value::as_object_mut)
+        {
+            if let Value::Object(fields) = fresh {
+                for (key, value) in fields.into_iter().filter(|(k, _)| k != "Store") {
+                    set_ci(entry, &key, value);
+                }
             }
-            None => list.push(Value::Object(Map::from_iter([
-                ("domain".into(), names),
-                ("certificate".into(), Value::String(cert_b64)),
-                ("key".into(), Value::String(key_b64)),
-                ("Store".into(), Value::String("default".into())),
-            ]))),
+        } else {
+            list.push(fresh);
         }
     }
 
@@ -264,7 +331,37 @@ fn set_ci(object: &mut Map<String, Value>, key: &str, value: Value) {
     object.insert(existing.unwrap_or_else(|| key.to_owned()), value);
 }
 
-fn entry_domains(entry: &Value) -> Option<DomainSet> {
+/// One Traefik certificate entry: `domain` {`main`, `sans`}, base64 PEM `certificate`
+/// and `key`, `Store` `"default"`.
+pub(crate) fn entry_json(domains: &DomainSet, certificate: &Certificate) -> Value {
+    let names = Value::Object(Map::from_iter([
+        ("main".into(), Value::String(domains.main().to_string())),
+        (
+            "sans".into(),
+            Value::Array(
+                domains
+                    .sans()
+                    .iter()
+                    .map(|n| Value::String(n.to_string()))
+                    .collect(),
+            ),
+        ),
+    ]));
+    Value::Object(Map::from_iter([
+        ("domain".into(), names),
+        (
+            "certificate".into(),
+            Value::String(STANDARD.encode(certificate.chain_pem())),
+        ),
+        (
+            "key".into(),
+            Value::String(STANDARD.encode(certificate.key_pem().expose())),
+        ),
+        ("Store".into(), Value::String("default".into())),
+    ]))
+}
+
+pub(crate) fn entry_domains(entry: &Value) -> Option<DomainSet> {
     let domain = get_ci(entry, "domain")?;
     let main = get_ci(domain, "main")?.as_str()?;
     let sans = get_ci(domain, "sans")
@@ -275,7 +372,7 @@ fn entry_domains(entry: &Value) -> Option<DomainSet> {
     DomainSet::parse(names).ok()
 }
 
-fn read_entry(entry: &Value) -> Result<(DomainSet, Certificate), String> {
+pub(crate) fn read_entry(entry: &Value) -> Result<(DomainSet, Certificate), String> {
     let domains = entry_domains(entry).ok_or("missing or invalid domain.main / domain.sans")?;
     let decode = |field: &str| -> Result<Zeroizing<Vec<u8>>, String> {
         let text = get_ci(entry, field)

@@ -50,6 +50,63 @@ pub enum StoreError {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// A file read for display does not parse; it was left as it is.
+    #[error(
+        "{path} is not valid JSON ({reason}); it was left untouched — if another program is writing it, try again"
+    )]
+    Unparsable {
+        /// The file.
+        path: PathBuf,
+        /// Where the JSON breaks (position, not content).
+        reason: String,
+    },
+    /// One stored value does not parse; the others are unaffected.
+    #[error("{store}: the value of {key} is unreadable ({reason}); delete or restore that key")]
+    BadRecord {
+        /// The store.
+        store: String,
+        /// The key.
+        key: String,
+        /// What is wrong (never the content).
+        reason: String,
+    },
+    /// Somebody else wrote the key since it was read.
+    #[error("{store}: {key} was changed by someone else at the same time")]
+    Conflict {
+        /// The store.
+        store: String,
+        /// The key.
+        key: String,
+    },
+    /// The store was opened for reading only.
+    #[error("{store} was opened read-only; this is a bug in the command that tried to write")]
+    ReadOnly {
+        /// The store.
+        store: String,
+    },
+    /// The file is a mount point of its own (`-v ./acme.json:/acme.json`): it cannot be
+    /// replaced atomically, and the state beside it would live outside the volume.
+    #[error(
+        "{path} is a single file mounted into the container, which cannot be replaced safely (renaming over a mount point fails) and leaves berth's state outside the volume; mount its directory instead: -v ./data:/data and --store /data/{name}"
+    )]
+    SingleFileMount {
+        /// The file.
+        path: PathBuf,
+        /// Its file name, for the advice.
+        name: String,
+    },
+    /// The store's directory does not take a new file and a rename, the way every write
+    /// is made.
+    #[error(
+        "cannot store certificates in {dir}: {source}; make the directory writable by this user (berth writes a temporary file there and renames it over the store)"
+    )]
+    NotWritable {
+        /// The directory.
+        dir: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No stored certificate matches a name.
     #[error("no stored certificate covers {name} in {path}; see `berth certs list --store {path}`")]
     NotFound {

@@ -1,16 +1,25 @@
-//! Persistence: Traefik-compatible `acme.json`, berth's state file beside it, and PEM
-//! export. Every file that holds a key is written atomically with mode 0600.
+//! Persistence behind the [`Store`] trait: per-certificate keys ([`records`]) in a
+//! backend. The default backend, [`FileStore`], keeps a Traefik-compatible `acme.json`
+//! and berth's state file beside it, in memory. Every file that holds a key is written
+//! atomically with mode 0600.
 
 mod acme_json;
 pub(crate) mod atomic;
 mod error;
 mod export;
+mod file;
+mod kv;
+mod mount;
+pub mod records;
 mod state;
 
 pub use acme_json::{AcmeJson, DEFAULT_RESOLVER, Permissions, StoredCert, UnreadableCert};
 pub use error::StoreError;
 pub use export::{LivePaths, export_combined, export_live, export_name};
-pub use state::{
-    LedgerEntry, RevokedCert, STATE_VERSION, StagingProof, State, StoredAccount, ledger_key,
-    state_path,
+pub use file::FileStore;
+pub use kv::{Bytes, Change, Expect, Lease, Store, StoreFuture, Version, Versioned};
+pub use records::{
+    CertRecord, CertState, LedgerEntry, PendingOrder, RevokedCert, StagingProof, StateSnapshot,
+    StoredAccount,
 };
+pub use state::{STATE_VERSION, state_path};

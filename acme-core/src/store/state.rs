@@ -1,131 +1,27 @@
-//! berth's own state, kept beside `acme.json` (`<acme.json>.berth-state`) and never
-//! inside it, so Traefik compatibility holds: ACME accounts, the failure ledger, the
-//! issuance history the rate budget counts, staging proofs and revocations.
+//! berth's own state file, kept beside `acme.json` (`<acme.json>.berth-state`) and never
+//! inside it, so Traefik compatibility holds: every [`records`](super::records) key that
+//! is not a certificate (accounts, per-certificate state, histories, revocations).
 //!
-//! JSON, mode 0600, written atomically like the store. Times are serde's `SystemTime`
-//! encoding (seconds and nanoseconds since the Unix epoch).
+//! JSON, mode 0600, written atomically like the store: `{"version": 2, "records": {key:
+//! value}}`. Format 1 (one object with `accounts`, `ledger`, `history`, … fields) is read
+//! and converted; the first write keeps the old file as `<state>.v1` for a downgrade.
+//! Times are serde's `SystemTime` encoding (seconds and nanoseconds since the epoch).
 
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
-
-use berth_secrets::Secret;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use super::StoreError;
-use super::atomic::{self, PRIVATE_MODE};
+use super::records::{
+    self, CertState, ClassifyName, LedgerEntry, REVOKED, RevokedCert, StagingProof, StoredAccount,
+};
 use crate::budget::HistoryEvent;
 use crate::renewal::RenewalHint;
 
 /// The newest state format this build reads and writes.
-pub const STATE_VERSION: u32 = 1;
-
-/// Everything berth remembers between runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct State {
-    /// Format version.
-    pub version: u32,
-    /// ACME accounts by CA directory URL.
-    #[serde(default)]
-    pub accounts: BTreeMap<String, StoredAccount>,
-    /// The failure ledger by [`ledger_key`].
-    #[serde(default)]
-    pub ledger: BTreeMap<String, LedgerEntry>,
-    /// Orders, issuances and failed validations, newest last (pruned to a week).
-    #[serde(default)]
-    pub history: Vec<HistoryEvent>,
-    /// Domain sets proven on a CA's staging endpoint.
-    #[serde(default)]
-    pub staging_proofs: Vec<StagingProof>,
-    /// Certificates berth revoked.
-    #[serde(default)]
-    pub revoked: Vec<RevokedCert>,
-    /// The issuing CA's renewal advice (ARI) per stored certificate, by serial (lower-case
-    /// hex).
-    #[serde(default)]
-    pub renewal_hints: BTreeMap<String, RenewalHint>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        Self {
-            version: STATE_VERSION,
-            accounts: BTreeMap::new(),
-            ledger: BTreeMap::new(),
-            history: Vec::new(),
-            staging_proofs: Vec::new(),
-            revoked: Vec::new(),
-            renewal_hints: BTreeMap::new(),
-        }
-    }
-}
-
-/// An ACME account: instant-acme's credentials JSON (it holds the account private key).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredAccount {
-    /// The credentials, as a secret.
-    #[serde(
-        serialize_with = "expose_secret",
-        deserialize_with = "secret_from_string"
-    )]
-    pub credentials: Secret,
-    /// Contact email it was created with.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// When it was created.
-    pub created_at: SystemTime,
-}
-
-/// The ledger entry of one domain set at one CA.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    /// CA directory URL.
-    pub ca: String,
-    /// The domain set's key.
-    pub domains: String,
-    /// Failures since the last success.
-    pub consecutive_failures: u32,
-    /// The last failure's problem type (`urn:ietf:params:acme:error:…` or a berth kind).
-    pub last_error_type: String,
-    /// The last failure's detail.
-    pub last_error: String,
-    /// When it failed.
-    pub last_failure_at: SystemTime,
-    /// No order before this time.
-    pub next_attempt_at: SystemTime,
-}
-
-/// Proof that a domain set was issued by a CA's staging endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StagingProof {
-    /// The production CA directory this proof unlocks.
-    pub ca: String,
-    /// The staging directory that issued.
-    pub staging: String,
-    /// The domain set's key.
-    pub domains: String,
-    /// When.
-    pub at: SystemTime,
-}
-
-/// A certificate berth revoked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokedCert {
-    /// Serial number, lower-case hex.
-    pub serial_hex: String,
-    /// The names it covered.
-    pub domains: String,
-    /// When it was revoked.
-    pub at: SystemTime,
-    /// The RFC 5280 reason given.
-    pub reason: String,
-}
-
-/// The ledger key of a domain set at a CA.
-pub fn ledger_key(ca: &str, domains: &str) -> String {
-    format!("{ca} {domains}")
-}
+pub const STATE_VERSION: u32 = 2;
 
 /// The state file that belongs to an `acme.json`.
 pub fn state_path(store: &Path) -> PathBuf {
@@ -134,178 +30,227 @@ pub fn state_path(store: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-impl State {
-    /// Loads the state file (missing → empty; corrupt → moved aside and reported;
-    /// readable by others → refused).
-    pub fn load(path: &Path) -> Result<Self, StoreError> {
-        atomic::check_private(path)?;
-        let Some(bytes) = atomic::read_optional(path)?.map(Zeroizing::new) else {
-            return Ok(Self::default());
-        };
+/// The state file's records by key.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct StateDoc {
+    pub(crate) records: BTreeMap<String, Value>,
+    /// The file was format 1 and is converted on the next write.
+    pub(crate) from_v1: bool,
+}
+
+/// Why a state file was not read.
+#[derive(Debug)]
+pub(crate) enum StateParseError {
+    /// Written by a newer berth: leave it alone.
+    Newer(u32),
+    /// Not a state file (position and kind of the error, never content).
+    Syntax(String),
+}
+
+impl StateDoc {
+    /// Parses a state file. The version is read before anything else, so a newer
+    /// berth's file is refused as newer, never taken for a corrupt one.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, StateParseError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let state: Self = match serde_json::from_slice(&bytes) {
-            Ok(state) => state,
-            Err(e) => {
-                return Err(atomic::quarantine(
-                    path,
-                    format!(
-                        "line {} column {}: {}",
-                        e.line(),
-                        e.column(),
-                        e.classify_name()
-                    ),
-                ));
+        let mut root: Value = serde_json::from_slice(bytes).map_err(|e| {
+            StateParseError::Syntax(format!(
+                "line {} column {}: {}",
+                e.line(),
+                e.column(),
+                e.classify_name()
+            ))
+        })?;
+        let version = root
+            .get("version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| StateParseError::Syntax("no \"version\" number".into()))?;
+        let version = u32::try_from(version).unwrap_or(u32::MAX);
+        match version {
+            v if v > STATE_VERSION => Err(StateParseError::Newer(v)),
+            STATE_VERSION => match root.get_mut("records").map(Value::take) {
+                Some(Value::Object(map)) => Ok(Self {
+                    records: map.into_iter().collect(),
+                    from_v1: false,
+                }),
+                None | Some(Value::Null) => Ok(Self::default()),
+                Some(_) => Err(StateParseError::Syntax(
+                    "\"records\" is not an object".into(),
+                )),
+            },
+            _ => {
+                let v1: StateV1 = serde_json::from_value(root).map_err(|e| {
+                    StateParseError::Syntax(format!("format 1: {}", e.classify_name()))
+                })?;
+                Ok(Self {
+                    records: v1.into_records(),
+                    from_v1: true,
+                })
+            }
+        }
+    }
+
+    /// The file's bytes.
+    pub(crate) fn to_bytes(&self, path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let doc = serde_json::json!({ "version": STATE_VERSION, "records": self.records });
+        serde_json::to_vec_pretty(&doc)
+            .map(Zeroizing::new)
+            .map_err(|e| StoreError::io("serialising", path, std::io::Error::other(e)))
+    }
+}
+
+impl StateParseError {
+    pub(crate) fn into_error(self, path: &Path) -> StoreError {
+        match self {
+            Self::Newer(found) => StoreError::Version {
+                path: path.to_path_buf(),
+                found,
+                supported: STATE_VERSION,
+            },
+            Self::Syntax(reason) => StoreError::Unparsable {
+                path: path.to_path_buf(),
+                reason,
+            },
+        }
+    }
+}
+
+/// Format 1, read only to convert it.
+#[derive(Deserialize)]
+struct StateV1 {
+    #[serde(default)]
+    accounts: BTreeMap<String, StoredAccount>,
+    #[serde(default)]
+    ledger: BTreeMap<String, LedgerEntry>,
+    #[serde(default)]
+    history: Vec<HistoryEvent>,
+    #[serde(default)]
+    staging_proofs: Vec<StagingProof>,
+    #[serde(default)]
+    revoked: Vec<RevokedCert>,
+    #[serde(default)]
+    renewal_hints: BTreeMap<String, RenewalHint>,
+}
+
+impl StateV1 {
+    fn into_records(self) -> BTreeMap<String, Value> {
+        let mut records = BTreeMap::new();
+        let mut put = |key: String, value: Result<Value, serde_json::Error>| {
+            if let Ok(value) = value {
+                records.insert(key, value);
             }
         };
-        if state.version > STATE_VERSION {
-            return Err(StoreError::Version {
-                path: path.to_path_buf(),
-                found: state.version,
-                supported: STATE_VERSION,
-            });
+        for (ca, account) in self.accounts {
+            put(records::account_key(&ca), serde_json::to_value(account));
         }
-        Ok(state)
-    }
-
-    /// Writes the state atomically, mode 0600.
-    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
-        let bytes = Zeroizing::new(serde_json::to_vec_pretty(self).unwrap_or_default());
-        atomic::write_atomic(path, &bytes, PRIVATE_MODE)
-    }
-
-    /// The ledger entry for a domain set at a CA.
-    pub fn ledger_entry(&self, ca: &str, domains: &str) -> Option<&LedgerEntry> {
-        self.ledger.get(&ledger_key(ca, domains))
-    }
-
-    /// The CA's renewal advice for the certificate with `serial_hex`, if berth asked.
-    pub fn renewal_hint(&self, serial_hex: &str) -> Option<&RenewalHint> {
-        self.renewal_hints.get(serial_hex)
-    }
-
-    /// Whether a domain set was proven on `ca`'s staging endpoint.
-    pub fn staging_proven(&self, ca: &str, domains: &str) -> bool {
-        self.staging_proofs
-            .iter()
-            .any(|p| p.ca == ca && p.domains == domains)
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    /// The kind of parse error only: serde's message may quote the (secret) input.
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected data",
-            serde_json::error::Category::Eof => "unexpected end of file",
+        let mut states: BTreeMap<String, CertState> = BTreeMap::new();
+        for entry in self.ledger.into_values() {
+            states
+                .entry(entry.domains.clone())
+                .or_default()
+                .ledger
+                .insert(entry.ca.clone(), entry);
         }
+        for (serial, hint) in self.renewal_hints {
+            states
+                .entry(hint.domains.clone())
+                .or_default()
+                .hints
+                .insert(serial, hint);
+        }
+        for proof in self.staging_proofs {
+            states
+                .entry(proof.domains.clone())
+                .or_default()
+                .staging
+                .push(proof);
+        }
+        for (set, state) in states {
+            put(records::state_key(&set), serde_json::to_value(state));
+        }
+        let mut histories: BTreeMap<String, Vec<HistoryEvent>> = BTreeMap::new();
+        for event in self.history {
+            histories.entry(event.ca.clone()).or_default().push(event);
+        }
+        for (ca, events) in histories {
+            put(records::history_key(&ca), serde_json::to_value(events));
+        }
+        if !self.revoked.is_empty() {
+            put(REVOKED.to_owned(), serde_json::to_value(self.revoked));
+        }
+        records
     }
-}
-
-fn expose_secret<S: Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(secret.expose())
-}
-
-fn secret_from_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
-    String::deserialize(deserializer).map(Secret::new)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-    use std::os::unix::fs::PermissionsExt;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     use super::*;
     use crate::budget::HistoryKind;
 
+    fn stored_time(at: SystemTime) -> Value {
+        serde_json::to_value(at).unwrap()
+    }
+
     #[test]
-    fn round_trips_and_never_debug_prints_the_account_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = state_path(&dir.path().join("acme.json"));
-        assert!(path.ends_with("acme.json.berth-state"));
+    fn format_1_is_converted_to_per_certificate_records() {
         let now = SystemTime::now();
-        let mut state = State::default();
-        state.accounts.insert(
-            "https://ca/dir".into(),
-            StoredAccount {
-                credentials: Secret::new("{\"key_pkcs8\":\"SECRETKEYMATERIAL\"}".into()),
-                email: None,
-                created_at: now,
-            },
-        );
-        state.ledger.insert(
-            ledger_key("https://ca/dir", "a.example.com"),
-            LedgerEntry {
-                ca: "https://ca/dir".into(),
-                domains: "a.example.com".into(),
-                consecutive_failures: 2,
-                last_error_type: "urn:ietf:params:acme:error:connection".into(),
-                last_error: "connection refused".into(),
-                last_failure_at: now,
-                next_attempt_at: now + Duration::from_secs(600),
-            },
-        );
-        state.history.push(HistoryEvent {
-            at: now,
-            ca: "https://ca/dir".into(),
-            domains: "a.example.com".into(),
-            kind: HistoryKind::OrderPlaced,
+        let at = stored_time(now);
+        let next = stored_time(now + Duration::from_secs(600));
+        let v1 = serde_json::json!({
+            "version": 1,
+            "accounts": {"https://ca/dir": {"credentials": "{\"k\":\"SECRET\"}", "email": null, "created_at": at}},
+            "ledger": {"https://ca/dir a.example.com": {
+                "ca": "https://ca/dir", "domains": "a.example.com", "consecutive_failures": 2,
+                "last_error_type": "x", "last_error": "connection refused",
+                "last_failure_at": at, "next_attempt_at": next}},
+            "history": [{"at": at, "ca": "https://ca/dir", "domains": "a.example.com", "kind": "order_placed"}],
+            "staging_proofs": [{"ca": "https://ca/dir", "staging": "https://staging/dir", "domains": "a.example.com", "at": at}],
+            "revoked": [],
+            "renewal_hints": {}
         });
-        state.save(&path).unwrap();
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-
-        let loaded = State::load(&path).unwrap();
-        assert_eq!(
-            loaded.accounts["https://ca/dir"].credentials.expose(),
-            "{\"key_pkcs8\":\"SECRETKEYMATERIAL\"}"
-        );
-        assert_eq!(
-            loaded
-                .ledger_entry("https://ca/dir", "a.example.com")
-                .unwrap()
-                .consecutive_failures,
-            2
-        );
-        assert_eq!(loaded.history, state.history);
-        assert!(!format!("{loaded:?}").contains("SECRETKEYMATERIAL"));
+        let doc = StateDoc::parse(v1.to_string().as_bytes()).unwrap();
+        assert!(doc.from_v1);
+        let state: CertState =
+            serde_json::from_value(doc.records["state/a.example.com"].clone()).unwrap();
+        assert_eq!(state.ledger["https://ca/dir"].consecutive_failures, 2);
+        assert!(state.staging_proven("https://ca/dir"));
+        let history: Vec<HistoryEvent> =
+            serde_json::from_value(doc.records["history/https://ca/dir"].clone()).unwrap();
+        assert_eq!(history[0].kind, HistoryKind::OrderPlaced);
+        assert!(doc.records.contains_key("accounts/https://ca/dir"));
     }
 
     #[test]
-    fn corrupt_state_is_moved_aside_without_quoting_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("acme.json.berth-state");
-        fs::write(
-            &path,
-            "{\"version\": 1, \"accounts\": {\"x\": {\"credentials\": 5, \"hunter2\": 1}}}",
-        )
-        .unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        let err = State::load(&path).unwrap_err().to_string();
-        assert!(err.contains("moved to"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
-        assert!(!path.exists());
+    fn a_newer_file_is_refused_before_its_fields_are_read() {
+        // Fields this build does not know, and one of the wrong type: still "newer".
+        let text = r#"{"version": 99, "records": 5, "accounts": "later"}"#;
+        assert!(matches!(
+            StateDoc::parse(text.as_bytes()),
+            Err(StateParseError::Newer(99))
+        ));
     }
 
     #[test]
-    fn newer_format_is_refused() {
+    fn a_parse_error_names_the_position_never_the_content() {
+        let text = r#"{"version": 2, "records": {"accounts/x": hunter2}}"#;
+        let Err(StateParseError::Syntax(reason)) = StateDoc::parse(text.as_bytes()) else {
+            panic!("parsed")
+        };
+        assert!(reason.contains("line 1"), "{reason}");
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+
+    #[test]
+    fn round_trips_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        fs::write(&path, "{\"version\": 99}").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(
-            State::load(&path),
-            Err(StoreError::Version { found: 99, .. })
-        ));
+        let mut doc = StateDoc::default();
+        doc.records
+            .insert("revoked".into(), serde_json::json!([{"x": 1}]));
+        let bytes = doc.to_bytes(&path).unwrap();
+        assert_eq!(StateDoc::parse(&bytes).unwrap(), doc);
     }
 }

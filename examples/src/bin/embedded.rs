@@ -22,6 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use berth_acme_core::challenge::{Http01Responder, Http01Solver};
+use berth_acme_core::store::{DEFAULT_RESOLVER, FileStore};
 use berth_acme_core::{
     AccountConfig, Ca, CertManager, ChallengeKind, DomainSet, Eab, KeyType, ManagedCert,
     ManagerConfig,
@@ -91,8 +92,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let http01 = Http01Responder::new();
     let domains = DomainSet::parse([args.domain.as_str()])?;
     let managed = ManagedCert::new(domains, ChallengeKind::Http01, KeyType::Ec256)?;
+    let store = FileStore::open(&args.store, DEFAULT_RESOLVER).await?;
     let manager = Arc::new(CertManager::new(
-        ManagerConfig::new(args.store, account),
+        ManagerConfig::new(store, account),
         vec![managed],
         vec![Arc::new(Http01Solver::new(http01.clone()))],
     ));

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use berth_acme_core::due_at;
-use berth_acme_core::store::{State, StoredCert, export_combined, export_live, state_path};
+use berth_acme_core::store::{StateSnapshot, StoredCert, export_combined, export_live};
 
 use super::{days_left, find_cert, read_store, rfc3339};
 use crate::cli::{CertsCommand, CertsExportArgs, CertsListArgs, CertsShowArgs};
@@ -11,20 +11,17 @@ use crate::failure::Failure;
 
 pub(crate) async fn run(command: CertsCommand) -> Result<(), Failure> {
     match command {
-        CertsCommand::List(args) => list(args),
-        CertsCommand::Show(args) => show(args),
-        CertsCommand::Export(args) => export(args),
+        CertsCommand::List(args) => list(args).await,
+        CertsCommand::Show(args) => show(args).await,
+        CertsCommand::Export(args) => export(args).await,
     }
 }
 
-fn cert_json(cert: &StoredCert, state: &State) -> serde_json::Value {
+fn cert_json(cert: &StoredCert, state: &StateSnapshot) -> serde_json::Value {
     let info = cert.certificate.info();
     let key = cert.domains.key();
-    let backoff = state.ledger.values().find(|e| e.domains == key);
-    let revoked = state
-        .revoked
-        .iter()
-        .find(|r| r.serial_hex == info.serial_hex);
+    let backoff = state.ledger().find(|e| e.domains == key);
+    let revoked = state.revoked(&info.serial_hex);
     serde_json::json!({
         "resolver": cert.resolver,
         "main": cert.domains.main().as_str(),
@@ -34,8 +31,8 @@ fn cert_json(cert: &StoredCert, state: &State) -> serde_json::Value {
         "not_before": rfc3339(info.not_before),
         "not_after": rfc3339(info.not_after),
         "days_left": days_left(info.not_after),
-        "renew_at": rfc3339(due_at(&cert.certificate, state.renewal_hint(&info.serial_hex))),
-        "renewal_window": state.renewal_hint(&info.serial_hex).and_then(|h| h.window).map(|(start, end)| serde_json::json!({"start": rfc3339(start), "end": rfc3339(end)})),
+        "renew_at": rfc3339(due_at(&cert.certificate, state.hint(&info.serial_hex))),
+        "renewal_window": state.hint(&info.serial_hex).and_then(|h| h.window).map(|(start, end)| serde_json::json!({"start": rfc3339(start), "end": rfc3339(end)})),
         "revoked": revoked.map(|r| rfc3339(r.at)),
         "last_error": backoff.map(|e| e.last_error.clone()),
         "consecutive_failures": backoff.map(|e| e.consecutive_failures),
@@ -43,15 +40,14 @@ fn cert_json(cert: &StoredCert, state: &State) -> serde_json::Value {
     })
 }
 
-fn list(args: CertsListArgs) -> Result<(), Failure> {
-    let store = read_store(&args.store.store)?;
-    let state = State::load(&state_path(&args.store.store)).unwrap_or_default();
+async fn list(args: CertsListArgs) -> Result<(), Failure> {
+    let (store, state) = read_store(&args.store).await?;
     let (certs, unreadable) = store.all_certificates();
     if args.json {
         let doc = serde_json::json!({
             "certificates": certs.iter().map(|c| cert_json(c, &state)).collect::<Vec<_>>(),
             "unreadable": unreadable.iter().map(|u| serde_json::json!({"resolver": u.resolver, "main": u.main, "reason": u.reason})).collect::<Vec<_>>(),
-            "backoff": state.ledger.values().map(|e| serde_json::json!({
+            "backoff": state.ledger().map(|e| serde_json::json!({
                 "ca": e.ca, "domains": e.domains, "consecutive_failures": e.consecutive_failures,
                 "last_error": e.last_error, "next_attempt": rfc3339(e.next_attempt_at),
             })).collect::<Vec<_>>(),
@@ -69,10 +65,7 @@ fn list(args: CertsListArgs) -> Result<(), Failure> {
         for cert in &certs {
             let info = cert.certificate.info();
             let names = cert.domains.to_string();
-            let revoked = state
-                .revoked
-                .iter()
-                .any(|r| r.serial_hex == info.serial_hex);
+            let revoked = state.revoked(&info.serial_hex).is_some();
             println!(
                 "{:<12} {:<40} {:<25} {:>9}  {}{}",
                 cert.resolver,
@@ -93,7 +86,7 @@ fn list(args: CertsListArgs) -> Result<(), Failure> {
         }
     }
     let now = SystemTime::now();
-    for entry in state.ledger.values() {
+    for entry in state.ledger() {
         let when = if entry.next_attempt_at > now {
             format!("next attempt {}", rfc3339(entry.next_attempt_at))
         } else {
@@ -107,9 +100,8 @@ fn list(args: CertsListArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn show(args: CertsShowArgs) -> Result<(), Failure> {
-    let store = read_store(&args.store.store)?;
-    let state = State::load(&state_path(&args.store.store)).unwrap_or_default();
+async fn show(args: CertsShowArgs) -> Result<(), Failure> {
+    let (store, state) = read_store(&args.store).await?;
     let cert = find_cert(&store, &args.store.resolver, &args.name, &args.store.store)?;
     let doc = cert_json(&cert, &state);
     if args.json {
@@ -127,8 +119,8 @@ fn show(args: CertsShowArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn export(args: CertsExportArgs) -> Result<(), Failure> {
-    let store = read_store(&args.store.store)?;
+async fn export(args: CertsExportArgs) -> Result<(), Failure> {
+    let (store, _) = read_store(&args.store).await?;
     let cert = find_cert(&store, &args.store.resolver, &args.name, &args.store.store)?;
     let to_failure = |e| Failure::runtime(berth_acme_core::Error::from(e));
     if args.format == "live" || args.format == "both" {

@@ -11,7 +11,7 @@ use berth_acme_core::store::{export_combined, export_live};
 use berth_acme_core::{CertManager, ChallengeKind, KeyType, ManagedCert, ManagerConfig, Outcome};
 use tokio_util::sync::CancellationToken;
 
-use super::{account_config, days_left, domain_set, rfc3339};
+use super::{account_config, days_left, domain_set, open_store, rfc3339};
 use crate::cli::IssueArgs;
 use crate::dns;
 use crate::failure::Failure;
@@ -29,9 +29,11 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     let managed = ManagedCert::new(domains, challenge, key_type)?;
     let account = account_config(&args.ca)?;
 
-    let mut config = ManagerConfig::new(args.store.store.clone(), account);
-    config.resolver = args.store.resolver.clone();
+    // Opened (and proven writable) before anything is ordered.
+    let store = open_store(&args.store).await?;
+    let mut config = ManagerConfig::new(store, account);
     config.skip_staging = args.skip_staging;
+    config.rescue_dir = args.store.store.parent().map(std::path::Path::to_path_buf);
 
     // The challenge responder runs only for the duration of this command.
     let shutdown = CancellationToken::new();

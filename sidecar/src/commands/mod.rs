@@ -10,12 +10,13 @@ pub(crate) mod run;
 pub(crate) mod secrets;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use berth_acme_core::store::{AcmeJson, Permissions, StoredCert};
+use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, StoredCert};
 use berth_acme_core::{AccountConfig, Ca, DomainSet, Eab};
 use berth_secrets::Loader;
 
-use crate::cli::{CaArgs, DomainArgs};
+use crate::cli::{CaArgs, DomainArgs, StoreArgs};
 use crate::failure::Failure;
 
 /// The domain set from `-d` / `BERTH_DOMAINS`.
@@ -73,10 +74,18 @@ pub(crate) fn account_config(args: &CaArgs) -> Result<AccountConfig, Failure> {
     Ok(config)
 }
 
-/// Reads the store for display (a world-readable file is read with a warning).
-pub(crate) fn read_store(path: &Path) -> Result<AcmeJson, Failure> {
-    AcmeJson::load_with(path, Permissions::WarnOnly)
-        .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))
+/// Opens the store as its owner (commands that write): refuses, before any order, a
+/// store that cannot be written the way berth writes it.
+pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<FileStore>, Failure> {
+    Ok(FileStore::open(&args.store, &args.resolver).await?)
+}
+
+/// Reads the store for display: never moves, rewrites or chmods a file (a file others
+/// can read is read with a warning).
+pub(crate) async fn read_store(args: &StoreArgs) -> Result<(AcmeJson, StateSnapshot), Failure> {
+    let store = FileStore::open_read_only(&args.store, &args.resolver).await?;
+    let state = StateSnapshot::read(store.as_ref()).await?;
+    Ok((store.acme_json(), state))
 }
 
 /// The stored certificate whose main name is `name`, or failing that one that covers

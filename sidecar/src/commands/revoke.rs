@@ -2,10 +2,11 @@
 
 use std::time::SystemTime;
 
-use berth_acme_core::store::{RevokedCert, State, state_path};
+use berth_acme_core::store::records::{self, REVOKED};
+use berth_acme_core::store::{RevokedCert, StoredAccount};
 use berth_acme_core::{AcmeAccount, RevocationReason};
 
-use super::{account_config, find_cert, read_store};
+use super::{account_config, find_cert, open_store};
 use crate::cli::RevokeArgs;
 use crate::failure::Failure;
 
@@ -14,34 +15,40 @@ pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
         .reason
         .parse()
         .map_err(|e| Failure::usage(format!("--reason: {e}")))?;
-    let store = read_store(&args.store.store)?;
-    let cert = find_cert(&store, &args.store.resolver, &args.name, &args.store.store)?;
+    let store = open_store(&args.store).await?;
+    let cert = find_cert(
+        &store.acme_json(),
+        &args.store.resolver,
+        &args.name,
+        &args.store.store,
+    )?;
     let config = account_config(&args.ca)?;
-    let state_file = state_path(&args.store.store);
-    let state =
-        State::load(&state_file).map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
-    let Some(stored) = state.accounts.get(config.ca.directory()) else {
+    let stored = records::get_json::<StoredAccount>(
+        store.as_ref(),
+        &records::account_key(config.ca.directory()),
+    )
+    .await?;
+    let Some((stored, _)) = stored else {
         return Err(Failure::usage(format!(
             "no account for {} in {}; revoke with the --ca the certificate was issued from",
             config.ca.directory(),
-            state_file.display()
+            args.store.store.display()
         )));
     };
     let (account, _) = AcmeAccount::load_or_create(&config, Some(&stored.credentials)).await?;
     account.revoke(&cert.certificate, reason).await?;
 
     let info = cert.certificate.info();
-    let mut state =
-        State::load(&state_file).map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
-    state.revoked.push(RevokedCert {
+    let revoked = RevokedCert {
         serial_hex: info.serial_hex.clone(),
         domains: cert.domains.key(),
         at: SystemTime::now(),
         reason: args.reason.clone(),
-    });
-    state
-        .save(&state_file)
-        .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
+    };
+    records::update_json::<Vec<RevokedCert>, _>(store.as_ref(), REVOKED, |list| {
+        list.push(revoked.clone());
+    })
+    .await?;
     tracing::info!(domains = %cert.domains, serial = %info.serial_hex, "certificate revoked");
     println!("revoked {} (serial {})", cert.domains, info.serial_hex);
     Ok(())

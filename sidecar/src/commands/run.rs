@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use berth_acme_core::challenge::{
     Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver,
 };
+use berth_acme_core::store::{FileStore, Store};
 use berth_acme_core::{CertManager, CertSet, ManagerConfig};
 use berth_proxy::{CertSource, Metrics, Proxy};
 use clap::ArgMatches;
@@ -33,10 +34,17 @@ struct Responders {
 }
 
 impl Responders {
-    fn manager(&self, settings: &RunSettings, plan: &Plan) -> Arc<CertManager> {
-        let mut config = ManagerConfig::new(settings.store.clone(), plan.account.clone());
-        config.resolver = settings.resolver.clone();
+    fn manager(
+        &self,
+        settings: &RunSettings,
+        plan: &Plan,
+        store: &Arc<FileStore>,
+    ) -> Arc<CertManager> {
+        let store: Arc<dyn Store> = Arc::clone(store) as Arc<dyn Store>;
+        let mut config = ManagerConfig::new(store, plan.account.clone());
         config.skip_staging = settings.skip_staging;
+        config.concurrency = settings.order_concurrency;
+        config.rescue_dir = settings.store.parent().map(std::path::Path::to_path_buf);
         let mut solvers: Vec<Arc<dyn Solver>> = vec![
             Arc::new(Http01Solver::new(self.http01.clone())),
             Arc::new(TlsAlpn01Solver::new(self.tls_alpn01.clone())),
@@ -62,7 +70,9 @@ pub(crate) async fn run(
         http01: Http01Responder::new(),
         tls_alpn01: TlsAlpn01Responder::new(),
     };
-    let manager = responders.manager(&settings, &plan);
+    // Opened once, as its owner, and proven writable before any order.
+    let store = FileStore::open(&settings.store, &settings.resolver).await?;
+    let manager = responders.manager(&settings, &plan, &store);
     // Valid certificates in the store are served at once; missing ones are issued in the
     // background while the rest serves (readiness says which).
     manager.publish_from_store().await?;
@@ -148,7 +158,7 @@ pub(crate) async fn run(
             }
             _ = hup.recv() => {
                 tracing::info!(signal = "SIGHUP", "re-reading the configuration and secrets");
-                match reload(&args, &matches, &settings, &responders).await {
+                match reload(&args, &matches, &settings, &responders, &store).await {
                     Ok((new_settings, new_plan, manager)) => {
                         generation.stop(Duration::from_secs(60)).await;
                         route_table.replace(new_plan.routes);
@@ -189,6 +199,7 @@ async fn reload(
     matches: &ArgMatches,
     old: &RunSettings,
     responders: &Responders,
+    store: &Arc<FileStore>,
 ) -> Result<(RunSettings, Plan, Arc<CertManager>), Failure> {
     let settings = RunSettings::resolve(args, matches)?;
     let plan = Plan::build(&settings)?;
@@ -205,7 +216,10 @@ async fn reload(
     if old.limits != settings.limits {
         tracing::warn!("proxy limits change only on restart");
     }
-    let manager = responders.manager(&settings, &plan);
+    if old.store != settings.store || old.resolver != settings.resolver {
+        tracing::warn!(store = %old.store.display(), "the store changes only on restart; still using the old one");
+    }
+    let manager = responders.manager(&settings, &plan, store);
     manager.publish_from_store().await?;
     Ok((settings, plan, manager))
 }
