@@ -3,7 +3,7 @@
 //! The account is the caller's to persist: [`AcmeAccount::load_or_create`] takes the
 //! credentials stored last time and hands back new ones only when it registered an
 //! account, so the store decides where they live (berth keeps them in its state file,
-//! never in `acme.json`, see DESIGN.md).
+//! never in `acme.json`; see docs/ARCHITECTURE.md, "The acme.json account rule").
 
 use std::future::Future;
 use std::pin::Pin;

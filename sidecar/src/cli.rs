@@ -1,5 +1,5 @@
 //! Command-line interface. Every flag also reads `BERTH_<FLAG>`; one name per concept
-//! across all subcommands (DESIGN.md, "CLI").
+//! across all subcommands (README, "Configuration").
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;

@@ -14,7 +14,7 @@ use crate::tools::{free_port, require_tool, wait_for_port};
 
 /// How to start Pebble. The defaults keep Pebble's fault injection (5 % `badNonce`
 /// rejections, authorization reuse) but skip its random 0–15 s validation sleep so the
-/// suite stays fast (`PEBBLE_VA_NOSLEEP=1`, as DESIGN.md allows).
+/// suite stays fast (`PEBBLE_VA_NOSLEEP=1`; `va_nosleep: false` brings the sleep back).
 #[derive(Debug, Clone)]
 pub struct PebbleOptions {
     /// Skip the VA's random sleep before validating.
