@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
-use berth_acme_core::store::{FileStore, StateSnapshot, state_path};
+use berth_acme_core::store::{FileStore, StateSnapshot, single_file_mount, state_path};
 use berth_acme_core::{Ca, CaFamily, ChallengeKind, DomainSet};
 use berth_proxy::Upstream;
 use serde::Serialize;
@@ -277,6 +277,11 @@ fn staging(
 
 /// The store must be creatable, writable and private.
 fn store(path: &Path, add: &mut impl FnMut(Level, &'static str, String)) {
+    for file in [path.to_path_buf(), state_path(path)] {
+        if let Some(refusal) = single_file_mount(&file) {
+            add(Level::Error, "--store", refusal.to_string());
+        }
+    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

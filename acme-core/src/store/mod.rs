@@ -18,6 +18,7 @@ pub use error::StoreError;
 pub use export::{LivePaths, export_combined, export_live, export_name};
 pub use file::FileStore;
 pub use kv::{Bytes, Change, Expect, Lease, Store, StoreFuture, Version, Versioned};
+pub use mount::single_file_mount;
 pub use records::{
     CertRecord, CertState, LedgerEntry, PendingOrder, RevokedCert, StagingProof, StateSnapshot,
     StoredAccount,

@@ -13,17 +13,23 @@ use std::path::{Path, PathBuf};
 use super::StoreError;
 use super::atomic::PRIVATE_MODE;
 
+/// The refusal for a store file that is a mount point of its own (`docker run -v
+/// ./acme.json:/acme.json`), or `None`. Reads only; `berth config check` reports it.
+pub fn single_file_mount(path: &Path) -> Option<StoreError> {
+    is_mount_point(path).then(|| StoreError::SingleFileMount {
+        path: path.to_path_buf(),
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "acme.json".into()),
+    })
+}
+
 /// Refuses `path` when it is a mount point of its own, or when its directory does not
 /// take a new file and a rename.
 pub(crate) fn check_replaceable(path: &Path) -> Result<(), StoreError> {
-    if is_mount_point(path) {
-        return Err(StoreError::SingleFileMount {
-            path: path.to_path_buf(),
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "acme.json".into()),
-        });
+    if let Some(refusal) = single_file_mount(path) {
+        return Err(refusal);
     }
     let dir = directory_of(path);
     let probe =
@@ -50,7 +56,7 @@ fn directory_of(path: &Path) -> PathBuf {
 
 /// Whether `path` is itself mounted: on another device than its directory, or listed as
 /// a mount point (a bind mount from the same file system keeps the device number).
-pub(crate) fn is_mount_point(path: &Path) -> bool {
+fn is_mount_point(path: &Path) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
