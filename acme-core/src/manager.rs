@@ -856,30 +856,35 @@ impl CertManager {
     ) -> Result<(), Error> {
         let ca = self.config.account.ca.directory().to_owned();
         let key = managed.domains.key();
-        self.store_certificate(&key, &managed.domains, certificate)
-            .await;
-        let ca_for_ledger = ca.clone();
-        self.update_state(&key, move |s| {
-            s.ledger.remove(&ca_for_ledger);
-            // Advice about the replaced certificate no longer applies.
-            s.hints.clear();
-            s.order = None;
-        })
-        .await?;
-        self.push_history(HistoryEvent {
+        let history = self.push_history(HistoryEvent {
             at: SystemTime::now(),
             ca,
-            domains: key,
+            domains: key.clone(),
             kind: HistoryKind::CertificateIssued,
-        })
-        .await?;
+        });
+        if !self
+            .store_certificate(&key, &managed.domains, certificate)
+            .await
+        {
+            // Kept and served; the state is brought up to date once storing works.
+            if let Err(e) = history.await {
+                tracing::error!(domains = %key, error = %e, "could not count the issuance in the rate budget's history");
+            }
+            return Ok(());
+        }
+        history.await?;
         Ok(())
     }
 
     /// Stores an issued certificate; if the store fails, keeps it in memory (served) and
     /// in a rescue file, and tries again on every pass — an issued certificate is never
     /// dropped.
-    async fn store_certificate(&self, key: &str, domains: &DomainSet, certificate: &Certificate) {
+    async fn store_certificate(
+        &self,
+        key: &str,
+        domains: &DomainSet,
+        certificate: &Certificate,
+    ) -> bool {
         let record = CertRecord {
             domains: domains.clone(),
             certificate: certificate.clone(),
@@ -891,11 +896,25 @@ impl CertManager {
             .await
         {
             Ok(_) => {
-                let mut index = self.index();
-                index.certs.insert(key.to_owned(), certificate.clone());
-                index.unstored.remove(key);
-                drop(index);
+                {
+                    let mut index = self.index();
+                    index.certs.insert(key.to_owned(), certificate.clone());
+                    index.unstored.remove(key);
+                }
                 self.forget_rescued(key);
+                let ca = self.config.account.ca.directory().to_owned();
+                let cleared = self
+                    .update_state(key, |s| {
+                        s.ledger.remove(&ca);
+                        // Advice about the replaced certificate no longer applies.
+                        s.hints.clear();
+                        s.order = None;
+                    })
+                    .await;
+                if let Err(e) = cleared {
+                    tracing::error!(domains = %key, error = %e, "certificate stored, but its state could not be updated");
+                }
+                true
             }
             Err(e) => {
                 let rescued = self.rescue(key, &record);
@@ -903,6 +922,7 @@ impl CertManager {
                 self.index()
                     .unstored
                     .insert(key.to_owned(), (domains.clone(), certificate.clone()));
+                false
             }
         }
     }

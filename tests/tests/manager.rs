@@ -434,3 +434,93 @@ async fn ten_thousand_stored_certificates_load_and_pass_without_turning_quadrati
     );
     eprintln!("10,000 certificates: loaded and one pass in {elapsed:?}");
 }
+
+/// Answers HTTP-01 like the real solver, but first makes the store unwritable — after the
+/// order was placed and recorded, as a volume that fails mid-order would.
+#[derive(Debug)]
+struct StoreBreakingSolver {
+    inner: Http01Solver,
+    store: std::path::PathBuf,
+}
+
+impl Solver for StoreBreakingSolver {
+    fn kind(&self) -> ChallengeKind {
+        ChallengeKind::Http01
+    }
+    fn present<'a>(
+        &'a self,
+        challenge: &'a berth_acme_core::challenge::PendingChallenge,
+    ) -> berth_acme_core::challenge::SolverFuture<'a> {
+        // A non-empty directory where acme.json was: nothing can be renamed over it,
+        // even by root (file modes would not stop root).
+        let _ = std::fs::remove_file(&self.store);
+        let _ = std::fs::create_dir(&self.store);
+        let _ = std::fs::write(self.store.join("blocker"), "x");
+        self.inner.present(challenge)
+    }
+    fn cleanup<'a>(
+        &'a self,
+        challenge: &'a berth_acme_core::challenge::PendingChallenge,
+    ) -> berth_acme_core::challenge::SolverFuture<'a> {
+        self.inner.cleanup(challenge)
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_the_store_cannot_take_is_served_kept_and_stored_later() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let responder = Http01Responder::new();
+        let _listener = listen(pebble.http_port(), &responder).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("acme.json");
+        let mut config = ManagerConfig::new(file_store(&store).await, pebble_config(&pebble));
+        config.rescue_dir = Some(dir.path().to_path_buf());
+        let cert = managed(&["unstored.example.com"]);
+        let solver: Arc<dyn Solver> = Arc::new(StoreBreakingSolver {
+            inner: Http01Solver::new(responder.clone()),
+            store: store.clone(),
+        });
+        let m = CertManager::new(config, vec![cert.clone()], vec![solver]);
+
+        let outcome = m.ensure(&cert, false).await.unwrap();
+        assert!(matches!(outcome, Outcome::Issued(_)), "{outcome:?}");
+        assert!(
+            m.subscribe()
+                .borrow()
+                .lookup("unstored.example.com")
+                .is_some(),
+            "an issued certificate that could not be stored is still served"
+        );
+        assert!(!m.status()[0].stored);
+        let rescued: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".berth-unstored-"))
+            .collect();
+        assert_eq!(rescued.len(), 1, "kept in a file beside the store");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&rescued[0]).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        // The volume is back: the next pass stores the same certificate, orders nothing.
+        std::fs::remove_dir_all(&store).unwrap();
+        let outcome = m.ensure(&cert, false).await.unwrap();
+        assert!(matches!(outcome, Outcome::Valid { .. }), "{outcome:?}");
+        assert!(m.status()[0].stored);
+        let (certs, _) = AcmeJson::read(&store).unwrap().certificates("berth");
+        assert_eq!(certs.len(), 1);
+        assert_eq!(
+            certs[0].certificate.info().serial_hex,
+            outcome.certificate().info().serial_hex
+        );
+        assert!(
+            !rescued[0].exists(),
+            "the rescue file is removed once stored"
+        );
+        assert_eq!(pebble.orders_received(), 1);
+    })
+    .await;
+}
