@@ -28,7 +28,8 @@ use crate::ledger::BackoffPolicy;
 use crate::renewal::{RenewalHint, due_at, renewal_due};
 use crate::store::records::{self, CertRecord, CertState};
 use crate::store::{
-    Change, Expect, LedgerEntry, PendingOrder, StagingProof, Store, StoreError, StoredAccount,
+    Change, Expect, Lease, LedgerEntry, PendingOrder, StagingProof, Store, StoreError,
+    StoredAccount,
 };
 
 /// One certificate berth keeps: its names, how to validate them, its key type.
@@ -477,7 +478,20 @@ impl CertManager {
                     self.publish();
                     Ok(valid)
                 }
-                _ => self.order_under_lease(managed, &key, force).await,
+                _ => {
+                    // A lease that expires (shared stores) is renewed in the background;
+                    // if that fails, the order stops here — it is resumable — before
+                    // another holder can take over.
+                    let lost = lease.lost();
+                    tokio::select! {
+                        result = self.order_under_lease(managed, &key, force, &lease) => result,
+                        () = lost.cancelled() => Err(Error::Store(StoreError::Fenced {
+                            store: store.describe(),
+                            key: records::cert_key(&key),
+                            lock: lease.name().to_owned(),
+                        })),
+                    }
+                }
             },
         };
         if let Err(e) = store.unlock(lease).await {
@@ -515,6 +529,7 @@ impl CertManager {
         managed: &ManagedCert,
         key: &str,
         force: bool,
+        lease: &Lease,
     ) -> Result<Outcome, Error> {
         let ca_url = self.config.account.ca.directory().to_owned();
         let now = SystemTime::now();
@@ -558,9 +573,9 @@ impl CertManager {
             return Err(refusal.into());
         }
 
-        match self.order(managed, &state, stored.as_ref()).await {
+        match self.order(managed, &state, stored.as_ref(), lease).await {
             Ok(certificate) => {
-                self.record_success(managed, &certificate).await?;
+                self.record_success(managed, &certificate, lease).await?;
                 let not_after = certificate.info().not_after;
                 let domains = key.to_owned();
                 let event = if stored.is_some() {
@@ -579,7 +594,7 @@ impl CertManager {
                 })
             }
             Err(error) => {
-                let next_attempt = self.record_failure(managed, &error).await;
+                let next_attempt = self.record_failure(managed, &error, lease).await;
                 tracing::error!(domains = %key, ca = %ca_url, next_attempt = %budget::rfc3339(next_attempt), error = %error, "order failed");
                 let _ = self.events.send(CertEvent::Failed {
                     domains: key.to_owned(),
@@ -716,7 +731,7 @@ impl CertManager {
         };
         let (serial, stored) = (serial.clone(), hint.clone());
         if let Err(e) = self
-            .update_state(domains, move |s| {
+            .update_state(domains, None, move |s| {
                 s.hints.insert(serial.clone(), stored.clone());
             })
             .await
@@ -746,7 +761,7 @@ impl CertManager {
 
     async fn push_history(&self, event: HistoryEvent) -> Result<(), StoreError> {
         let key = records::history_key(&event.ca);
-        records::update_json::<Vec<HistoryEvent>, _>(self.config.store.as_ref(), &key, |h| {
+        records::update_json::<Vec<HistoryEvent>, _>(self.config.store.as_ref(), &key, None, |h| {
             h.push(event.clone());
             budget::prune(h, SystemTime::now());
         })
@@ -760,6 +775,7 @@ impl CertManager {
         managed: &ManagedCert,
         state: &CertState,
         replaces: Option<&Certificate>,
+        lease: &Lease,
     ) -> Result<Certificate, Error> {
         let ca = &self.config.account.ca;
         let key = managed.domains.key();
@@ -773,14 +789,15 @@ impl CertManager {
             tracing::info!(domains = %key, ca = %staging, "proving the domain set on the staging CA first");
             let mut account = self.config.account.clone();
             account.ca = staging_ca;
-            self.order_from(&account, managed, None, state).await?;
+            self.order_from(&account, managed, None, state, lease)
+                .await?;
             let proof = StagingProof {
                 ca: ca.directory().to_owned(),
                 staging: staging.to_owned(),
                 domains: key.clone(),
                 at: SystemTime::now(),
             };
-            self.update_state(&key, |s| {
+            self.update_state(&key, Some(lease), |s| {
                 s.staging.push(proof.clone());
                 s.order = None;
             })
@@ -791,7 +808,7 @@ impl CertManager {
             });
         }
         tracing::info!(domains = %key, ca = %ca.directory(), staging = ca.is_staging(), "placing order");
-        self.order_from(&self.config.account, managed, replaces, state)
+        self.order_from(&self.config.account, managed, replaces, state, lease)
             .await
     }
 
@@ -801,6 +818,7 @@ impl CertManager {
         managed: &ManagedCert,
         replaces: Option<&Certificate>,
         state: &CertState,
+        lease: &Lease,
     ) -> Result<Certificate, Error> {
         let solver = self
             .solvers
@@ -821,7 +839,14 @@ impl CertManager {
                 created_at: SystemTime::now(),
             };
             let key = records::account_key(&directory);
-            match records::put_json(self.config.store.as_ref(), &key, &stored, Expect::Absent).await
+            match records::put_json(
+                self.config.store.as_ref(),
+                &key,
+                &stored,
+                Expect::Absent,
+                None,
+            )
+            .await
             {
                 Ok(_) => {}
                 // Another berth registered at the same moment; its account is as good.
@@ -842,6 +867,7 @@ impl CertManager {
             .filter(|o| o.ca == directory && o.resumable(now));
         let journal = Journal {
             manager: self,
+            lease,
             key: managed.domains.key(),
         };
         Issuer::new(account, solver)
@@ -853,6 +879,7 @@ impl CertManager {
         &self,
         managed: &ManagedCert,
         certificate: &Certificate,
+        lease: &Lease,
     ) -> Result<(), Error> {
         let ca = self.config.account.ca.directory().to_owned();
         let key = managed.domains.key();
@@ -863,7 +890,7 @@ impl CertManager {
             kind: HistoryKind::CertificateIssued,
         });
         if !self
-            .store_certificate(&key, &managed.domains, certificate)
+            .store_certificate(&key, &managed.domains, certificate, Some(lease))
             .await
         {
             // Kept and served; the state is brought up to date once storing works.
@@ -884,6 +911,7 @@ impl CertManager {
         key: &str,
         domains: &DomainSet,
         certificate: &Certificate,
+        fence: Option<&Lease>,
     ) -> bool {
         let record = CertRecord {
             domains: domains.clone(),
@@ -892,7 +920,7 @@ impl CertManager {
         match self
             .config
             .store
-            .put(&records::cert_key(key), record.encode(), Expect::Any)
+            .put(&records::cert_key(key), record.encode(), Expect::Any, fence)
             .await
         {
             Ok(_) => {
@@ -904,7 +932,7 @@ impl CertManager {
                 self.forget_rescued(key);
                 let ca = self.config.account.ca.directory().to_owned();
                 let cleared = self
-                    .update_state(key, |s| {
+                    .update_state(key, fence, |s| {
                         s.ledger.remove(&ca);
                         // Advice about the replaced certificate no longer applies.
                         s.hints.clear();
@@ -930,7 +958,8 @@ impl CertManager {
     async fn retry_unstored(&self, key: &str) {
         let pending = self.index().unstored.get(key).cloned();
         if let Some((domains, certificate)) = pending {
-            self.store_certificate(key, &domains, &certificate).await;
+            self.store_certificate(key, &domains, &certificate, None)
+                .await;
         }
     }
 
@@ -978,7 +1007,7 @@ impl CertManager {
                 });
             if newer {
                 tracing::info!(domains = %key, path = %path.display(), "storing a certificate an earlier run could not store");
-                self.store_certificate(&key, &record.domains, &record.certificate)
+                self.store_certificate(&key, &record.domains, &record.certificate, None)
                     .await;
             } else {
                 self.forget_rescued(&key);
@@ -987,7 +1016,12 @@ impl CertManager {
     }
 
     /// Updates the ledger after a failure; returns the next allowed attempt.
-    async fn record_failure(&self, managed: &ManagedCert, error: &Error) -> SystemTime {
+    async fn record_failure(
+        &self,
+        managed: &ManagedCert,
+        error: &Error,
+        lease: &Lease,
+    ) -> SystemTime {
         let ca = self.config.account.ca.directory().to_owned();
         let key = managed.domains.key();
         let now = SystemTime::now();
@@ -1018,7 +1052,7 @@ impl CertManager {
             next_attempt_at: next,
         };
         let result = self
-            .update_state(&key, |s| {
+            .update_state(&key, Some(lease), |s| {
                 let failures = s.ledger.get(&ca).map_or(0, |e| e.consecutive_failures) + 1;
                 let mut entry = entry.clone();
                 entry.consecutive_failures = failures.max(entry.consecutive_failures);
@@ -1065,11 +1099,16 @@ impl CertManager {
     async fn update_state(
         &self,
         key: &str,
+        fence: Option<&Lease>,
         change: impl FnMut(&mut CertState),
     ) -> Result<CertState, StoreError> {
-        let state =
-            records::update_json(self.config.store.as_ref(), &records::state_key(key), change)
-                .await?;
+        let state = records::update_json(
+            self.config.store.as_ref(),
+            &records::state_key(key),
+            fence,
+            change,
+        )
+        .await?;
         self.index().states.insert(key.to_owned(), state.clone());
         Ok(state)
     }
@@ -1079,6 +1118,7 @@ impl CertManager {
 /// counts it for the rate budget.
 struct Journal<'a> {
     manager: &'a CertManager,
+    lease: &'a Lease,
     key: String,
 }
 
@@ -1092,7 +1132,9 @@ impl OrderJournal for Journal<'_> {
                 kind: HistoryKind::OrderPlaced,
             };
             self.manager
-                .update_state(&self.key, |s| s.order = Some(order.clone()))
+                .update_state(&self.key, Some(self.lease), |s| {
+                    s.order = Some(order.clone());
+                })
                 .await?;
             self.manager.push_history(event).await?;
             Ok(())

@@ -62,6 +62,7 @@ async fn writes_land_in_traefiks_format_and_keep_foreign_sections() {
             "certs/a.example.com",
             json(entry("a.example.com")),
             Expect::Absent,
+            None,
         )
         .await
         .unwrap();
@@ -70,7 +71,8 @@ async fn writes_land_in_traefiks_format_and_keep_foreign_sections() {
             .put(
                 "certs/a.example.com",
                 json(entry("a.example.com")),
-                Expect::Absent
+                Expect::Absent,
+                None,
             )
             .await,
         Err(StoreError::Conflict { .. })
@@ -80,6 +82,7 @@ async fn writes_land_in_traefiks_format_and_keep_foreign_sections() {
             "certs/a.example.com",
             json(entry("a.example.com")),
             Expect::Version(v1),
+            None,
         )
         .await
         .unwrap();
@@ -88,6 +91,7 @@ async fn writes_land_in_traefiks_format_and_keep_foreign_sections() {
             "state/a.example.com",
             json(serde_json::json!({})),
             Expect::Any,
+            None,
         )
         .await
         .unwrap();
@@ -135,7 +139,12 @@ async fn two_writers_on_one_store_lose_neither_update() {
         };
         writes.push(tokio::spawn(async move {
             store
-                .put(&format!("certs/{name}"), json(entry(&name)), Expect::Any)
+                .put(
+                    &format!("certs/{name}"),
+                    json(entry(&name)),
+                    Expect::Any,
+                    None,
+                )
                 .await
                 .unwrap();
         }));
@@ -159,6 +168,7 @@ async fn another_processes_edit_is_noticed_and_reported() {
             "certs/new.example.com",
             json(entry("new.example.com")),
             Expect::Any,
+            None,
         )
         .await
         .unwrap();
@@ -247,7 +257,7 @@ async fn format_1_state_is_read_and_kept_as_a_copy_when_converted() {
             .consecutive_failures,
         3
     );
-    records::update_json::<CertState, _>(store.as_ref(), "state/b.example.com", |_| {})
+    records::update_json::<CertState, _>(store.as_ref(), "state/b.example.com", None, |_| {})
         .await
         .unwrap();
     let mut copy = state_path(&path).into_os_string();

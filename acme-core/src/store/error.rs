@@ -78,6 +78,28 @@ pub enum StoreError {
         /// The key.
         key: String,
     },
+    /// A write made under a lease that is no longer held was refused.
+    #[error(
+        "{store}: the lock {lock} was lost (another berth may have taken over), so the write of {key} was refused rather than overwrite newer data"
+    )]
+    Fenced {
+        /// The store.
+        store: String,
+        /// The key written.
+        key: String,
+        /// The lock name.
+        lock: String,
+    },
+    /// The store cannot be reached or answered with an error.
+    #[error("{store}: {action}: {reason}")]
+    Backend {
+        /// The store (never with a password).
+        store: String,
+        /// What berth was doing.
+        action: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// The store was opened for reading only.
     #[error("{store} was opened read-only; this is a bug in the command that tried to write")]
     ReadOnly {

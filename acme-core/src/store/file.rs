@@ -618,7 +618,15 @@ impl Store for FileStore {
         })
     }
 
-    fn put<'a>(&'a self, key: &'a str, value: Bytes, expect: Expect) -> StoreFuture<'a, Version> {
+    // A file lock is held until this process ends or drops it, so a lease cannot be
+    // lost while its holder still writes: fences need no check here.
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        expect: Expect,
+        _fence: Option<&'a Lease>,
+    ) -> StoreFuture<'a, Version> {
         Box::pin(async move {
             let parsed: Value =
                 serde_json::from_slice(&value).map_err(|_| StoreError::BadRecord {
@@ -632,7 +640,12 @@ impl Store for FileStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a str, expect: Expect) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expect: Expect,
+        _fence: Option<&'a Lease>,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             if self.inner.docs().value(key).is_none() && expect != Expect::Absent {
                 return match expect {

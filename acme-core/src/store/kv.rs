@@ -79,8 +79,9 @@ pub struct Lease {
     name: String,
     token: String,
     lost: CancellationToken,
-    /// What keeps the lock held in this backend (a locked file, a renewal task).
-    _held: Box<dyn Send + Sync>,
+    /// What keeps the lock held in this backend (a locked file, a renewal task), and
+    /// what its writes are fenced with.
+    _held: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl fmt::Debug for Lease {
@@ -97,12 +98,22 @@ impl Lease {
     pub fn new(
         name: impl Into<String>,
         token: impl Into<String>,
-        held: Box<dyn Send + Sync>,
+        held: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Self {
+        Self::with_lost(name, token, held, CancellationToken::new())
+    }
+
+    /// A lease whose loss the backend signals by cancelling `lost`.
+    pub fn with_lost(
+        name: impl Into<String>,
+        token: impl Into<String>,
+        held: Box<dyn std::any::Any + Send + Sync>,
+        lost: CancellationToken,
     ) -> Self {
         Self {
             name: name.into(),
             token: token.into(),
-            lost: CancellationToken::new(),
+            lost,
             _held: held,
         }
     }
@@ -122,6 +133,11 @@ impl Lease {
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
     }
+
+    /// The backend's lock key and revision or token data, for fencing writes.
+    pub fn held(&self) -> &(dyn std::any::Any + Send + Sync) {
+        &*self._held
+    }
 }
 
 /// Where berth keeps certificates, keys and its state, as keys and values.
@@ -137,11 +153,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Versioned>>;
 
     /// Writes `value` under `key` if `expect` holds; the new version. A failed
-    /// condition is [`StoreError::Conflict`].
-    fn put<'a>(&'a self, key: &'a str, value: Bytes, expect: Expect) -> StoreFuture<'a, Version>;
+    /// condition is [`StoreError::Conflict`]. With a `fence`, the write is made only
+    /// while that lease is still held ([`StoreError::Fenced`] otherwise), so a holder
+    /// that paused past its lease cannot overwrite what the next holder wrote.
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        expect: Expect,
+        fence: Option<&'a Lease>,
+    ) -> StoreFuture<'a, Version>;
 
-    /// Deletes `key` if `expect` holds; whether it existed.
-    fn delete<'a>(&'a self, key: &'a str, expect: Expect) -> StoreFuture<'a, bool>;
+    /// Deletes `key` if `expect` holds (and the `fence` lease is held); whether it
+    /// existed.
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expect: Expect,
+        fence: Option<&'a Lease>,
+    ) -> StoreFuture<'a, bool>;
 
     /// The keys starting with `prefix`, sorted.
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>>;

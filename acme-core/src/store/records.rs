@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use super::StoreError;
-use super::kv::{Bytes, Expect, Store, Version};
+use super::kv::{Bytes, Expect, Lease, Store, Version};
 use crate::certificate::Certificate;
 use crate::domain::DomainSet;
 use crate::key::KeyType;
@@ -314,9 +314,10 @@ pub async fn put_json<T: Serialize>(
     key: &str,
     value: &T,
     expect: Expect,
+    fence: Option<&Lease>,
 ) -> Result<Version, StoreError> {
     store
-        .put(key, encode_json(store, key, value)?, expect)
+        .put(key, encode_json(store, key, value)?, expect, fence)
         .await
 }
 
@@ -334,7 +335,12 @@ fn encode_json<T: Serialize>(store: &dyn Store, key: &str, value: &T) -> Result<
 
 /// Reads `key` (or the default), applies `change` and writes it back if nobody wrote it
 /// in between; retries on a conflict. Returns the value written.
-pub async fn update_json<T, F>(store: &dyn Store, key: &str, mut change: F) -> Result<T, StoreError>
+pub async fn update_json<T, F>(
+    store: &dyn Store,
+    key: &str,
+    fence: Option<&Lease>,
+    mut change: F,
+) -> Result<T, StoreError>
 where
     T: Serialize + DeserializeOwned + Default,
     F: FnMut(&mut T),
@@ -348,7 +354,7 @@ where
         };
         change(&mut value);
         match store
-            .put(key, encode_json(store, key, &value)?, expect)
+            .put(key, encode_json(store, key, &value)?, expect, fence)
             .await
         {
             Ok(_) => return Ok(value),

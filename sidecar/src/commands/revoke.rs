@@ -45,7 +45,7 @@ pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
         at: SystemTime::now(),
         reason: args.reason.clone(),
     };
-    records::update_json::<Vec<RevokedCert>, _>(store.as_ref(), REVOKED, |list| {
+    records::update_json::<Vec<RevokedCert>, _>(store.as_ref(), REVOKED, None, |list| {
         list.push(revoked.clone());
     })
     .await?;

@@ -210,3 +210,83 @@ pub fn metric(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// A `berth` command that has exited: its exit code and what it printed.
+pub struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `berth args` with no `BERTH_*` setting inherited from the test's environment and
+/// text logs, ready to spawn with piped output (see [`finish`]).
+pub fn berth_command(args: &[&str]) -> Command {
+    let mut command = Command::new(berth_bin());
+    command.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("BERTH_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("BERTH_LOG_FORMAT", "text")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Waits for a command spawned from [`berth_command`]; kills it and fails the test if
+/// it is still running after `limit`.
+pub fn finish(mut child: Child, limit: Duration) -> Finished {
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "berth did not exit within {limit:?}\nstdout: {}\nstderr: {}",
+                stdout.join().unwrap(),
+                stderr.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Runs `berth args` to completion (at most two minutes).
+pub fn berth(args: &[&str]) -> Finished {
+    finish(
+        berth_command(args).spawn().unwrap(),
+        Duration::from_secs(120),
+    )
+}
