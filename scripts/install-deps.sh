@@ -13,9 +13,10 @@ declare -A package=(
   [nsupdate]=bind9-dnsutils         # nsupdate / dig for DNS-01 tests (tsig-keygen is in bind9)
   [chromium]=chromium               # status page test (headless)
   [python3]=python3                 # the demo's stand-in app
+  [redis-server]=redis-server       # cluster mode: the Redis store's tests
 )
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium)
+[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium redis-server)
 
 missing=()
 for cmd in "${wanted[@]}"; do

@@ -10,11 +10,13 @@
 mod bind;
 mod http;
 mod pebble;
+mod redis;
 mod store;
 mod tools;
 
 pub use bind::{Bind, BindZone};
 pub use http::{HttpsResponse, https_get, tls_client_config};
 pub use pebble::{Pebble, PebbleOptions};
+pub use redis::Redis;
 pub use store::{file_store, read_state};
 pub use tools::{free_port, require_tool, wait_for_port};
