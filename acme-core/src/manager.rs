@@ -19,7 +19,8 @@ use crate::budget::{self, HistoryEvent, HistoryKind, RateLimits};
 use crate::ca::Ca;
 use crate::certificate::Certificate;
 use crate::certset::CertSet;
-use crate::challenge::{ChallengeKind, Solver, SolverFuture};
+use crate::challenge::shared::{self, SharedSolver};
+use crate::challenge::{ChallengeKind, PendingChallenge, Solver, SolverFuture};
 use crate::domain::DomainSet;
 use crate::error::Error;
 use crate::issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderJournal, OrderRequest};
@@ -88,6 +89,9 @@ pub struct ManagerConfig {
     /// Where a certificate that could not be stored is kept (0600) until storing
     /// works again; `None` keeps it in memory only.
     pub rescue_dir: Option<PathBuf>,
+    /// Publish HTTP-01 and TLS-ALPN-01 answers in the store and answer those of other
+    /// replicas (several replicas behind one load balancer share a store).
+    pub share_challenges: bool,
 }
 
 impl ManagerConfig {
@@ -103,6 +107,7 @@ impl ManagerConfig {
             order_timeout: DEFAULT_ORDER_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
             rescue_dir: None,
+            share_challenges: false,
         }
     }
 }
@@ -255,6 +260,10 @@ pub struct CertManager {
     loaded: OnceCell<()>,
     /// One order per domain set at a time in this process.
     in_flight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One account registration at a time.
+    registering: Mutex<()>,
+    /// Other replicas' challenge answers presented here, by store key.
+    mirrored: std::sync::Mutex<HashMap<String, PendingChallenge>>,
     published: watch::Sender<CertSet>,
     events: broadcast::Sender<CertEvent>,
 }
@@ -286,6 +295,8 @@ impl CertManager {
             index: std::sync::Mutex::new(Index::default()),
             loaded: OnceCell::new(),
             in_flight: Mutex::new(HashMap::new()),
+            registering: Mutex::new(()),
+            mirrored: std::sync::Mutex::new(HashMap::new()),
             published,
             events,
         }
@@ -388,6 +399,9 @@ impl CertManager {
                     self.reload_entry(&m.domains.key()).await?;
                 }
                 self.import_rescued().await;
+                if self.config.share_challenges {
+                    self.mirror_all().await;
+                }
                 tracing::info!(
                     certificates = self.certs.len(),
                     store = %self.config.store.describe(),
@@ -643,6 +657,18 @@ impl CertManager {
 
     /// Applies one change to the store (someone else's, or our own echo) to memory.
     async fn take_in(&self, change: Result<Change, broadcast::error::RecvError>) {
+        if self.config.share_challenges {
+            match &change {
+                Ok(Change::Put(key)) if key.starts_with(shared::CHALLENGES) => {
+                    return self.mirror(key).await;
+                }
+                Ok(Change::Deleted(key)) if key.starts_with(shared::CHALLENGES) => {
+                    return self.unmirror(key).await;
+                }
+                Ok(Change::Put(_) | Change::Deleted(_)) => {}
+                _ => self.mirror_all().await,
+            }
+        }
         let keys: Vec<String> = match change {
             Ok(Change::Put(key) | Change::Deleted(key)) => key
                 .strip_prefix(records::CERTS)
@@ -668,6 +694,82 @@ impl CertManager {
             }
         }
         self.publish();
+    }
+
+    /// Presents another replica's answer here, so the CA's request may land on us.
+    async fn mirror(&self, key: &str) {
+        let Some(kind) = shared::answer_kind(key) else {
+            return;
+        };
+        let Some(solver) = self.solvers.get(&kind) else {
+            return;
+        };
+        let answer = match records::get_json::<shared::SharedAnswer>(
+            self.config.store.as_ref(),
+            key,
+        )
+        .await
+        {
+            Ok(Some((answer, _))) => answer,
+            Ok(None) => return self.unmirror(key).await,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "could not read a shared challenge answer");
+                return;
+            }
+        };
+        if answer.is_stale(SystemTime::now()) {
+            // Left by a replica that died mid-order.
+            let _ = self.config.store.delete(key, Expect::Any, None).await;
+            return;
+        }
+        let Some(challenge) = answer.challenge() else {
+            return;
+        };
+        if let Err(e) = solver.present(&challenge).await {
+            tracing::warn!(identifier = %challenge.identifier(), error = %e, "could not present another replica's challenge answer");
+            return;
+        }
+        self.mirrored_map().insert(key.to_owned(), challenge);
+    }
+
+    async fn unmirror(&self, key: &str) {
+        let challenge = self.mirrored_map().remove(key);
+        if let (Some(challenge), Some(solver)) = (
+            challenge,
+            shared::answer_kind(key).and_then(|k| self.solvers.get(&k)),
+        ) {
+            let _ = solver.cleanup(&challenge).await;
+        }
+    }
+
+    /// Brings the mirrored answers in line with the store (at start, and when changes
+    /// may have been missed).
+    async fn mirror_all(&self) {
+        let keys = match self.config.store.list(shared::CHALLENGES).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list shared challenge answers");
+                return;
+            }
+        };
+        let gone: Vec<String> = self
+            .mirrored_map()
+            .keys()
+            .filter(|k| !keys.contains(k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.unmirror(&key).await;
+        }
+        for key in keys {
+            self.mirror(&key).await;
+        }
+    }
+
+    fn mirrored_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingChallenge>> {
+        self.mirrored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn next_wakeup(&self) -> Duration {
@@ -820,40 +922,18 @@ impl CertManager {
         state: &CertState,
         lease: &Lease,
     ) -> Result<Certificate, Error> {
-        let solver = self
+        let mut solver = self
             .solvers
             .get(&managed.challenge)
             .cloned()
             .ok_or(Error::NoSolver {
                 challenge: managed.challenge,
             })?;
-        let directory = account_config.ca.directory().to_owned();
-        let existing = self.stored_account(&directory).await?;
-        let (account, created) =
-            AcmeAccount::load_or_create(account_config, existing.as_ref().map(|a| &a.credentials))
-                .await?;
-        if let Some(credentials) = created {
-            let stored = StoredAccount {
-                credentials,
-                email: account_config.email.clone(),
-                created_at: SystemTime::now(),
-            };
-            let key = records::account_key(&directory);
-            match records::put_json(
-                self.config.store.as_ref(),
-                &key,
-                &stored,
-                Expect::Absent,
-                None,
-            )
-            .await
-            {
-                Ok(_) => {}
-                // Another berth registered at the same moment; its account is as good.
-                Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if self.config.share_challenges && managed.challenge != ChallengeKind::Dns01 {
+            solver = Arc::new(SharedSolver::new(solver, Arc::clone(&self.config.store)));
         }
+        let directory = account_config.ca.directory().to_owned();
+        let account = self.account(account_config).await?;
         let request = OrderRequest {
             domains: managed.domains.clone(),
             key_type: managed.key_type,
@@ -873,6 +953,62 @@ impl CertManager {
         Issuer::new(account, solver)
             .issue_resumable(&request, resume, Some(&journal))
             .await
+    }
+
+    /// The account at `config`'s CA: the stored one, or one registered now — once, for
+    /// every order of this process and every berth on the store (under the store's
+    /// `accounts/<CA>` lock, re-reading after taking it). Orders placed with different
+    /// accounts could not be resumed by the one stored, and every registration counts
+    /// against the CA's new-account limit.
+    async fn account(&self, config: &AccountConfig) -> Result<AcmeAccount, Error> {
+        let _one_registration = self.registering.lock().await;
+        let directory = config.ca.directory();
+        if let Some(existing) = self.stored_account(directory).await? {
+            return Ok(
+                AcmeAccount::load_or_create(config, Some(&existing.credentials))
+                    .await?
+                    .0,
+            );
+        }
+        let key = records::account_key(directory);
+        let store = self.config.store.as_ref();
+        let deadline = Instant::now() + LEASE_TTL;
+        let lease = loop {
+            if let Some(lease) = store.try_lock(&key, LEASE_TTL).await? {
+                break lease;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::OrderInProgress {
+                    domains: format!("the account at {directory}"),
+                    store: store.describe(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let result = async {
+            if let Some(existing) = self.stored_account(directory).await? {
+                return Ok(
+                    AcmeAccount::load_or_create(config, Some(&existing.credentials))
+                        .await?
+                        .0,
+                );
+            }
+            let (account, created) = AcmeAccount::load_or_create(config, None).await?;
+            if let Some(credentials) = created {
+                let stored = StoredAccount {
+                    credentials,
+                    email: config.email.clone(),
+                    created_at: SystemTime::now(),
+                };
+                records::put_json(store, &key, &stored, Expect::Absent, Some(&lease)).await?;
+            }
+            Ok(account)
+        }
+        .await;
+        if let Err(e) = store.unlock(lease).await {
+            tracing::warn!(error = %e, "could not release the account lock");
+        }
+        result
     }
 
     async fn record_success(

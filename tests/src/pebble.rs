@@ -257,6 +257,14 @@ impl Pebble {
         fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
     }
 
+    /// How many accounts Pebble registered (its "accounts in memory" log lines).
+    pub fn accounts_registered(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("accounts in memory"))
+            .count()
+    }
+
     /// How many orders Pebble created (its "Added order" log lines; a `POST /order-plz`
     /// that Pebble rejected with `badNonce` and the client retried is not an order).
     pub fn orders_received(&self) -> usize {

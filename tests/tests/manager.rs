@@ -524,3 +524,30 @@ async fn a_certificate_the_store_cannot_take_is_served_kept_and_stored_later() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_first_orders_register_one_account_and_resume_with_it() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let responder = Http01Responder::new();
+        let _listener = listen(pebble.http_port(), &responder).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("acme.json");
+        let certs: Vec<_> = (0..4)
+            .map(|i| managed(&[&format!("concurrent{i}.example.com")]))
+            .collect();
+        let mut config = ManagerConfig::new(file_store(&store).await, pebble_config(&pebble));
+        config.concurrency = 4;
+        let solver: Arc<dyn Solver> = Arc::new(Http01Solver::new(responder.clone()));
+        let m = CertManager::new(config, certs, vec![solver]);
+        for (names, result) in m.ensure_all(false).await {
+            assert!(matches!(result, Ok(Outcome::Issued(_))), "{names}: {result:?}");
+        }
+        assert_eq!(
+            pebble.accounts_registered(),
+            1,
+            "every order of a first run must use the one stored account (orders of other accounts cannot be resumed)"
+        );
+    })
+    .await;
+}

@@ -9,6 +9,7 @@
 pub mod dns01;
 mod http01;
 mod listener;
+pub(crate) mod shared;
 mod solver;
 mod tls_alpn01;
 
