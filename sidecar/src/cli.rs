@@ -220,6 +220,15 @@ pub(crate) struct StoreArgs {
     /// The resolver section of acme.json berth writes to.
     #[arg(long, env = "BERTH_RESOLVER", default_value = "berth")]
     pub(crate) resolver: String,
+    /// File holding the shared store's password (redis://); never in the URL or an env var.
+    #[arg(long, env = "BERTH_STORE_PASSWORD_FILE")]
+    pub(crate) store_password_file: Option<PathBuf>,
+    /// A private CA (PEM) that signed a TLS store's certificate (rediss://).
+    #[arg(long, env = "BERTH_STORE_CA")]
+    pub(crate) store_ca: Option<PathBuf>,
+    /// Prefix of every key in a shared store, so several deployments can share one.
+    #[arg(long, env = "BERTH_STORE_PREFIX", default_value = "berth/")]
+    pub(crate) store_prefix: String,
 }
 
 /// DNS-01: the provider that writes `_acme-challenge` TXT records and how propagation is

@@ -23,8 +23,11 @@ const UPDATE_TIMEOUT: Duration = Duration::from_secs(10);
 const HOW_TO_CONFIGURE: &str = "dns-01 needs a DNS provider: --dns-server IP --dns-tsig-secret-file FILE (RFC 2136 with a TSIG key) or --dns-exec PROGRAM";
 
 /// The DNS-01 solver the flags describe, or `None` when no provider is configured.
-/// `store` is the `acme.json` the record journal goes beside.
-pub(crate) fn solver(args: &DnsArgs, store: &Path) -> Result<Option<Arc<Dns01Solver>>, Failure> {
+/// `store` is the `acme.json` the record journal goes beside (none for a shared store).
+pub(crate) fn solver(
+    args: &DnsArgs,
+    store: Option<&Path>,
+) -> Result<Option<Arc<Dns01Solver>>, Failure> {
     let loader = Loader::new();
     loader.refuse_plain_env("BERTH_DNS_TSIG_SECRET")?;
     let Some(provider) = provider(args, &loader)? else {
@@ -58,7 +61,7 @@ pub(crate) fn solver(args: &DnsArgs, store: &Path) -> Result<Option<Arc<Dns01Sol
             defaults.propagation_interval,
         )?,
         ttl: args.ttl.unwrap_or(defaults.ttl),
-        journal: Some(journal_path(store)),
+        journal: store.map(journal_path),
         ..defaults
     };
     Ok(Some(Arc::new(Dns01Solver::new(provider, config))))

@@ -11,6 +11,7 @@ use berth_acme_core::challenge::dns01::Dns01Solver;
 use berth_acme_core::store::{FileStore, StateSnapshot, single_file_mount, state_path};
 use berth_acme_core::{Ca, CaFamily, ChallengeKind, DomainSet};
 use berth_proxy::Upstream;
+use berth_stores::StoreLocation;
 use serde::Serialize;
 
 use crate::plan::Plan;
@@ -123,18 +124,37 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
         );
     }
 
-    // Read-only: a store that does not parse is reported here, never moved.
-    let state = match FileStore::open_read_only(&settings.store, &settings.resolver).await {
-        Ok(store) => StateSnapshot::read(store.as_ref())
-            .await
-            .unwrap_or_default(),
+    // Read-only: a store that does not parse is reported here, never moved. A shared
+    // store is asked only by a live check (it is a network service).
+    let state = match crate::commands::store_location(&settings.store_args()) {
         Err(e) => {
             add(Level::Error, "--store", e.to_string());
             StateSnapshot::default()
         }
+        Ok(StoreLocation::File(path)) => {
+            store(&path, &mut add);
+            match FileStore::open_read_only(&path, &settings.resolver).await {
+                Ok(store) => StateSnapshot::read(store.as_ref())
+                    .await
+                    .unwrap_or_default(),
+                Err(e) => {
+                    add(Level::Error, "--store", e.to_string());
+                    StateSnapshot::default()
+                }
+            }
+        }
+        Ok(_) if probe == Probe::Live => {
+            match crate::commands::read_store(&settings.store_args()).await {
+                Ok((_, state)) => state,
+                Err(e) => {
+                    add(Level::Error, "--store", e.to_string());
+                    StateSnapshot::default()
+                }
+            }
+        }
+        Ok(_) => StateSnapshot::default(),
     };
     staging(settings, plan, &state, &mut add);
-    store(&settings.store, &mut add);
 
     if probe == Probe::Live {
         for (setting, addr, needed) in [

@@ -90,7 +90,9 @@ impl Plan {
             }
         }
         let account = account_config(&settings.ca_args())?;
-        let mut dns = dns::solver(&settings.dns, &settings.store)?;
+        let store =
+            crate::commands::rescue_dir(&settings.store_args()).map(|_| settings.store.as_path());
+        let mut dns = dns::solver(&settings.dns, store)?;
         if managed.iter().any(|m| m.challenge == ChallengeKind::Dns01) {
             dns = Some(dns::require(dns)?);
         }

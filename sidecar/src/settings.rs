@@ -61,6 +61,9 @@ struct FileConfig {
     eab_hmac_file: Option<PathBuf>,
     store: Option<PathBuf>,
     resolver: Option<String>,
+    store_password_file: Option<PathBuf>,
+    store_ca: Option<PathBuf>,
+    store_prefix: Option<String>,
     challenge: Option<String>,
     key_type: Option<String>,
     http_addr: Option<SocketAddr>,
@@ -113,6 +116,11 @@ pub(crate) struct RunSettings {
     pub(crate) eab_hmac_file: Option<PathBuf>,
     pub(crate) store: PathBuf,
     pub(crate) resolver: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store_password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store_ca: Option<PathBuf>,
+    pub(crate) store_prefix: String,
     pub(crate) challenge: String,
     pub(crate) key_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,7 +183,14 @@ impl RunSettings {
                     eab_kid,
                     eab_hmac_file,
                 },
-            store: StoreArgs { store, resolver },
+            store:
+                StoreArgs {
+                    store,
+                    resolver,
+                    store_password_file,
+                    store_ca,
+                    store_prefix,
+                },
             upstream,
             routes,
             challenge,
@@ -221,6 +236,9 @@ impl RunSettings {
                 file.store.unwrap_or_else(|| store.clone())
             },
             resolver: pick("resolver", resolver, file.resolver),
+            store_password_file: store_password_file.clone().or(file.store_password_file),
+            store_ca: store_ca.clone().or(file.store_ca),
+            store_prefix: pick("store_prefix", store_prefix, file.store_prefix),
             challenge: pick("challenge", challenge, file.challenge),
             key_type: pick("key_type", key_type, file.key_type),
             upstream: upstream.clone().or(file.upstream),
@@ -250,6 +268,17 @@ impl RunSettings {
             dns: dns.clone().or(file.dns),
             certificates,
         })
+    }
+
+    /// The store flags as the shared helpers take them.
+    pub(crate) fn store_args(&self) -> StoreArgs {
+        StoreArgs {
+            store: self.store.clone(),
+            resolver: self.resolver.clone(),
+            store_password_file: self.store_password_file.clone(),
+            store_ca: self.store_ca.clone(),
+            store_prefix: self.store_prefix.clone(),
+        }
     }
 
     /// The CA flags as the shared helpers take them.

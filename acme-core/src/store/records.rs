@@ -292,6 +292,29 @@ impl StateSnapshot {
     }
 }
 
+/// Every certificate in `store` as a Traefik `acme.json` with one resolver section:
+/// for display, and to hand a shared store's certificates to Traefik.
+pub async fn traefik_json(
+    store: &dyn Store,
+    resolver: &str,
+) -> Result<super::AcmeJson, StoreError> {
+    let mut entries = Vec::new();
+    for key in store.list(CERTS).await? {
+        let Some(found) = store.get(&key).await? else {
+            continue;
+        };
+        match serde_json::from_slice::<serde_json::Value>(&found.value) {
+            Ok(entry) => entries.push(entry),
+            Err(e) => {
+                tracing::warn!(store = %store.describe(), key = %key, reason = e.classify_name(), "unreadable certificate left out")
+            }
+        }
+    }
+    let mut acme = super::AcmeJson::default();
+    acme.put_section(resolver, entries);
+    Ok(acme)
+}
+
 /// Reads the JSON value of `key`.
 pub async fn get_json<T: DeserializeOwned>(
     store: &dyn Store,

@@ -11,7 +11,7 @@ use berth_acme_core::store::{export_combined, export_live};
 use berth_acme_core::{CertManager, ChallengeKind, KeyType, ManagedCert, ManagerConfig, Outcome};
 use tokio_util::sync::CancellationToken;
 
-use super::{account_config, days_left, domain_set, open_store, rfc3339};
+use super::{account_config, days_left, domain_set, open_store, rescue_dir, rfc3339};
 use crate::cli::IssueArgs;
 use crate::dns;
 use crate::failure::Failure;
@@ -33,7 +33,7 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     let store = open_store(&args.store).await?;
     let mut config = ManagerConfig::new(store, account);
     config.skip_staging = args.skip_staging;
-    config.rescue_dir = args.store.store.parent().map(std::path::Path::to_path_buf);
+    config.rescue_dir = rescue_dir(&args.store);
 
     // The challenge responder runs only for the duration of this command.
     let shutdown = CancellationToken::new();
@@ -51,7 +51,10 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
             (Arc::new(TlsAlpn01Solver::new(responder)), Some(listener))
         }
         ChallengeKind::Dns01 => (
-            dns::require(dns::solver(&args.dns, &args.store.store)?)?,
+            dns::require(dns::solver(
+                &args.dns,
+                rescue_dir(&args.store).map(|_| args.store.store.as_path()),
+            )?)?,
             None,
         ),
         _ => return Err(berth_acme_core::Error::NoSolver { challenge }.into()),

@@ -12,9 +12,10 @@ pub(crate) mod secrets;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, StoredCert};
+use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, Store, StoredCert, records};
 use berth_acme_core::{AccountConfig, Ca, DomainSet, Eab};
 use berth_secrets::Loader;
+use berth_stores::{RedisOptions, RedisStore, StoreLocation};
 
 use crate::cli::{CaArgs, DomainArgs, StoreArgs};
 use crate::failure::Failure;
@@ -74,18 +75,72 @@ pub(crate) fn account_config(args: &CaArgs) -> Result<AccountConfig, Failure> {
     Ok(config)
 }
 
-/// Opens the store as its owner (commands that write): refuses, before any order, a
-/// store that cannot be written the way berth writes it.
-pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<FileStore>, Failure> {
-    Ok(FileStore::open(&args.store, &args.resolver).await?)
+/// Where `--store` points.
+pub(crate) fn store_location(args: &StoreArgs) -> Result<StoreLocation, Failure> {
+    StoreLocation::parse(&args.store.to_string_lossy())
+        .map_err(|e| Failure::usage(format!("--store: {e}")))
+}
+
+/// Opens the store as its owner (commands that write): a file store refuses, before any
+/// order, to be used when it cannot be written the way berth writes it; a shared store
+/// must answer and accept the credentials.
+pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
+    Ok(match store_location(args)? {
+        StoreLocation::File(path) => FileStore::open(&path, &args.resolver).await?,
+        StoreLocation::Redis(url) => RedisStore::connect(&url, redis_options(args)?).await?,
+        other => {
+            return Err(Failure::usage(format!(
+                "--store {other:?} is not supported by this build"
+            )));
+        }
+    })
+}
+
+/// A file beside a file store for certificates that could not be stored; none for a
+/// shared store.
+pub(crate) fn rescue_dir(args: &StoreArgs) -> Option<std::path::PathBuf> {
+    match store_location(args) {
+        Ok(StoreLocation::File(path)) => path.parent().map(Path::to_path_buf),
+        _ => None,
+    }
+}
+
+fn redis_options(args: &StoreArgs) -> Result<RedisOptions, Failure> {
+    let loader = Loader::new();
+    loader.refuse_plain_env("BERTH_STORE_PASSWORD")?;
+    let password = args
+        .store_password_file
+        .as_deref()
+        .map(|path| loader.read_file(path))
+        .transpose()?;
+    let ca_pem = match &args.store_ca {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            Failure::usage(format!(
+                "--store-ca {}: {e}; pass a readable PEM file",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    Ok(RedisOptions {
+        password,
+        ca_pem,
+        prefix: args.store_prefix.clone(),
+    })
 }
 
 /// Reads the store for display: never moves, rewrites or chmods a file (a file others
 /// can read is read with a warning).
 pub(crate) async fn read_store(args: &StoreArgs) -> Result<(AcmeJson, StateSnapshot), Failure> {
-    let store = FileStore::open_read_only(&args.store, &args.resolver).await?;
+    if let StoreLocation::File(path) = store_location(args)? {
+        let store = FileStore::open_read_only(&path, &args.resolver).await?;
+        let state = StateSnapshot::read(store.as_ref()).await?;
+        return Ok((store.acme_json(), state));
+    }
+    let store = open_store(args).await?;
     let state = StateSnapshot::read(store.as_ref()).await?;
-    Ok((store.acme_json(), state))
+    let acme = records::traefik_json(store.as_ref(), &args.resolver).await?;
+    Ok((acme, state))
 }
 
 /// The stored certificate whose main name is `name`, or failing that one that covers

@@ -16,12 +16,8 @@ pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
         .parse()
         .map_err(|e| Failure::usage(format!("--reason: {e}")))?;
     let store = open_store(&args.store).await?;
-    let cert = find_cert(
-        &store.acme_json(),
-        &args.store.resolver,
-        &args.name,
-        &args.store.store,
-    )?;
+    let (acme, _) = super::read_store(&args.store).await?;
+    let cert = find_cert(&acme, &args.store.resolver, &args.name, &args.store.store)?;
     let config = account_config(&args.ca)?;
     let stored = records::get_json::<StoredAccount>(
         store.as_ref(),

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use berth_acme_core::challenge::{
     Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver,
 };
-use berth_acme_core::store::{FileStore, Store};
+use berth_acme_core::store::Store;
 use berth_acme_core::{CertManager, CertSet, ManagerConfig};
 use berth_proxy::{CertSource, Metrics, Proxy};
 use clap::ArgMatches;
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, OrderCounters};
 use crate::cli::RunArgs;
+use crate::commands::{open_store, rescue_dir, store_location};
 use crate::failure::Failure;
 use crate::lint::{self, Finding, Level, Probe};
 use crate::plan::Plan;
@@ -38,13 +39,15 @@ impl Responders {
         &self,
         settings: &RunSettings,
         plan: &Plan,
-        store: &Arc<FileStore>,
+        store: &Arc<dyn Store>,
     ) -> Arc<CertManager> {
-        let store: Arc<dyn Store> = Arc::clone(store) as Arc<dyn Store>;
-        let mut config = ManagerConfig::new(store, plan.account.clone());
+        let mut config = ManagerConfig::new(Arc::clone(store), plan.account.clone());
         config.skip_staging = settings.skip_staging;
         config.concurrency = settings.order_concurrency;
-        config.rescue_dir = settings.store.parent().map(std::path::Path::to_path_buf);
+        config.rescue_dir = rescue_dir(&settings.store_args());
+        // Replicas behind one load balancer: the CA's request may reach any of them.
+        config.share_challenges =
+            store_location(&settings.store_args()).is_ok_and(|location| location.is_shared());
         let mut solvers: Vec<Arc<dyn Solver>> = vec![
             Arc::new(Http01Solver::new(self.http01.clone())),
             Arc::new(TlsAlpn01Solver::new(self.tls_alpn01.clone())),
@@ -71,7 +74,7 @@ pub(crate) async fn run(
         tls_alpn01: TlsAlpn01Responder::new(),
     };
     // Opened once, as its owner, and proven writable before any order.
-    let store = FileStore::open(&settings.store, &settings.resolver).await?;
+    let store = open_store(&settings.store_args()).await?;
     let manager = responders.manager(&settings, &plan, &store);
     // Valid certificates in the store are served at once; missing ones are issued in the
     // background while the rest serves (readiness says which).
@@ -199,7 +202,7 @@ async fn reload(
     matches: &ArgMatches,
     old: &RunSettings,
     responders: &Responders,
-    store: &Arc<FileStore>,
+    store: &Arc<dyn Store>,
 ) -> Result<(RunSettings, Plan, Arc<CertManager>), Failure> {
     let settings = RunSettings::resolve(args, matches)?;
     let plan = Plan::build(&settings)?;
