@@ -133,9 +133,10 @@ bench_wait_quiet() {
 }
 
 # bench_write_section NAME FILE: replaces the text between
-# <!-- NAME:begin --> and <!-- NAME:end --> in BENCHMARKS.md with FILE's content.
+# <!-- NAME:begin --> and <!-- NAME:end --> in BENCHMARKS.md (or the file named by
+# BENCH_OUT, to try a script without touching the recorded results) with FILE's content.
 bench_write_section() {
-  local name=$1 content=$2 out="$bench_root/BENCHMARKS.md"
+  local name=$1 content=$2 out=${BENCH_OUT:-$bench_root/BENCHMARKS.md}
   [ -f "$out" ] || printf '# Benchmarks\n\nMeasured by the scripts in `tests/bench/`; each script rewrites only its own section.\n' >"$out"
   python3 - "$out" "$name" "$content" <<'PY'
 import sys
