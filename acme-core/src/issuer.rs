@@ -83,6 +83,13 @@ impl OrderRequest {
 pub trait OrderJournal: Send + Sync {
     /// Stores `order`; an error aborts the order before any challenge is answered.
     fn placed(&self, order: PendingOrder) -> SolverFuture<'_>;
+
+    /// Held while an order is placed and recorded, so that an interruption (a crash
+    /// between the CA's answer and the record) can leave at most one order unrecorded
+    /// however many are placed at once. `None`: no serialisation.
+    fn placement_lock(&self) -> Option<&tokio::sync::Mutex<()>> {
+        None
+    }
 }
 
 /// Gets certificates from one account's CA, answering challenges through one [`Solver`].
@@ -168,16 +175,13 @@ impl Issuer {
                 let csr = csr_der(domains, &key)?;
                 drop(key);
                 let identifiers = domains.names().iter().map(identifier).collect::<Vec<_>>();
+                let _placing = match journal.and_then(OrderJournal::placement_lock) {
+                    Some(lock) => Some(lock.lock().await),
+                    None => None,
+                };
                 let order = self
                     .new_order(&identifiers, request.replaces.as_ref())
                     .await?;
-                tracing::info!(
-                    ca = %self.account.ca().name(),
-                    domains = %domains,
-                    challenge = %kind,
-                    order = %order.url(),
-                    "placed order"
-                );
                 if let Some(journal) = journal {
                     // Stored before any challenge is answered: an order that cannot be
                     // resumed after a crash is not worth answering.
@@ -191,6 +195,14 @@ impl Issuer {
                         })
                         .await?;
                 }
+                // Logged once recorded: an order in the log is one a restart resumes.
+                tracing::info!(
+                    ca = %self.account.ca().name(),
+                    domains = %domains,
+                    challenge = %kind,
+                    order = %order.url(),
+                    "placed order"
+                );
                 (order, key_pem, csr)
             }
         };
@@ -260,7 +272,9 @@ impl Issuer {
         };
         let status = order.state().status;
         if status == OrderStatus::Invalid {
-            tracing::info!(ca = %ca, domains = %domains, order = %pending.url, "the interrupted order is invalid (expired or failed); placing a new one");
+            // Most often the CA validated while this process was down (a crash after
+            // telling it to validate): that cost an order no client can save.
+            tracing::warn!(ca = %ca, domains = %domains, order = %pending.url, "the interrupted order is invalid (expired, or validated while berth was down); placing a new one");
             return None;
         }
         tracing::info!(ca = %ca, domains = %domains, order = %pending.url, status = ?status, "resuming the interrupted order");

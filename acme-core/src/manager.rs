@@ -262,6 +262,8 @@ pub struct CertManager {
     in_flight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// One account registration at a time.
     registering: Mutex<()>,
+    /// One order placed (and recorded) at a time; see [`OrderJournal::placement_lock`].
+    placing: Mutex<()>,
     /// Other replicas' challenge answers presented here, by store key.
     mirrored: std::sync::Mutex<HashMap<String, PendingChallenge>>,
     published: watch::Sender<CertSet>,
@@ -296,6 +298,7 @@ impl CertManager {
             loaded: OnceCell::new(),
             in_flight: Mutex::new(HashMap::new()),
             registering: Mutex::new(()),
+            placing: Mutex::new(()),
             mirrored: std::sync::Mutex::new(HashMap::new()),
             published,
             events,
@@ -1259,6 +1262,10 @@ struct Journal<'a> {
 }
 
 impl OrderJournal for Journal<'_> {
+    fn placement_lock(&self) -> Option<&Mutex<()>> {
+        Some(&self.manager.placing)
+    }
+
     fn placed(&self, order: PendingOrder) -> SolverFuture<'_> {
         Box::pin(async move {
             let event = HistoryEvent {
@@ -1267,12 +1274,16 @@ impl OrderJournal for Journal<'_> {
                 domains: self.key.clone(),
                 kind: HistoryKind::OrderPlaced,
             };
-            self.manager
-                .update_state(&self.key, Some(self.lease), |s| {
+            // Written together (one flush of a file store): the time between the CA's
+            // answer and a durable record is a window a crash turns into a lost order.
+            let (recorded, counted) = tokio::join!(
+                self.manager.update_state(&self.key, Some(self.lease), |s| {
                     s.order = Some(order.clone());
-                })
-                .await?;
-            self.manager.push_history(event).await?;
+                }),
+                self.manager.push_history(event),
+            );
+            recorded?;
+            counted?;
             Ok(())
         })
     }
