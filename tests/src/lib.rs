@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bind;
+mod forward;
 mod http;
 mod pebble;
 mod redis;
@@ -15,6 +16,7 @@ mod store;
 mod tools;
 
 pub use bind::{Bind, BindZone};
+pub use forward::RoundRobin;
 pub use http::{HttpsResponse, https_get, tls_client_config};
 pub use pebble::{Pebble, PebbleOptions};
 pub use redis::Redis;

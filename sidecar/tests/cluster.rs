@@ -1,0 +1,197 @@
+//! Cluster mode end to end: three `berth run` replicas share a real Redis, Pebble's
+//! HTTP-01 requests reach them round-robin (a routing mesh in miniature) — exactly one
+//! orders, every one serves, and a store outage does not stop serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use berth_tests::{Pebble, Redis, RoundRobin, free_port};
+use support::{berth, berth_bin, served_serial, start_upstream};
+
+/// One replica: its process and its ports.
+struct Replica {
+    child: Child,
+    http: SocketAddr,
+    tls_port: u16,
+    admin: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Replica {
+    fn start(pebble: &Pebble, redis: &Redis, dir: &Path, n: usize, upstream: SocketAddr) -> Self {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let tls_port = free_port();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = dir.join(format!("replica{n}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(berth_bin())
+            .arg("run")
+            .args(["-d", "cluster.example.com"])
+            .args(["--upstream", &format!("http://{upstream}")])
+            .args(["--ca", &pebble.directory_url()])
+            .args(["--ca-root", &pebble.tls_root_path().display().to_string()])
+            .args(["--agree-tos", "--store", &redis.url()])
+            .args(["--http-addr", &http.to_string()])
+            .args(["--tls-addr", &format!("127.0.0.1:{tls_port}")])
+            .args(["--admin-addr", &admin.to_string()])
+            .env("BERTH_LOG", "info")
+            .env("BERTH_LOG_FORMAT", "text")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            http,
+            tls_port,
+            admin,
+            log,
+        }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn ready(&self) -> bool {
+        let url = format!("http://{}/readyz", self.admin);
+        matches!(berth_tests::https_get(&url, "").await, Ok(r) if r.status == 200)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn all_ready(replicas: &[Replica], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut ready = 0;
+        for replica in replicas {
+            if replica.ready().await {
+                ready += 1;
+            }
+        }
+        if ready == replicas.len() {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let logs: Vec<String> = replicas.iter().map(Replica::output).collect();
+            panic!(
+                "{ready} of {} replicas ready after {limit:?}\n{}",
+                replicas.len(),
+                logs.join("\n-----\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_replicas_order_once_serve_everywhere_and_survive_a_store_outage() {
+    let mut redis = Redis::start();
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream();
+    let replicas: Vec<Replica> = (0..3)
+        .map(|n| Replica::start(&pebble, &redis, dir.path(), n, upstream))
+        .collect();
+    // The CA's requests go to a replica that did not place the order, so only an answer
+    // shared through the store can satisfy them.
+    let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
+    let mesh = RoundRobin::choosing(
+        format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
+        replicas.iter().map(|r| r.http).collect(),
+        move |n| {
+            let ordered = |i: usize| {
+                std::fs::read_to_string(&logs[i]).is_ok_and(|log| log.contains("placed order"))
+            };
+            (0..n).find(|&i| !ordered(i)).unwrap_or(0)
+        },
+    );
+
+    all_ready(&replicas, Duration::from_secs(90)).await;
+    assert_eq!(
+        pebble.orders_received(),
+        1,
+        "three replicas placed more than one order"
+    );
+    let serials: Vec<String> = replicas
+        .iter()
+        .map(|r| served_serial("cluster.example.com", r.tls_port))
+        .collect();
+    assert!(!serials[0].is_empty(), "no certificate served");
+    assert!(
+        serials.iter().all(|s| s == &serials[0]),
+        "replicas serve different certificates: {serials:?}"
+    );
+    let holders: Vec<usize> = (0..3)
+        .filter(|&i| replicas[i].output().contains("placed order"))
+        .collect();
+    assert_eq!(holders.len(), 1, "one replica orders");
+    let counts = mesh.counts();
+    assert!(
+        counts.iter().sum::<usize>() >= 1 && counts[holders[0]] == 0,
+        "the CA's validation reached only other replicas: {counts:?}"
+    );
+
+    // The store goes away: every replica keeps serving and stays ready.
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for replica in &replicas {
+        assert_eq!(
+            served_serial("cluster.example.com", replica.tls_port),
+            serials[0],
+            "a replica stopped serving during the store outage"
+        );
+        assert!(
+            replica.ready().await,
+            "readiness dropped during the store outage"
+        );
+    }
+    redis.restart();
+    assert_eq!(pebble.orders_received(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_store_password_is_refused_at_start_with_the_fix() {
+    let redis = Redis::start_with_password("right-password");
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("password");
+    std::fs::write(&wrong, "wrong-password\n").unwrap();
+    let out = berth(&[
+        "certs",
+        "list",
+        "--store",
+        &redis.url(),
+        "--store-password-file",
+        &wrong.display().to_string(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(&redis.url()), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--store-password-file"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("wrong-password"), "{}", out.stderr);
+
+    let plain = support::berth_command(&["certs", "list", "--store", &redis.url()])
+        .env("BERTH_STORE_PASSWORD", "right-password")
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(stderr.contains("BERTH_STORE_PASSWORD_FILE"), "{stderr}");
+    assert!(!stderr.contains("right-password"), "{stderr}");
+}
