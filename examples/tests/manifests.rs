@@ -47,6 +47,7 @@ fn deployment_files_use_real_variables_and_secrets_only_as_files() {
     for file in [
         dir.join("compose.yaml"),
         dir.join("stack.yaml"),
+        dir.join("cluster-stack.yaml"),
         dir.join("kubernetes/pod.yaml"),
         dir.join("../Dockerfile"),
     ] {
@@ -64,7 +65,8 @@ fn deployment_files_use_real_variables_and_secrets_only_as_files() {
                 file.display()
             );
             assert!(
-                !["BERTH_EAB_HMAC", "BERTH_DNS_TSIG_SECRET"].contains(&name.as_str()),
+                !["BERTH_EAB_HMAC", "BERTH_DNS_TSIG_SECRET", "BERTH_STORE_PASSWORD"]
+                    .contains(&name.as_str()),
                 "{}: {name}: secrets go in *_FILE",
                 file.display()
             );
