@@ -399,6 +399,33 @@ mod tests {
     }
 
     #[test]
+    fn ten_thousand_certificates_plan_in_linear_time_and_a_reordered_duplicate_is_refused() {
+        let mut file = String::from("agree_tos = true\nupstream = \"http://127.0.0.1:1\"\n");
+        for i in 0..10_000 {
+            file.push_str(&format!(
+                "[[certificates]]\ndomains = [\"c{i}.example.com\", \"www.c{i}.example.com\"]\n"
+            ));
+        }
+        let s = settings(&[], &file).unwrap();
+        // Generous: the duplicate check compared every pair (50 million set keys, seconds
+        // even in a release build); linear, it takes milliseconds.
+        let started = std::time::Instant::now();
+        let plan = crate::plan::Plan::build(&s).unwrap();
+        assert_eq!(plan.managed.len(), 10_000);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        file.push_str("[[certificates]]\ndomains = [\"www.c5.example.com\", \"c5.example.com\"]\n");
+        let err = crate::plan::Plan::build(&settings(&[], &file).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
     fn flags_override_the_file_and_the_file_overrides_defaults() {
         let file = r#"
             domains = ["file.example.com"]
