@@ -15,10 +15,14 @@ use crate::error::Error;
 
 /// A certificate chain (leaf first) with its private key, checked to belong together.
 ///
-/// The key is a [`Secret`]: zeroized on drop and never printed.
+/// The key is a [`Secret`]: zeroized on drop and never printed. Cloning is cheap (one
+/// shared allocation): the manager's index and every published set hold the same one.
 #[derive(Clone)]
 pub struct Certificate {
-    chain_pem: String,
+    inner: Arc<Parsed>,
+}
+
+struct Parsed {
     key_pem: Secret,
     info: CertInfo,
     certified_key: Arc<CertifiedKey>,
@@ -44,7 +48,7 @@ pub struct CertInfo {
 impl std::fmt::Debug for Certificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Certificate")
-            .field("info", &self.info)
+            .field("info", &self.inner.info)
             .field("key", &"[redacted]")
             .finish_non_exhaustive()
     }
@@ -79,37 +83,51 @@ impl Certificate {
             )
         })?;
         Ok(Self {
-            chain_pem: chain_pem.to_owned(),
-            key_pem,
-            info,
-            certified_key: Arc::new(certified_key),
+            inner: Arc::new(Parsed {
+                key_pem,
+                info,
+                certified_key: Arc::new(certified_key),
+            }),
         })
     }
 
-    /// The PEM chain, leaf first.
-    pub fn chain_pem(&self) -> &str {
-        &self.chain_pem
+    /// The PEM chain, leaf first. Encoded from the DER when asked (not kept: at 10,000
+    /// certificates the text would be a second copy of every chain in memory).
+    pub fn chain_pem(&self) -> String {
+        use base64::Engine;
+        let mut pem = String::new();
+        for der in &self.inner.certified_key.cert {
+            let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+            pem.push_str("-----BEGIN CERTIFICATE-----\n");
+            for line in body.as_bytes().chunks(64) {
+                pem.push_str(&String::from_utf8_lossy(line));
+                pem.push('\n');
+            }
+            pem.push_str("-----END CERTIFICATE-----\n");
+        }
+        pem
     }
 
     /// The private key as PEM.
     pub fn key_pem(&self) -> &Secret {
-        &self.key_pem
+        &self.inner.key_pem
     }
 
     /// What the leaf says.
     pub fn info(&self) -> &CertInfo {
-        &self.info
+        &self.inner.info
     }
 
     /// The chain and signing key, ready for a rustls resolver.
     pub fn certified_key(&self) -> &Arc<CertifiedKey> {
-        &self.certified_key
+        &self.inner.certified_key
     }
 
     /// Whether every name of `domains` is covered by this certificate.
     pub fn covers(&self, domains: &DomainSet) -> bool {
         domains.names().iter().all(|want| {
-            self.info
+            self.inner
+                .info
                 .domains
                 .names()
                 .iter()
@@ -119,7 +137,7 @@ impl Certificate {
 
     /// Whether the certificate is valid at `now`.
     pub fn is_valid_at(&self, now: SystemTime) -> bool {
-        self.info.not_before <= now && now < self.info.not_after
+        self.inner.info.not_before <= now && now < self.inner.info.not_after
     }
 }
 

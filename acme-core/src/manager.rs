@@ -447,17 +447,21 @@ impl CertManager {
         Ok(())
     }
 
-    /// Brings every managed set up to date once, at most `concurrency` orders at a time.
+    /// Brings every managed set up to date once, at most `concurrency` at a time. Only
+    /// that many are in progress at once (10,000 pending futures would hold their whole
+    /// state machines in memory for the pass).
     pub async fn ensure_all(&self, force: bool) -> Vec<(DomainSet, Result<Outcome, Error>)> {
-        let permits = tokio::sync::Semaphore::new(self.config.concurrency.max(1));
-        let pending = self.certs.iter().map(|managed| {
-            let permits = &permits;
-            async move {
-                let _permit = permits.acquire().await;
+        use futures_util::StreamExt;
+        // By index: a closure over `&ManagedCert` makes the future's lifetime
+        // higher-ranked, which `tokio::spawn` callers cannot prove `Send` for.
+        let results = futures_util::stream::iter(0..self.certs.len())
+            .map(|i| async move {
+                let managed = &self.certs[i];
                 (managed.domains.clone(), self.ensure(managed, force).await)
-            }
-        });
-        let results = futures_util::future::join_all(pending).await;
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
         self.publish();
         results
     }

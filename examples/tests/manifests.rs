@@ -65,8 +65,12 @@ fn deployment_files_use_real_variables_and_secrets_only_as_files() {
                 file.display()
             );
             assert!(
-                !["BERTH_EAB_HMAC", "BERTH_DNS_TSIG_SECRET", "BERTH_STORE_PASSWORD"]
-                    .contains(&name.as_str()),
+                ![
+                    "BERTH_EAB_HMAC",
+                    "BERTH_DNS_TSIG_SECRET",
+                    "BERTH_STORE_PASSWORD"
+                ]
+                .contains(&name.as_str()),
                 "{}: {name}: secrets go in *_FILE",
                 file.display()
             );

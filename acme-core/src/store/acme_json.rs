@@ -139,6 +139,27 @@ impl AcmeJson {
             .map_err(|e| StoreError::io("serialising", path, std::io::Error::other(e)))
     }
 
+    /// The file's bytes with `resolver`'s certificate list set to `unkeyed` followed by
+    /// `certs` (entries kept as JSON text), without building a tree of them: the file
+    /// store writes 10,000 certificates this way.
+    pub(crate) fn to_bytes_with(
+        &self,
+        resolver: &str,
+        unkeyed: &[Value],
+        certs: &[&serde_json::value::RawValue],
+        path: &Path,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let out = WithSection {
+            root: &self.root,
+            resolver,
+            unkeyed,
+            certs,
+        };
+        serde_json::to_vec_pretty(&out)
+            .map(Zeroizing::new)
+            .map_err(|e| StoreError::io("serialising", path, std::io::Error::other(e)))
+    }
+
     /// Takes the certificate entries of `resolver` out of the document: those whose
     /// names parse by [`DomainSet::key`] (a later duplicate wins), and the others, which
     /// must be put back unchanged by [`put_section`](Self::put_section).
@@ -311,6 +332,83 @@ impl AcmeJson {
         let before = list.len();
         list.retain(|entry| !entry_domains(entry).is_some_and(|d| d.same_names(domains)));
         list.len() != before
+    }
+}
+
+/// The document with one resolver's certificate list replaced (see
+/// [`AcmeJson::to_bytes_with`]).
+struct WithSection<'a> {
+    root: &'a Map<String, Value>,
+    resolver: &'a str,
+    unkeyed: &'a [Value],
+    certs: &'a [&'a serde_json::value::RawValue],
+}
+
+impl serde::Serialize for WithSection<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let section = Section {
+            base: self.root.get(self.resolver),
+            unkeyed: self.unkeyed,
+            certs: self.certs,
+        };
+        let mut map = serializer.serialize_map(None)?;
+        let mut written = false;
+        for (name, value) in self.root {
+            if name == self.resolver {
+                map.serialize_entry(name, &section)?;
+                written = true;
+            } else {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        if !written {
+            map.serialize_entry(self.resolver, &section)?;
+        }
+        map.end()
+    }
+}
+
+/// A resolver section: its own fields as they are (an `"Account": null` if it has none),
+/// and the certificate list.
+struct Section<'a> {
+    base: Option<&'a Value>,
+    unkeyed: &'a [Value],
+    certs: &'a [&'a serde_json::value::RawValue],
+}
+
+impl serde::Serialize for Section<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct List<'a>(&'a [Value], &'a [&'a serde_json::value::RawValue]);
+        impl serde::Serialize for List<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len() + self.1.len()))?;
+                for entry in self.0 {
+                    seq.serialize_element(entry)?;
+                }
+                for entry in self.1 {
+                    seq.serialize_element(entry)?;
+                }
+                seq.end()
+            }
+        }
+        let mut map = serializer.serialize_map(None)?;
+        let mut list_key = "Certificates";
+        match self.base.and_then(Value::as_object) {
+            Some(fields) => {
+                for (name, value) in fields {
+                    if name.eq_ignore_ascii_case("Certificates") {
+                        list_key = name;
+                    } else {
+                        map.serialize_entry(name, value)?;
+                    }
+                }
+            }
+            None => map.serialize_entry("Account", &Value::Null)?,
+        }
+        map.serialize_entry(list_key, &List(self.unkeyed, self.certs))?;
+        map.end()
     }
 }
 

@@ -41,7 +41,8 @@ pub fn export_name(certificate: &Certificate) -> String {
 pub fn export_live(certificate: &Certificate, dir: &Path) -> Result<LivePaths, StoreError> {
     let live = dir.join("live").join(export_name(certificate));
     std::fs::create_dir_all(&live).map_err(|e| StoreError::io("creating", &live, e))?;
-    let blocks = pem_blocks(certificate.chain_pem());
+    let chain = certificate.chain_pem();
+    let blocks = pem_blocks(&chain);
     let leaf = blocks.first().cloned().unwrap_or_default();
     let chain: String = blocks.iter().skip(1).cloned().collect();
     let paths = LivePaths {
@@ -66,7 +67,8 @@ pub fn export_live(certificate: &Certificate, dir: &Path) -> Result<LivePaths, S
 pub fn export_combined(certificate: &Certificate, dir: &Path) -> Result<PathBuf, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("creating", dir, e))?;
     let path = dir.join(format!("{}.pem", export_name(certificate)));
-    let mut combined = Zeroizing::new(pem_blocks(certificate.chain_pem()).concat());
+    let chain = certificate.chain_pem();
+    let mut combined = Zeroizing::new(pem_blocks(&chain).concat());
     combined.push_str(certificate.key_pem().expose());
     if !combined.ends_with('\n') {
         combined.push('\n');

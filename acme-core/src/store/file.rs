@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
@@ -92,10 +93,11 @@ struct Docs {
     acme: AcmeJson,
     /// berth-section entries whose names do not parse: written back unchanged.
     unkeyed: Vec<Value>,
-    /// berth's certificates by domain-set key.
-    certs: BTreeMap<String, Value>,
+    /// berth's certificates by domain-set key, as their JSON text (a parsed tree takes
+    /// half again as much memory, and reads hand out the text anyway).
+    certs: BTreeMap<String, Entry>,
     /// Other resolvers' certificates by domain-set key: readable, never written.
-    foreign: BTreeMap<String, Value>,
+    foreign: BTreeMap<String, Entry>,
     /// The state file's records.
     state: StateDoc,
     versions: HashMap<String, u64>,
@@ -119,11 +121,39 @@ impl Docs {
         Version(self.versions.get(key).copied().unwrap_or(0))
     }
 
-    fn value(&self, key: &str) -> Option<&Value> {
+    fn has(&self, key: &str) -> bool {
         match key.strip_prefix(CERTS) {
-            Some(set) => self.certs.get(set).or_else(|| self.foreign.get(set)),
-            None => self.state.records.get(key),
+            Some(set) => self.certs.contains_key(set) || self.foreign.contains_key(set),
+            None => self.state.records.contains_key(key),
         }
+    }
+
+    /// The value's JSON bytes.
+    fn bytes(&self, key: &str) -> Option<Result<Vec<u8>, serde_json::Error>> {
+        match key.strip_prefix(CERTS) {
+            Some(set) => self
+                .certs
+                .get(set)
+                .or_else(|| self.foreign.get(set))
+                .map(|e| Ok(e.0.get().as_bytes().to_vec())),
+            None => self.state.records.get(key).map(serde_json::to_vec),
+        }
+    }
+}
+
+/// A certificate entry as JSON text.
+#[derive(Debug)]
+struct Entry(Box<RawValue>);
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Entry {
+    fn of(value: &Value) -> Option<Self> {
+        serde_json::value::to_raw_value(value).ok().map(Self)
     }
 }
 
@@ -183,7 +213,17 @@ impl FileStore {
     pub fn acme_json(&self) -> AcmeJson {
         let docs = self.inner.docs();
         let mut acme = docs.acme.clone();
-        acme.put_section(&self.inner.resolver, self.inner.berth_entries(&docs));
+        let entries = docs
+            .unkeyed
+            .iter()
+            .cloned()
+            .chain(
+                docs.certs
+                    .values()
+                    .filter_map(|e| serde_json::from_str(e.0.get()).ok()),
+            )
+            .collect();
+        acme.put_section(&self.inner.resolver, entries);
         acme
     }
 
@@ -232,14 +272,6 @@ impl Inner {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
-    }
-
-    fn berth_entries(&self, docs: &Docs) -> Vec<Value> {
-        docs.unkeyed
-            .iter()
-            .chain(docs.certs.values())
-            .cloned()
-            .collect()
     }
 
     /// The advisory lock every writer of these files holds while it writes.
@@ -352,9 +384,14 @@ impl Inner {
 
     fn merge_acme(&self, mut acme: AcmeJson, id: Option<FileId>) {
         let (keyed, unkeyed) = acme.take_section(&self.resolver);
-        let certs: BTreeMap<String, Value> = keyed.into_iter().collect();
-        let foreign: BTreeMap<String, Value> =
-            acme.foreign_entries(&self.resolver).into_iter().collect();
+        let as_text = |entries: Vec<(String, Value)>| -> BTreeMap<String, Entry> {
+            entries
+                .into_iter()
+                .filter_map(|(set, value)| Some((set, Entry::of(&value)?)))
+                .collect()
+        };
+        let certs = as_text(keyed);
+        let foreign = as_text(acme.foreign_entries(&self.resolver));
         let mut docs = self.docs();
         let docs = &mut *docs;
         let mut changed = Vec::new();
@@ -397,7 +434,7 @@ impl Inner {
     fn announce(&self, docs: &mut Docs, changed: Vec<String>) {
         for key in changed {
             docs.bump(&key);
-            let change = if docs.value(&key).is_some() {
+            let change = if docs.has(&key) {
                 Change::Put(key)
             } else {
                 Change::Deleted(key)
@@ -417,13 +454,11 @@ impl Inner {
             let state_dirty = docs.seen_state.is_none()
                 || docs.state.from_v1
                 || dirty.iter().any(|k| !k.starts_with(CERTS));
-            let acme = if acme_dirty {
-                let mut acme = docs.acme.clone();
-                acme.put_section(&self.resolver, self.berth_entries(&docs));
-                Some(acme.to_bytes(&self.path))
-            } else {
-                None
-            };
+            let acme = acme_dirty.then(|| {
+                let certs: Vec<&RawValue> = docs.certs.values().map(|e| &*e.0).collect();
+                docs.acme
+                    .to_bytes_with(&self.resolver, &docs.unkeyed, &certs, &self.path)
+            });
             let state = state_dirty.then(|| docs.state.to_bytes(&self.state_path));
             (docs.generation, dirty, acme, state)
         };
@@ -474,7 +509,7 @@ impl Inner {
     fn change(
         &self,
         key: &str,
-        value: Option<Value>,
+        value: Option<&[u8]>,
         expect: Expect,
     ) -> Result<(u64, Version), StoreError> {
         if !self.owner {
@@ -482,8 +517,13 @@ impl Inner {
                 store: self.describe(),
             });
         }
+        let not_json = || StoreError::BadRecord {
+            store: self.describe(),
+            key: key.to_owned(),
+            reason: "the value to write is not JSON".into(),
+        };
         let mut docs = self.docs();
-        let exists = docs.value(key).is_some();
+        let exists = docs.has(key);
         let holds = match expect {
             Expect::Any => true,
             Expect::Absent => !exists,
@@ -497,13 +537,16 @@ impl Inner {
         }
         match (key.strip_prefix(CERTS), value) {
             (Some(set), Some(v)) => {
-                docs.certs.insert(set.to_owned(), v);
+                let text = String::from_utf8(v.to_vec()).map_err(|_| not_json())?;
+                let raw = RawValue::from_string(text).map_err(|_| not_json())?;
+                docs.certs.insert(set.to_owned(), Entry(raw));
             }
             (Some(set), None) => {
                 docs.certs.remove(set);
             }
             (None, Some(v)) => {
-                docs.state.records.insert(key.to_owned(), v);
+                let value = serde_json::from_slice(v).map_err(|_| not_json())?;
+                docs.state.records.insert(key.to_owned(), value);
             }
             (None, None) => {
                 docs.state.records.remove(key);
@@ -512,7 +555,7 @@ impl Inner {
         let version = docs.bump(key);
         docs.dirty.insert(key.to_owned());
         docs.generation += 1;
-        let change = if docs.value(key).is_some() {
+        let change = if docs.has(key) {
             Change::Put(key.to_owned())
         } else {
             Change::Deleted(key.to_owned())
@@ -524,9 +567,9 @@ impl Inner {
 
 /// Replaces `current` by `new` except for keys `keep` says are ours (returns `None`);
 /// the keys that changed go to `changed`.
-fn merge_map(
-    current: &mut BTreeMap<String, Value>,
-    mut new: BTreeMap<String, Value>,
+fn merge_map<V: PartialEq>(
+    current: &mut BTreeMap<String, V>,
+    mut new: BTreeMap<String, V>,
     theirs: impl Fn(&str) -> Option<String>,
     changed: &mut Vec<String>,
 ) {
@@ -603,10 +646,10 @@ impl Store for FileStore {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Versioned>> {
         Box::pin(async move {
             let docs = self.inner.docs();
-            let Some(value) = docs.value(key) else {
+            let Some(bytes) = docs.bytes(key) else {
                 return Ok(None);
             };
-            let bytes = serde_json::to_vec(value).map_err(|e| StoreError::BadRecord {
+            let bytes = bytes.map_err(|e| StoreError::BadRecord {
                 store: self.describe(),
                 key: key.to_owned(),
                 reason: e.to_string(),
@@ -628,13 +671,7 @@ impl Store for FileStore {
         _fence: Option<&'a Lease>,
     ) -> StoreFuture<'a, Version> {
         Box::pin(async move {
-            let parsed: Value =
-                serde_json::from_slice(&value).map_err(|_| StoreError::BadRecord {
-                    store: self.describe(),
-                    key: key.to_owned(),
-                    reason: "the value to write is not JSON".into(),
-                })?;
-            let (generation, version) = self.inner.change(key, Some(parsed), expect)?;
+            let (generation, version) = self.inner.change(key, Some(&value), expect)?;
             self.flush_through(generation).await?;
             Ok(version)
         })
@@ -647,7 +684,7 @@ impl Store for FileStore {
         _fence: Option<&'a Lease>,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            if self.inner.docs().value(key).is_none() && expect != Expect::Absent {
+            if !self.inner.docs().has(key) && expect != Expect::Absent {
                 return match expect {
                     Expect::Version(_) => Err(StoreError::Conflict {
                         store: self.describe(),
