@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use berth_acme_core::store::records::{self, CertState};
@@ -312,27 +311,9 @@ async fn a_single_file_bind_mount_is_refused_before_ordering() {
     let target = data.join("acme.json");
     write_private(&host, "{}");
     write_private(&target, "");
-    let mounted = Command::new("mount")
-        .arg("--bind")
-        .arg(&host)
-        .arg(&target)
-        .status();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    match mounted {
-        Ok(status) if status.success() => {}
-        other => {
-            assert!(!ci, "mount --bind is needed on CI (run as root): {other:?}");
-            eprintln!("skipped locally: mount --bind failed ({other:?}); run as root");
-            return;
-        }
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(target.clone());
+    let Some(_mounted) = berth_tests::BindMount::file(&host, &target) else {
+        return;
+    };
 
     let err = FileStore::open(&target, "berth").await.unwrap_err();
     assert!(matches!(err, StoreError::SingleFileMount { .. }), "{err}");

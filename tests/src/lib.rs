@@ -10,6 +10,7 @@
 mod bind;
 mod forward;
 mod http;
+mod mount;
 mod pebble;
 mod redis;
 mod store;
@@ -18,6 +19,7 @@ mod tools;
 pub use bind::{Bind, BindZone};
 pub use forward::RoundRobin;
 pub use http::{HttpsResponse, https_get, tls_client_config};
+pub use mount::BindMount;
 pub use pebble::{Pebble, PebbleOptions};
 pub use redis::Redis;
 pub use store::{file_store, read_state};
