@@ -295,17 +295,14 @@ impl Issuer {
             order.state().status,
             OrderStatus::Processing | OrderStatus::Valid
         ) {
-            return match self
-                .poll(order, Phase::Certificate, started, request)
-                .await?
-            {
-                Polled::Certificate(chain) => Ok(chain),
-                Polled::Ready | Polled::Invalid(_) => Err(Error::AcmeProtocol {
-                    ca: self.account.ca().to_string(),
-                    action: "downloading the certificate",
-                    reason: "the resumed order has no certificate".into(),
-                }),
-            };
+            return self
+                .certificate(
+                    order,
+                    started,
+                    request,
+                    "the resumed order has no certificate",
+                )
+                .await;
         }
         // Every response is presented first and made visible (DNS propagation) before
         // the CA is told to validate any of them: a wildcard and its apex share one TXT
@@ -325,6 +322,23 @@ impl Issuer {
 
         retry_bad_nonce!(order.finalize_csr(csr))
             .map_err(|e| self.account.error("finalizing the order", e))?;
+        self.certificate(
+            order,
+            started,
+            request,
+            "the order became invalid after finalization",
+        )
+        .await
+    }
+
+    /// Waits for a finalized order's certificate chain; `missing` says why there is none.
+    async fn certificate(
+        &self,
+        order: &mut Order,
+        started: Instant,
+        request: &OrderRequest,
+        missing: &str,
+    ) -> Result<String, Error> {
         match self
             .poll(order, Phase::Certificate, started, request)
             .await?
@@ -332,8 +346,8 @@ impl Issuer {
             Polled::Certificate(chain) => Ok(chain),
             Polled::Ready | Polled::Invalid(_) => Err(Error::AcmeProtocol {
                 ca: self.account.ca().to_string(),
-                action: "finalizing the order",
-                reason: "the order became invalid after finalization".into(),
+                action: "downloading the certificate",
+                reason: missing.to_owned(),
             }),
         }
     }

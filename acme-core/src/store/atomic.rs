@@ -15,16 +15,25 @@ use super::StoreError;
 /// Mode of every file that holds a private key.
 pub(crate) const PRIVATE_MODE: u32 = 0o600;
 
-/// Replaces `path` with `bytes` atomically, with permission bits `mode`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    let dir = match path.parent() {
+/// The directory a store file lives in (`.` for a bare file name).
+pub(crate) fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
+    }
+}
+
+/// The file name of a store file, as text.
+pub(crate) fn file_name_of(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Replaces `path` with `bytes` atomically, with permission bits `mode`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    let dir = directory_of(path);
+    let file_name = file_name_of(path);
     let tmp = dir.join(format!(
         ".{file_name}.tmp-{}-{}",
         std::process::id(),

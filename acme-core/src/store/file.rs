@@ -241,14 +241,8 @@ impl FileStore {
 
 impl Inner {
     fn new(path: &Path, resolver: &str, owner: bool) -> Self {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let dir = atomic::directory_of(path);
+        let name = atomic::file_name_of(path);
         let (changes, _) = broadcast::channel(1024);
         Self {
             path: path.to_path_buf(),

@@ -8,7 +8,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::StoreError;
 use super::atomic::PRIVATE_MODE;
@@ -31,7 +31,7 @@ pub(crate) fn check_replaceable(path: &Path) -> Result<(), StoreError> {
     if let Some(refusal) = single_file_mount(path) {
         return Err(refusal);
     }
-    let dir = directory_of(path);
+    let dir = super::atomic::directory_of(path);
     let probe =
         |suffix: &str| dir.join(format!(".berth-write-test-{}-{suffix}", std::process::id()));
     let (first, second) = (probe("a"), probe("b"));
@@ -45,13 +45,6 @@ pub(crate) fn check_replaceable(path: &Path) -> Result<(), StoreError> {
     let _ = fs::remove_file(&first);
     let _ = fs::remove_file(&second);
     result.map_err(|source| StoreError::NotWritable { dir, source })
-}
-
-fn directory_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// Whether `path` is itself mounted: on another device than its directory, or listed as
