@@ -91,6 +91,9 @@ pub(crate) enum Command {
     Certs(CertsCommand),
     /// Revoke a stored certificate and mark it revoked.
     Revoke(RevokeArgs),
+    /// Work on whole stores (moving to cluster mode and back).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Ask the running `berth run` to renew its certificates now (through the admin API).
     Renew(RenewArgs),
     /// Check the configuration `berth run` would use.
@@ -389,8 +392,51 @@ pub(crate) enum CertsCommand {
     List(CertsListArgs),
     /// Details of one certificate.
     Show(CertsShowArgs),
-    /// Write one certificate as PEM files.
+    /// Write one certificate as PEM files, or every certificate as a Traefik acme.json.
     Export(CertsExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Copy every certificate, account and berth's state from one store to another (a
+    /// file and redis://, either way). Idempotent; never overwrites a key the target
+    /// holds with a different value (those are listed). The source is only read.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// The store to copy from (a file path or redis://…).
+    #[arg(long)]
+    pub(crate) from: PathBuf,
+    /// The store to copy into.
+    #[arg(long)]
+    pub(crate) to: PathBuf,
+    /// The resolver section of a file store berth reads and writes.
+    #[arg(long, env = "BERTH_RESOLVER", default_value = "berth")]
+    pub(crate) resolver: String,
+    /// File holding the shared store's password (for whichever side is redis://).
+    #[arg(long, env = "BERTH_STORE_PASSWORD_FILE")]
+    pub(crate) store_password_file: Option<PathBuf>,
+    /// A private CA (PEM) for a TLS store (rediss://).
+    #[arg(long, env = "BERTH_STORE_CA")]
+    pub(crate) store_ca: Option<PathBuf>,
+    /// Prefix of every key in a shared store.
+    #[arg(long, env = "BERTH_STORE_PREFIX", default_value = "berth/")]
+    pub(crate) store_prefix: String,
+}
+
+impl MigrateArgs {
+    /// The store flags for one side.
+    pub(crate) fn side(&self, store: &std::path::Path) -> StoreArgs {
+        StoreArgs {
+            store: store.to_path_buf(),
+            resolver: self.resolver.clone(),
+            store_password_file: self.store_password_file.clone(),
+            store_ca: self.store_ca.clone(),
+            store_prefix: self.store_prefix.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -415,16 +461,22 @@ pub(crate) struct CertsShowArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CertsExportArgs {
-    /// The certificate's main name (or any name it covers).
-    pub(crate) name: String,
+    /// The certificate's main name (or any name it covers); not for --format traefik.
+    #[arg(required_unless_present = "out")]
+    pub(crate) name: Option<String>,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     /// Directory to write to.
-    #[arg(long, env = "BERTH_EXPORT_DIR")]
-    pub(crate) dir: PathBuf,
-    /// Layout: live (certbot-like live/<name>/*.pem), combined (HAProxy <name>.pem), or both.
-    #[arg(long, default_value = "both", value_parser = ["live", "combined", "both"])]
+    #[arg(long, env = "BERTH_EXPORT_DIR", required_unless_present = "out")]
+    pub(crate) dir: Option<PathBuf>,
+    /// Layout: live (certbot-like live/<name>/*.pem), combined (HAProxy <name>.pem), both,
+    /// or traefik (every certificate as one acme.json, to hand a cluster store to Traefik;
+    /// needs --out).
+    #[arg(long, default_value = "both", value_parser = ["live", "combined", "both", "traefik"])]
     pub(crate) format: String,
+    /// The acme.json to write with --format traefik (mode 0600, replaced atomically).
+    #[arg(long, requires = "format")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

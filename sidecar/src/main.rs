@@ -58,6 +58,7 @@ fn main() -> ExitCode {
             Command::Issue(args) => commands::issue::run(args).await,
             Command::Certs(command) => commands::certs::run(command).await,
             Command::Revoke(args) => commands::revoke::run(args).await,
+            Command::Store(command) => commands::store::run(command).await,
             Command::Renew(args) => commands::renew::run(args).await,
             Command::Config(ConfigCommand::Check(args)) => {
                 commands::config::check(&args, &sub_matches(&["config", "check"])).await

@@ -195,3 +195,157 @@ async fn a_wrong_store_password_is_refused_at_start_with_the_fix() {
     assert!(stderr.contains("BERTH_STORE_PASSWORD_FILE"), "{stderr}");
     assert!(!stderr.contains("right-password"), "{stderr}");
 }
+
+/// A store with one certificate issued by Pebble, for the migration tests.
+async fn issued_store(pebble: &Pebble, dir: &Path) -> std::path::PathBuf {
+    let store = dir.join("acme.json");
+    let out = berth(&[
+        "issue",
+        "-d",
+        "moved.example.com",
+        "--ca",
+        &pebble.directory_url(),
+        "--ca-root",
+        &pebble.tls_root_path().display().to_string(),
+        "--agree-tos",
+        "--store",
+        &store.display().to_string(),
+        "--http-addr",
+        &format!("127.0.0.1:{}", pebble.http_port()),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    store
+}
+
+#[tokio::test]
+async fn a_file_store_moves_to_redis_and_back_without_loss_and_idempotently() {
+    let redis = Redis::start();
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = issued_store(&pebble, dir.path()).await;
+    let before = std::fs::read(&store).unwrap();
+    let state_before = std::fs::read(berth_acme_core::store::state_path(&store)).unwrap();
+
+    let to_redis = |from: &str, to: &str| berth(&["store", "migrate", "--from", from, "--to", to]);
+    let first = to_redis(&store.display().to_string(), &redis.url());
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.contains("copied"), "{}", first.stdout);
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        before,
+        "the source is only read"
+    );
+    assert_eq!(
+        std::fs::read(berth_acme_core::store::state_path(&store)).unwrap(),
+        state_before
+    );
+    let again = to_redis(&store.display().to_string(), &redis.url());
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("copied 0 keys"), "{}", again.stdout);
+
+    // The cluster store lists it, and hands it back as a Traefik acme.json and as a store.
+    let list = berth(&["certs", "list", "--store", &redis.url()]);
+    assert!(list.stdout.contains("moved.example.com"), "{}", list.stdout);
+    let exported = dir.path().join("traefik/acme.json");
+    std::fs::create_dir_all(exported.parent().unwrap()).unwrap();
+    let export = berth(&[
+        "certs",
+        "export",
+        "--store",
+        &redis.url(),
+        "--format",
+        "traefik",
+        "--out",
+        &exported.display().to_string(),
+    ]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let (certs, _) = berth_acme_core::store::AcmeJson::read(&exported)
+        .unwrap()
+        .certificates("berth");
+    assert_eq!(certs.len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&exported).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let back = dir.path().join("back/acme.json");
+    std::fs::create_dir_all(back.parent().unwrap()).unwrap();
+    let home = to_redis(&redis.url(), &back.display().to_string());
+    assert_eq!(home.code, 0, "{}", home.stderr);
+    let original = berth(&[
+        "certs",
+        "list",
+        "--json",
+        "--store",
+        &store.display().to_string(),
+    ]);
+    let returned = berth(&[
+        "certs",
+        "list",
+        "--json",
+        "--store",
+        &back.display().to_string(),
+    ]);
+    let serials = |json: &str| -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+        doc["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["serial"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(serials(&returned.stdout), serials(&original.stdout));
+    let again_home = to_redis(&redis.url(), &back.display().to_string());
+    assert_eq!(again_home.code, 0, "{}", again_home.stderr);
+}
+
+#[tokio::test]
+async fn a_migration_never_overwrites_a_different_value() {
+    let redis = Redis::start();
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = issued_store(&pebble, dir.path()).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let out = berth(&[
+        "store",
+        "migrate",
+        "--from",
+        &store.display().to_string(),
+        "--to",
+        &redis.url(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Another deployment changed the account in the target since.
+    let _: () = redis::cmd("HSET")
+        .arg("{berth/}v:accounts/".to_owned() + &pebble.directory_url())
+        .arg("d")
+        .arg("{\"other\":true}")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let out = berth(&[
+        "store",
+        "migrate",
+        "--from",
+        &store.display().to_string(),
+        "--to",
+        &redis.url(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("kept the target's different value of accounts/"),
+        "{}",
+        out.stdout
+    );
+    let kept: String = redis::cmd("HGET")
+        .arg("{berth/}v:accounts/".to_owned() + &pebble.directory_url())
+        .arg("d")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(kept, "{\"other\":true}");
+}

@@ -9,6 +9,7 @@ mod error;
 mod export;
 mod file;
 mod kv;
+mod migrate;
 mod mount;
 pub mod records;
 mod state;
@@ -18,6 +19,7 @@ pub use error::StoreError;
 pub use export::{LivePaths, export_combined, export_live, export_name};
 pub use file::FileStore;
 pub use kv::{Bytes, Change, Expect, Lease, Store, StoreFuture, Version, Versioned};
+pub use migrate::{CopyReport, copy_all};
 pub use mount::single_file_mount;
 pub use records::{
     CertRecord, CertState, LedgerEntry, PendingOrder, RevokedCert, StagingProof, StateSnapshot,

@@ -121,10 +121,27 @@ async fn show(args: CertsShowArgs) -> Result<(), Failure> {
 
 async fn export(args: CertsExportArgs) -> Result<(), Failure> {
     let (store, _) = read_store(&args.store).await?;
-    let cert = find_cert(&store, &args.store.resolver, &args.name, &args.store.store)?;
+    if args.format == "traefik" {
+        let Some(out) = &args.out else {
+            return Err(Failure::usage(
+                "--format traefik writes one acme.json: pass --out /path/to/acme.json",
+            ));
+        };
+        store
+            .save(out)
+            .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
+        println!("{}", out.display());
+        return Ok(());
+    }
+    let (Some(name), Some(dir)) = (&args.name, &args.dir) else {
+        return Err(Failure::usage(
+            "--format live/combined/both exports one certificate: pass its NAME and --dir",
+        ));
+    };
+    let cert = find_cert(&store, &args.store.resolver, name, &args.store.store)?;
     let to_failure = |e| Failure::runtime(berth_acme_core::Error::from(e));
     if args.format == "live" || args.format == "both" {
-        let paths = export_live(&cert.certificate, &args.dir).map_err(to_failure)?;
+        let paths = export_live(&cert.certificate, dir).map_err(to_failure)?;
         println!("{}", paths.cert.display());
         println!("{}", paths.chain.display());
         println!("{}", paths.fullchain.display());
@@ -133,7 +150,7 @@ async fn export(args: CertsExportArgs) -> Result<(), Failure> {
     if args.format == "combined" || args.format == "both" {
         println!(
             "{}",
-            export_combined(&cert.certificate, &args.dir)
+            export_combined(&cert.certificate, dir)
                 .map_err(to_failure)?
                 .display()
         );

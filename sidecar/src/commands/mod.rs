@@ -8,6 +8,7 @@ pub(crate) mod renew;
 pub(crate) mod revoke;
 pub(crate) mod run;
 pub(crate) mod secrets;
+pub(crate) mod store;
 
 use std::path::Path;
 use std::sync::Arc;
