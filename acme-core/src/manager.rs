@@ -66,8 +66,13 @@ impl ManagedCert {
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// How long another berth may hold a certificate's order lock before a store that
-/// expires locks (not the file store) considers it dead.
-const LEASE_TTL: Duration = Duration::from_secs(120);
+/// expires locks (not the file store) considers it dead: a replica killed mid-order is
+/// taken over this soon (the holder renews at a third of it, and stops ordering if it
+/// cannot).
+const LEASE_TTL: Duration = Duration::from_secs(9);
+
+/// How soon a pass comes back to names another berth was ordering.
+const TAKEOVER_CHECK: Duration = Duration::from_secs(2);
 
 /// How the manager behaves.
 #[derive(Debug, Clone)]
@@ -636,6 +641,11 @@ impl CertManager {
             let started = Instant::now();
             let results = self.ensure_all(false).await;
             let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+            // Another berth is ordering some names: look again soon, to take over its
+            // order if it died (its lease runs out after LEASE_TTL).
+            let others_ordering = results
+                .iter()
+                .any(|(_, r)| matches!(r, Err(Error::OrderInProgress { .. })));
             for (domains, result) in results {
                 if let Err(e) = result {
                     tracing::debug!(domains = %domains, error = %e, "not up to date yet");
@@ -647,10 +657,13 @@ impl CertManager {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "renewal pass finished"
             );
-            let wait = self
-                .next_wakeup()
-                .min(Duration::from_secs(3600))
-                .max(Duration::from_secs(5));
+            let wait = if others_ordering {
+                TAKEOVER_CHECK
+            } else {
+                self.next_wakeup()
+                    .min(Duration::from_secs(3600))
+                    .max(Duration::from_secs(5))
+            };
             let deadline = Instant::now() + wait;
             loop {
                 tokio::select! {

@@ -349,3 +349,70 @@ async fn a_migration_never_overwrites_a_different_value() {
         .unwrap();
     assert_eq!(kept, "{\"other\":true}");
 }
+
+#[tokio::test]
+async fn a_replica_killed_mid_order_is_taken_over_and_its_order_resumed() {
+    let redis = Redis::start();
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream();
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|n| Replica::start(&pebble, &redis, dir.path(), n, upstream))
+        .collect();
+    let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
+    let _mesh = RoundRobin::choosing(
+        format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
+        replicas.iter().map(|r| r.http).collect(),
+        move |n| {
+            let ordered = |i: usize| {
+                std::fs::read_to_string(&logs[i]).is_ok_and(|log| log.contains("placed order"))
+            };
+            (0..n).find(|&i| !ordered(i)).unwrap_or(0)
+        },
+    );
+
+    // The holder is killed as soon as its order is placed (and recorded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let holder = loop {
+        if let Some(i) = (0..3).find(|&i| replicas[i].output().contains("placed order")) {
+            break i;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nobody ordered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    replicas[holder].child.kill().unwrap();
+    replicas[holder].child.wait().unwrap();
+    let killed = tokio::time::Instant::now();
+    let dead = replicas.remove(holder);
+
+    all_ready(&replicas, Duration::from_secs(60)).await;
+    let took = killed.elapsed();
+    eprintln!("survivors served {took:?} after the holder was killed");
+    assert_eq!(
+        pebble.orders_received(),
+        1,
+        "the survivor placed a new order instead of resuming\n{}\n{}",
+        dead.output(),
+        replicas
+            .iter()
+            .map(Replica::output)
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
+    );
+    assert!(
+        replicas
+            .iter()
+            .any(|r| r.output().contains("resuming the interrupted order")),
+        "no survivor resumed the order"
+    );
+    // The lease runs out after 9 s and survivors look again every 2 s.
+    assert!(took < Duration::from_secs(25), "took {took:?}");
+    let serials: Vec<String> = replicas
+        .iter()
+        .map(|r| served_serial("cluster.example.com", r.tls_port))
+        .collect();
+    assert!(
+        !serials[0].is_empty() && serials[0] == serials[1],
+        "{serials:?}"
+    );
+}
