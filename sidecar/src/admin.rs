@@ -1,16 +1,24 @@
 //! The admin server (127.0.0.1 by default): `/healthz`, `/readyz`, `/metrics`,
 //! `/api/certs` and a small status page.
+//!
+//! Requests from web pages are refused: one carrying an `Origin` header, or (except the
+//! probes and `/metrics`, which infrastructure reaches by service name) a `Host` that is
+//! not the admin address — DNS rebinding makes a browser send an attacker's host name.
+//! `/api/renew` also needs [`REQUEST_HEADER`], which a page cannot send cross-origin
+//! without a CORS preflight this server never answers.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_acme_core::{CertEvent, CertManager, Outcome};
@@ -88,6 +96,7 @@ pub(crate) struct AdminState {
     manager: Arc<ArcSwap<CertManager>>,
     metrics: Metrics,
     orders: Arc<OrderCounters>,
+    renewals: Arc<Mutex<RenewalGate>>,
 }
 
 impl AdminState {
@@ -100,6 +109,7 @@ impl AdminState {
             manager,
             metrics,
             orders,
+            renewals: Arc::default(),
         }
     }
 
@@ -175,6 +185,9 @@ pub(crate) async fn serve(
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
+    let router = router.layer(axum::middleware::from_fn(move |request, next| {
+        refuse_web_pages(local_addr, request, next)
+    }));
     let task = tokio::spawn(async move {
         let served = axum::serve(
             listener,
@@ -187,6 +200,129 @@ pub(crate) async fn serve(
         }
     });
     Ok(AdminServer { local_addr, task })
+}
+
+/// The header `berth renew` sends with a mutation; its value is not checked.
+pub(crate) const REQUEST_HEADER: &str = "x-berth-request";
+
+/// Forced renewals allowed in [`FORCED_WINDOW`]. A forced renewal orders every set anew
+/// whether due or not; CAs without a preset budget (ZeroSSL, Google, a custom URL) would
+/// otherwise let a loop of `berth renew --force` spend the account's real limits. Each one
+/// renews every set, so this is also the limit per domain set.
+const FORCED_PER_WINDOW: usize = 3;
+const FORCED_WINDOW: Duration = Duration::from_secs(3600);
+
+/// One renewal at a time, and the forced ones counted.
+#[derive(Debug, Default)]
+struct RenewalGate {
+    running: Option<RunningRenewal>,
+    forced: VecDeque<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RunningRenewal {
+    since: SystemTime,
+    force: bool,
+}
+
+/// Why a renewal request was not started.
+#[derive(Debug, PartialEq)]
+enum GateRefusal {
+    Running(SystemTime, bool),
+    OverBudget { retry_after: Duration },
+}
+
+impl RenewalGate {
+    /// Admits one renewal, or says what stands in its way.
+    fn admit(&mut self, force: bool, now: Instant) -> Result<(), GateRefusal> {
+        if let Some(running) = self.running {
+            return Err(GateRefusal::Running(running.since, running.force));
+        }
+        if force {
+            while self
+                .forced
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= FORCED_WINDOW)
+            {
+                self.forced.pop_front();
+            }
+            if self.forced.len() >= FORCED_PER_WINDOW {
+                let oldest = self.forced.front().copied().unwrap_or(now);
+                return Err(GateRefusal::OverBudget {
+                    retry_after: FORCED_WINDOW.saturating_sub(now.duration_since(oldest)),
+                });
+            }
+            self.forced.push_back(now);
+        }
+        self.running = Some(RunningRenewal {
+            since: SystemTime::now(),
+            force,
+        });
+        Ok(())
+    }
+}
+
+/// Clears the running renewal when the request ends, also when it is cancelled.
+struct Admitted(Arc<Mutex<RenewalGate>>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .running = None;
+    }
+}
+
+async fn refuse_web_pages(admin: SocketAddr, request: Request, next: Next) -> Response {
+    if request.headers().contains_key(header::ORIGIN) {
+        return (
+            StatusCode::FORBIDDEN,
+            "requests from web pages are refused (the request has an Origin header); use `berth renew`, curl or the status page\n",
+        )
+            .into_response();
+    }
+    let probe = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    if !probe && !host_is_admin_addr(request.headers(), admin) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this admin server answers only as http://{admin}/ (or localhost); the Host header names something else\n"
+            ),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether `Host` is the admin address, or a loopback name for it. Any IP literal is
+/// accepted when the server listens on all addresses: DNS rebinding needs a host name.
+fn host_is_admin_addr(headers: &HeaderMap, admin: SocketAddr) -> bool {
+    let Some(authority) = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+    else {
+        return false;
+    };
+    if authority.port_u16().unwrap_or(80) != admin.port() {
+        return false;
+    }
+    let host = authority.host();
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => {
+            let ip = ip.to_canonical();
+            ip.is_loopback() || ip == admin.ip().to_canonical() || admin.ip().is_unspecified()
+        }
+        Err(_) => false,
+    }
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
@@ -297,15 +433,54 @@ struct RenewQuery {
 async fn api_renew(
     State(state): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(query): Query<RenewQuery>,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    // A dual-stack listener sees IPv4 clients as ::ffff:127.0.0.1.
+    if !peer.ip().to_canonical().is_loopback() {
         return (
             StatusCode::FORBIDDEN,
             "renewals may only be requested from this host (run `berth renew` inside the container)\n",
         )
             .into_response();
     }
+    if !headers.contains_key(REQUEST_HEADER) {
+        return (
+            StatusCode::FORBIDDEN,
+            "renewals need the header X-Berth-Request: 1 (`berth renew` sends it)\n",
+        )
+            .into_response();
+    }
+    let admitted = state
+        .renewals
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .admit(query.force, Instant::now());
+    match admitted {
+        Ok(()) => {}
+        Err(GateRefusal::Running(since, force)) => {
+            return (
+                StatusCode::CONFLICT,
+                format!(
+                    "a renewal (force={force}) requested at {} is still running; its result goes to whoever asked, wait and ask again\n",
+                    rfc3339(since)
+                ),
+            )
+                .into_response();
+        }
+        Err(GateRefusal::OverBudget { retry_after }) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after.as_secs().to_string())],
+                format!(
+                    "at most {FORCED_PER_WINDOW} forced renewals an hour (each orders every certificate anew); the next is allowed in {}; `berth renew` without --force renews what is due\n",
+                    humantime::format_duration(Duration::from_secs(retry_after.as_secs()))
+                ),
+            )
+                .into_response();
+        }
+    }
+    let _admitted = Admitted(Arc::clone(&state.renewals));
     let manager = state.manager.load_full();
     tracing::info!(
         force = query.force,
@@ -379,4 +554,68 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn host(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn host_must_name_the_admin_address_or_loopback() {
+        let admin: SocketAddr = "127.0.0.1:9090".parse().unwrap();
+        for ok in ["127.0.0.1:9090", "localhost:9090", "[::1]:9090"] {
+            assert!(host_is_admin_addr(&host(ok), admin), "{ok}");
+        }
+        for refused in ["attacker.example:9090", "127.0.0.1:9091", "10.0.0.5:9090"] {
+            assert!(!host_is_admin_addr(&host(refused), admin), "{refused}");
+        }
+        assert!(!host_is_admin_addr(&HeaderMap::new(), admin));
+        // Listening on all addresses: any IP literal, still no host name.
+        let all: SocketAddr = "[::]:9090".parse().unwrap();
+        assert!(host_is_admin_addr(&host("10.0.0.5:9090"), all));
+        assert!(!host_is_admin_addr(&host("rebound.example:9090"), all));
+    }
+
+    #[test]
+    fn a_second_renewal_waits_for_the_running_one() {
+        let mut gate = RenewalGate::default();
+        let now = Instant::now();
+        gate.admit(false, now).unwrap();
+        assert!(matches!(
+            gate.admit(true, now),
+            Err(GateRefusal::Running(_, false))
+        ));
+        gate.running = None;
+        gate.admit(false, now).unwrap();
+    }
+
+    #[test]
+    fn forced_renewals_are_limited_per_hour() {
+        let mut gate = RenewalGate::default();
+        let start = Instant::now();
+        for i in 0..FORCED_PER_WINDOW {
+            gate.admit(true, start + Duration::from_secs(i as u64))
+                .unwrap();
+            gate.running = None;
+        }
+        let later = start + Duration::from_secs(600);
+        assert_eq!(
+            gate.admit(true, later),
+            Err(GateRefusal::OverBudget {
+                retry_after: Duration::from_secs(3000)
+            })
+        );
+        // Renewing what is due is not limited here (the CA budget and the ledger apply).
+        gate.admit(false, later).unwrap();
+        gate.running = None;
+        gate.admit(true, start + FORCED_WINDOW).unwrap();
+    }
 }

@@ -45,6 +45,8 @@ pub(crate) async fn send(
     let request = hyper::Request::builder()
         .method(method)
         .uri(uri)
+        // The admin server refuses mutations without it (a web page cannot send it).
+        .header(crate::admin::REQUEST_HEADER, "1")
         .body(Empty::new())
         .map_err(|e| format!("building the request to {url}: {e}"))?;
     let exchange = async {

@@ -214,3 +214,86 @@ async fn a_broken_config_on_sighup_keeps_the_running_one() {
         Some(200)
     );
 }
+
+/// The admin API against what a web page on the same host can do (a cross-site POST, DNS
+/// rebinding), with the admin server on `[::]` so IPv4 loopback clients arrive as
+/// `::ffff:127.0.0.1`; concurrent forced renewals are coalesced and counted.
+#[tokio::test]
+async fn admin_api_refuses_web_pages_and_limits_forced_renewals() {
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://{}", start_upstream());
+    let admin: std::net::SocketAddr = format!("[::]:{}", berth_tests::free_port())
+        .parse()
+        .unwrap();
+    let sidecar = Sidecar::start_with_admin(
+        &pebble,
+        dir.path(),
+        admin,
+        &[
+            "-d",
+            "admin.example.com",
+            "--upstream",
+            &upstream,
+            "--agree-tos",
+        ],
+    );
+    sidecar.wait_ready(Duration::from_secs(30)).await;
+    let port = admin.port();
+    let host = format!("Host: 127.0.0.1:{port}");
+    let renew = format!("POST /api/renew?force=true HTTP/1.1\r\n{host}\r\nX-Berth-Request: 1");
+
+    // A form a web page posts: no custom header.
+    let (status, body) =
+        sidecar.admin_raw(&format!("POST /api/renew?force=true HTTP/1.1\r\n{host}"));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("X-Berth-Request"), "{body}");
+    // A page's fetch, even with the header (which would need a preflight).
+    let (status, body) = sidecar.admin_raw(&format!("{renew}\r\nOrigin: http://evil.example"));
+    assert_eq!(status, 403, "{body}");
+    // DNS rebinding: the browser names the attacker's host.
+    let (status, body) = sidecar.admin_raw(&format!(
+        "GET /api/certs HTTP/1.1\r\nHost: rebound.evil.example:{port}"
+    ));
+    assert_eq!(status, 421, "{body}");
+    let (status, body) = sidecar.admin_raw(&format!("GET /api/certs HTTP/1.1\r\n{host}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("admin.example.com"), "{body}");
+
+    // Two forced renewals at once: one runs, the other is told about it.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let barrier = std::sync::Arc::clone(&barrier);
+            let renew = renew.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                support::admin_request(port, &renew)
+            })
+        })
+        .collect();
+    let mut answers: Vec<(u16, String)> = both.into_iter().map(|t| t.join().unwrap()).collect();
+    answers.sort();
+    assert_eq!(answers[0].0, 200, "{answers:?}\n{}", sidecar.output());
+    assert!(answers[0].1.contains("\"renewed\""), "{answers:?}");
+    assert_eq!(answers[1].0, 409, "{answers:?}");
+    assert!(answers[1].1.contains("still running"), "{answers:?}");
+
+    // `berth renew` sends the header (and, by IPv4, arrives as ::ffff:127.0.0.1).
+    let out = Command::new(berth_bin())
+        .args([
+            "renew",
+            "--force",
+            "--admin-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (status, body) = sidecar.admin_raw(&renew);
+    assert_eq!(status, 200, "{body}");
+    // The fourth forced renewal within the hour is refused before any order.
+    let (status, body) = sidecar.admin_raw(&renew);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("at most 3 forced renewals an hour"), "{body}");
+}

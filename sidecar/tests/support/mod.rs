@@ -63,8 +63,18 @@ pub struct Sidecar {
 impl Sidecar {
     /// Starts `berth run` against `pebble` with the common flags plus `extra`.
     pub fn start(pebble: &Pebble, dir: &Path, extra: &[&str]) -> Self {
-        let tls_port = free_port();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Self::start_with_admin(pebble, dir, admin, extra)
+    }
+
+    /// As [`Sidecar::start`], with the admin server on `admin`.
+    pub fn start_with_admin(
+        pebble: &Pebble,
+        dir: &Path,
+        admin: SocketAddr,
+        extra: &[&str],
+    ) -> Self {
+        let tls_port = free_port();
         let stdout = std::fs::File::create(dir.join("berth.stdout")).unwrap();
         let stderr = std::fs::File::create(dir.join("berth.stderr")).unwrap();
         let child = Command::new(berth_bin())
@@ -104,6 +114,11 @@ impl Sidecar {
             .await
             .ok()
             .map(|r| (r.status, r.body))
+    }
+
+    /// One raw HTTP/1.1 request to the admin server: see [`admin_request`].
+    pub fn admin_raw(&self, head: &str) -> (u16, String) {
+        admin_request(self.admin.port(), head)
     }
 
     /// Waits for `/readyz` to answer 200; returns every status seen on the way.
@@ -151,6 +166,31 @@ impl Drop for Sidecar {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One raw HTTP/1.1 request to the admin server on 127.0.0.1:`port`, `head` being the
+/// request line and headers without the final blank line: (status, body).
+pub fn admin_request(port: u16, head: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        stream,
+        "{head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned());
+    (status, body)
 }
 
 /// `curl` over HTTPS to `name` at 127.0.0.1:`port`, trusting `root`: (status, body).
