@@ -356,9 +356,59 @@ fn read_file(path: &Path) -> Result<FileConfig, Failure> {
         Failure::usage(format!(
             "--config {}: {}",
             path.display(),
-            e.to_string().trim_end()
+            toml_error(&text, &e)
         ))
     })
+}
+
+/// A TOML error as position, key and reason. toml's own `Display` quotes the offending line
+/// and serde's reasons quote string values: either may be a secret (`eab_hmac = "…"`), and
+/// this error is printed at start-up and on every SIGHUP reload.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let reason = redact_quoted(e.message().trim_end());
+    let Some(at) = e.span().map(|span| span.start.min(text.len())) else {
+        return reason;
+    };
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-. \"'".contains(c))
+        });
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .and_then(|l| l.split(']').next())
+        .map(|l| l.trim_start_matches('['));
+    match (key, table) {
+        (Some(key), Some(table)) => {
+            format!("line {line}, column {column}, key {table}.{key}: {reason}")
+        }
+        (Some(key), None) => format!("line {line}, column {column}, key {key}: {reason}"),
+        (None, _) => format!("line {line}, column {column}: {reason}"),
+    }
+}
+
+/// `text` with every double-quoted part replaced by `"…"`.
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        out.push_str(if i % 2 == 1 { "…" } else { part });
+    }
+    out
 }
 
 /// Durations printed the way they are written in the file ("30s", "1m 30s").
@@ -396,6 +446,33 @@ mod tests {
         };
         let (_, sub) = matches.subcommand().unwrap();
         RunSettings::resolve(&args, sub)
+    }
+
+    #[test]
+    fn config_errors_name_position_and_key_never_the_value() {
+        let planted = "PLANTED-CONFIG-SECRET-9f2e";
+        // A syntax error on the secret's line (missing closing quote) and a type error
+        // (a string where a number belongs) each quote the line or the value in toml's
+        // own message.
+        for file in [
+            format!("domains = [\"a.example.com\"]\neab_hmac = \"{planted}\n"),
+            format!("domains = [\"a.example.com\"]\n[limits]\nmax_connections = \"{planted}\"\n"),
+        ] {
+            let err = settings(&[], &file).err().unwrap().to_string();
+            assert!(!err.contains(planted), "{err}");
+            assert!(err.contains("line "), "{err}");
+        }
+        let err = settings(
+            &[],
+            &format!("domains = [\"a.example.com\"]\n[limits]\nmax_connections = \"{planted}\"\n"),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("limits.max_connections"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use super::provider::{DnsProvider, ProviderError, ProviderFuture, TxtRecord};
 
-/// How much of the hook's stderr an error quotes (the end, where the reason usually is).
+/// How much of the hook's stderr the debug log shows (the end, where the reason usually is).
 const MAX_STDERR: usize = 2048;
 
 /// Runs a user program to add and remove records.
@@ -73,22 +73,51 @@ impl ExecProvider {
         if status.success() {
             return Ok(());
         }
+        // The error goes into the ledger, and from there to /api/certs, the status page and
+        // the logs; a hook's stderr may hold its API token, so it is logged at debug level
+        // only, cut short and with key-like words removed.
         let text = String::from_utf8_lossy(&stderr);
         let text = text.trim();
         let tail = match text.char_indices().rev().nth(MAX_STDERR) {
             Some((cut, _)) => &text[cut..],
             None => text,
         };
+        if !tail.is_empty() {
+            tracing::debug!(
+                hook = %self.program.display(),
+                action,
+                stderr = %redact(tail),
+                "DNS hook failed"
+            );
+        }
         Err(ProviderError(format!(
-            "{} {action} exited with {status}{}",
+            "{} {action} exited with {status}; its stderr is logged at debug level (BERTH_LOG=berth_acme_core=debug)",
             self.program.display(),
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!(": {tail}")
-            }
         )))
     }
+}
+
+/// `text` with every word that could be a credential (16 or more characters of
+/// base64/hex/token alphabet, or anything after `=` / `:` in `key=value` form) replaced.
+fn redact(text: &str) -> String {
+    let key_like = |word: &str| {
+        word.len() >= 16
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=_-.".contains(c))
+    };
+    text.split_inclusive(char::is_whitespace)
+        .map(|piece| {
+            let word = piece.trim_end();
+            let space = &piece[word.len()..];
+            let word = match word.find(['=', ':']) {
+                Some(at) if at + 1 < word.len() => format!("{}[redacted]", &word[..=at]),
+                _ if key_like(word) => "[redacted]".to_owned(),
+                _ => word.to_owned(),
+            };
+            format!("{word}{space}")
+        })
+        .collect()
 }
 
 impl DnsProvider for ExecProvider {
@@ -152,17 +181,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failure_quotes_stderr_and_the_exit_status() {
+    async fn failure_names_the_exit_status_and_never_the_stderr() {
         let dir = tempfile::tempdir().unwrap();
-        let hook = script(dir.path(), "echo 'API token expired' >&2; exit 3");
+        let hook = script(
+            dir.path(),
+            "echo 'API token PLANTED-SECRET-5c1d expired' >&2; exit 3",
+        );
         let err = ExecProvider::new(&hook, Duration::from_secs(10))
             .add_txt(&record())
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("API token expired"), "{err}");
+        assert!(!err.contains("PLANTED-SECRET"), "{err}");
         assert!(err.contains("exit status: 3"), "{err}");
         assert!(err.contains("present"), "{err}");
+    }
+
+    #[test]
+    fn redaction_removes_key_like_words_and_assigned_values() {
+        let out = redact("auth failed token=abc key c2VjcmV0LXRva2VuLXZhbHVl for example.com\n");
+        assert!(!out.contains("abc"), "{out}");
+        assert!(!out.contains("c2VjcmV0"), "{out}");
+        assert!(
+            out.contains("auth failed token=[redacted] key [redacted] for example.com"),
+            "{out}"
+        );
     }
 
     #[tokio::test]

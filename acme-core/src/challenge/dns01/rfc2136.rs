@@ -127,7 +127,16 @@ impl TsigKey {
         })?;
         let algorithm = match (algorithm, file_algorithm) {
             (Some(a), _) => a,
-            (None, Some(a)) => a.parse()?,
+            (None, Some((a, line))) => a.parse().map_err(|e| match e {
+                // The weak names are fixed strings, safe to quote.
+                DnsError::Config { ref reason } if reason.contains("too weak") => e,
+                // Anything else may be the secret itself (a statement missing its `;`).
+                _ => DnsError::Config {
+                    reason: format!(
+                        "the TSIG key file's `algorithm` statement on line {line} names no known algorithm (is a `;` missing?); use hmac-sha256, hmac-sha384 or hmac-sha512"
+                    ),
+                },
+            })?,
             (None, None) => TsigAlgorithm::default(),
         };
         let decoded = Zeroizing::new(STANDARD.decode(secret.expose().as_bytes()).map_err(|_| {
@@ -178,8 +187,12 @@ impl TsigKey {
     }
 }
 
-/// `key "name" { algorithm hmac-sha256; secret "base64"; };`
-fn parse_key_file(text: &str) -> Result<(Option<String>, Option<String>, Secret), DnsError> {
+/// `key "name" { algorithm hmac-sha256; secret "base64"; };` — the algorithm comes with
+/// its line number, for an error that must not quote the file.
+#[allow(clippy::type_complexity)]
+fn parse_key_file(
+    text: &str,
+) -> Result<(Option<String>, Option<(String, usize)>, Secret), DnsError> {
     let quoted_after = |keyword: &str| -> Option<String> {
         let start = text.find(keyword)? + keyword.len();
         let rest = &text[start..];
@@ -193,10 +206,11 @@ fn parse_key_file(text: &str) -> Result<(Option<String>, Option<String>, Secret)
         .then(|| quoted_after("key"))
         .flatten();
     let algorithm = text.find("algorithm").and_then(|start| {
+        let line = text[..start].matches('\n').count() + 1;
         text[start + "algorithm".len()..]
             .split(';')
             .next()
-            .map(|a| a.trim().trim_matches('"').to_owned())
+            .map(|a| (a.trim().trim_matches('"').to_owned(), line))
     });
     let secret = quoted_after("secret").ok_or_else(|| DnsError::Config {
         reason: "the TSIG key file has no `secret \"…\";` line".into(),
@@ -334,6 +348,18 @@ mod tests {
         .unwrap();
         assert_eq!(key.name(), "other");
         assert_eq!(key.algorithm(), TsigAlgorithm::HmacSha256);
+    }
+
+    #[test]
+    fn a_key_file_missing_a_semicolon_is_refused_without_quoting_the_secret() {
+        let file = format!(
+            "key \"berth-acme\" {{\n\talgorithm hmac-sha512\n\tsecret \"{SECRET}\";\n}};\n"
+        );
+        let err = TsigKey::parse(None, None, &Secret::new(file))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&SECRET[..12]), "{err}");
+        assert!(err.contains("line 2") && err.contains("`;`"), "{err}");
     }
 
     #[test]
