@@ -18,6 +18,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::plain::PlainHttp;
 use crate::tls;
+use crate::trusted::TrustedProxies;
 
 /// Everything a connection task needs, shared by all connections of one proxy.
 pub(crate) struct Shared {
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) plain: Arc<PlainHttp>,
     pub(crate) limits: Limits,
     pub(crate) metrics: Metrics,
+    /// Peers whose forwarding headers are kept.
+    pub(crate) trusted_proxies: TrustedProxies,
     /// Cancelled when the drain deadline has passed: connections close at once.
     pub(crate) hard_stop: CancellationToken,
 }
@@ -84,7 +87,8 @@ pub(crate) async fn serve_tls(
         let _ = tls.shutdown().await;
         return;
     }
-    serve_http(shared, tls, Peer::new(peer, true), shutdown).await;
+    let peer = Peer::new(peer, true, &shared.trusted_proxies);
+    serve_http(shared, tls, peer, shutdown).await;
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (detected from the first bytes) on `io` until the client

@@ -35,6 +35,14 @@ pub enum Error {
         /// What is wrong and what to change.
         reason: String,
     },
+    /// A trusted-proxy entry is not an IP address or CIDR.
+    #[error("trusted proxy {input:?}: {reason}")]
+    InvalidTrustedProxy {
+        /// The entry as given.
+        input: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
     /// A worker thread ([`ProxyBuilder::workers`](crate::ProxyBuilder::workers)) or its
     /// runtime could not be started.
     #[error("cannot start proxy worker {index}: {source}")]

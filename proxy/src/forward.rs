@@ -21,6 +21,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, RequestBody, SendError, UpstreamBody};
 use crate::routes::{Routes, Upstream};
+use crate::trusted::TrustedProxies;
 
 /// Bodies sent to clients: the upstream's streamed body or a small local one.
 pub(crate) type ResponseBody = Either<UpstreamBody, Full<Bytes>>;
@@ -28,6 +29,9 @@ pub(crate) type ResponseBody = Either<UpstreamBody, Full<Bytes>>;
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -43,6 +47,32 @@ static HOP_BY_HOP: [&HeaderName; 9] = [
     &header::UPGRADE,
     &header::PROXY_AUTHORIZATION,
     &header::PROXY_AUTHENTICATE,
+];
+
+/// End-to-end headers the proxy sets or vouches for. A client's `Connection` header
+/// must not remove them (RFC 9110 §7.6.1 lets it name any header): `Connection: Host`
+/// would otherwise send the upstream its own address as the Host, and naming a
+/// forwarding header would drop what a trusted load balancer said about the client.
+static PROTECTED: [&HeaderName; 8] = [
+    &header::HOST,
+    &X_FORWARDED_FOR,
+    &X_FORWARDED_PROTO,
+    &X_FORWARDED_HOST,
+    &X_FORWARDED_PORT,
+    &X_FORWARDED_PREFIX,
+    &X_REAL_IP,
+    &FORWARDED,
+];
+
+/// The forwarding headers a client may set only through a trusted proxy.
+static FORWARDING: [&HeaderName; 7] = [
+    &X_FORWARDED_FOR,
+    &X_FORWARDED_PROTO,
+    &X_FORWARDED_HOST,
+    &X_FORWARDED_PORT,
+    &X_FORWARDED_PREFIX,
+    &X_REAL_IP,
+    &FORWARDED,
 ];
 
 /// Sends requests to upstreams over pooled HTTP/1.1 connections.
@@ -66,6 +96,8 @@ pub(crate) struct Forwarder {
 pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
     pub(crate) https: bool,
+    /// The peer is a trusted proxy ([`TrustedProxies`]): its forwarding headers are kept.
+    trusted: bool,
     /// The client's address as `X-Forwarded-For` lists it.
     forwarded_for: HeaderValue,
     /// `for=…;proto=…`, this hop's `Forwarded` element without the host.
@@ -73,7 +105,7 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(addr: SocketAddr, https: bool) -> Self {
+    pub(crate) fn new(addr: SocketAddr, https: bool, trusted: &TrustedProxies) -> Self {
         let ip = addr.ip().to_canonical();
         let proto = proto(https);
         // RFC 7239 §6: IPv6 addresses are bracketed and quoted.
@@ -84,6 +116,7 @@ impl Peer {
         Self {
             addr,
             https,
+            trusted: trusted.contains(ip),
             forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(ip.to_string()))
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             forwarded_element: format!("for={node};proto={proto}"),
@@ -354,7 +387,15 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// The protocol an HTTP/1.1 request asks to switch to (RFC 9110 §7.8), e.g. WebSocket.
+/// `Upgrade: websocket` when an HTTP/1.1 request asks to switch to WebSocket
+/// (RFC 9110 §7.8, RFC 6455 §4.1), the only protocol tunnelled.
+///
+/// Any other upgrade is ignored, as RFC 9110 §7.8 lets a server do: the `Upgrade`
+/// header goes with the other hop-by-hop headers and the request is forwarded as
+/// plain HTTP/1.1, so a client offering `h2c` carries on with HTTP/1.1. Tunnelling it
+/// would hand the client a raw connection to the upstream past the proxy's routing
+/// and headers ("h2c smuggling"); answering 400 would break clients that offer an
+/// upgrade only opportunistically.
 fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
     if req.version() != Version::HTTP_11 {
         return None;
@@ -363,7 +404,15 @@ fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
     if !asks {
         return None;
     }
-    req.headers().get(header::UPGRADE).cloned()
+    // A protocol is `name[/version]` (RFC 9110 §7.8); WebSocket names no version.
+    let websocket = req
+        .headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(tokens)
+        .any(|protocol| protocol.eq_ignore_ascii_case("websocket"));
+    websocket.then(|| HeaderValue::from_static("websocket"))
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -398,7 +447,11 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
             continue;
         };
         for token in tokens(connection) {
-            if !token.eq_ignore_ascii_case("connection") {
+            let protected = token.eq_ignore_ascii_case("connection")
+                || PROTECTED
+                    .iter()
+                    .any(|name| token.eq_ignore_ascii_case(name.as_str()));
+            if !protected {
                 headers.remove(token);
             }
         }
@@ -408,9 +461,21 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Tells the upstream who asked and how: `X-Forwarded-For` (appended), `-Proto`,
-/// `-Host`, and the standard `Forwarded` (RFC 7239 §4, appended).
+/// Tells the upstream who asked and how: `X-Forwarded-For`, `-Proto`, `-Host`,
+/// `-Port`, `X-Real-IP` and the standard `Forwarded` (RFC 7239 §4).
+///
+/// The proxy is the edge unless told otherwise: what a client sent in these headers is
+/// replaced with what the proxy saw (and `X-Forwarded-Prefix` dropped), so a client
+/// cannot pick the address an app logs, allow-lists or rate-limits. From a trusted
+/// proxy ([`TrustedProxies`]) `X-Forwarded-For` and `Forwarded` are appended to and the
+/// others kept when present, as Traefik's `forwardedHeaders.trustedIPs` and Caddy's
+/// `trusted_proxies` do.
 fn set_forwarding_headers(headers: &mut HeaderMap, peer: &Peer) {
+    if !peer.trusted {
+        for name in FORWARDING {
+            headers.remove(name);
+        }
+    }
     let xff = match joined(headers, &X_FORWARDED_FOR) {
         Some(previous) => text_value(format!("{previous}, {}", peer.addr.ip().to_canonical())),
         None => Some(peer.forwarded_for.clone()),
@@ -418,7 +483,6 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: &Peer) {
     if let Some(xff) = xff {
         headers.insert(&X_FORWARDED_FOR, xff);
     }
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.proto()));
     let host = headers.get(header::HOST).cloned();
 
     // A host with a port is not a token, so it is quoted (RFC 7239 §4).
@@ -437,14 +501,41 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: &Peer) {
     if let Some(forwarded) = text_value(forwarded) {
         headers.insert(&FORWARDED, forwarded);
     }
-    match host {
-        Some(host) => {
-            headers.insert(&X_FORWARDED_HOST, host);
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
+
+    // The port the client asked for: the Host's, else its scheme's default (as Traefik
+    // does), which is right behind port mapping where the bound port is not.
+    let port = match host_text.and_then(port_of) {
+        Some(port) => HeaderValue::from_str(port).ok(),
+        None if peer.https => Some(HeaderValue::from_static("443")),
+        None => Some(HeaderValue::from_static("80")),
+    };
+    let ours = [
+        (
+            &X_FORWARDED_PROTO,
+            Some(HeaderValue::from_static(peer.proto())),
+        ),
+        (&X_FORWARDED_HOST, host),
+        (&X_FORWARDED_PORT, port),
+        (&X_REAL_IP, Some(peer.forwarded_for.clone())),
+    ];
+    for (name, value) in ours {
+        let Some(value) = value else { continue };
+        if peer.trusted {
+            headers.entry(name).or_insert(value);
+        } else {
+            headers.insert(name, value);
         }
     }
+}
+
+/// The port of a Host header value, `uri-host [":" port]`, when it has one.
+fn port_of(host: &str) -> Option<&str> {
+    let after_host = match host.strip_prefix('[') {
+        Some(literal) => &literal[literal.find(']')? + 1..],
+        None => host,
+    };
+    let (_, port) = after_host.split_once(':')?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
 fn set_host(headers: &mut HeaderMap, authority: Option<&Authority>) {
@@ -544,25 +635,122 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_headers_append_to_earlier_proxies() {
+    fn connection_cannot_name_host_or_forwarding_headers_away() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("example.com:8443"));
-        headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
-        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        let peer = Peer::new("[::ffff:192.0.2.7]:5000".parse().unwrap(), true);
+        for (name, value) in [
+            (
+                "connection",
+                "Host, X-Forwarded-For, forwarded, X-Real-IP, x-forwarded-host, x-other",
+            ),
+            ("host", "www.example.com"),
+            ("x-forwarded-for", "192.0.2.1"),
+            ("forwarded", "for=192.0.2.1"),
+            ("x-real-ip", "192.0.2.1"),
+            ("x-forwarded-host", "www.example.com"),
+            ("x-other", "1"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        remove_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            [
+                "forwarded",
+                "host",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-real-ip"
+            ]
+        );
+    }
+
+    fn spoofed() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "example.com:8443"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("forwarded", "for=203.0.113.9"),
+            ("x-real-ip", "203.0.113.9"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "admin.internal"),
+            ("x-forwarded-port", "8080"),
+            ("x-forwarded-prefix", "/admin"),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarding_headers_from_untrusted_peers_are_replaced_with_what_the_proxy_saw() {
+        let mut headers = spoofed();
+        let peer = Peer::new(
+            "[::ffff:192.0.2.7]:5000".parse().unwrap(),
+            true,
+            &TrustedProxies::none(),
+        );
         set_forwarding_headers(&mut headers, &peer);
-        assert_eq!(headers[&X_FORWARDED_FOR], "203.0.113.9, 192.0.2.7");
+        assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(headers[&X_REAL_IP], "192.0.2.7");
         assert_eq!(headers[&X_FORWARDED_PROTO], "https");
         assert_eq!(headers[&X_FORWARDED_HOST], "example.com:8443");
+        assert_eq!(headers[&X_FORWARDED_PORT], "8443");
+        assert!(!headers.contains_key(&X_FORWARDED_PREFIX));
         assert_eq!(
             headers[&FORWARDED],
             "for=192.0.2.7;proto=https;host=\"example.com:8443\""
         );
+        // A trusted range that does not hold the peer changes nothing.
+        let mut headers = spoofed();
+        let elsewhere: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+        let peer = Peer::new("192.0.2.7:5000".parse().unwrap(), true, &elsewhere);
+        set_forwarding_headers(&mut headers, &peer);
+        assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(headers[&X_FORWARDED_HOST], "example.com:8443");
+    }
+
+    #[test]
+    fn forwarding_headers_from_trusted_proxies_are_kept_and_appended_to() {
+        let mut headers = spoofed();
+        let trusted: TrustedProxies = "192.0.2.0/24".parse().unwrap();
+        let peer = Peer::new("[::ffff:192.0.2.7]:5000".parse().unwrap(), true, &trusted);
+        set_forwarding_headers(&mut headers, &peer);
+        assert_eq!(headers[&X_FORWARDED_FOR], "203.0.113.9, 192.0.2.7");
+        assert_eq!(
+            headers[&FORWARDED],
+            "for=203.0.113.9, for=192.0.2.7;proto=https;host=\"example.com:8443\""
+        );
+        assert_eq!(headers[&X_REAL_IP], "203.0.113.9");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[&X_FORWARDED_HOST], "admin.internal");
+        assert_eq!(headers[&X_FORWARDED_PORT], "8080");
+        assert_eq!(headers[&X_FORWARDED_PREFIX], "/admin");
+        // What the trusted proxy did not say, the proxy fills in.
+        let mut bare = HeaderMap::new();
+        bare.insert(header::HOST, HeaderValue::from_static("example.com"));
+        set_forwarding_headers(&mut bare, &peer);
+        assert_eq!(bare[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(bare[&X_REAL_IP], "192.0.2.7");
+        assert_eq!(bare[&X_FORWARDED_PROTO], "https");
+        assert_eq!(bare[&X_FORWARDED_PORT], "443");
 
         let mut v6 = HeaderMap::new();
         v6.insert(header::HOST, HeaderValue::from_static("example.com"));
-        let peer = Peer::new("[2001:db8::1]:5000".parse().unwrap(), false);
+        let peer = Peer::new(
+            "[2001:db8::1]:5000".parse().unwrap(),
+            false,
+            &TrustedProxies::none(),
+        );
         set_forwarding_headers(&mut v6, &peer);
+        assert_eq!(v6[&X_FORWARDED_PORT], "80");
         assert_eq!(
             v6[&FORWARDED],
             "for=\"[2001:db8::1]\";proto=http;host=example.com"
@@ -614,7 +802,11 @@ mod tests {
     fn forwarding_headers_quote_hosts_that_are_not_tokens() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("[::1]:8443"));
-        let peer = Peer::new("127.0.0.1:5000".parse().unwrap(), true);
+        let peer = Peer::new(
+            "127.0.0.1:5000".parse().unwrap(),
+            true,
+            &TrustedProxies::none(),
+        );
         set_forwarding_headers(&mut headers, &peer);
         assert_eq!(
             headers[&FORWARDED],
@@ -622,6 +814,7 @@ mod tests {
         );
         assert_eq!(headers[&X_FORWARDED_FOR], "127.0.0.1");
         assert_eq!(headers[&X_FORWARDED_HOST], "[::1]:8443");
+        assert_eq!(headers[&X_FORWARDED_PORT], "8443");
 
         let mut without_host = HeaderMap::new();
         without_host.insert(&X_FORWARDED_HOST, HeaderValue::from_static("spoofed"));
@@ -650,5 +843,22 @@ mod tests {
             .body(())
             .unwrap();
         assert!(upgrade_protocol(&h2).is_none());
+    }
+
+    #[test]
+    fn only_websocket_upgrades_are_tunnelled() {
+        let upgrade = |protocol: &'static str| {
+            let req = Request::builder()
+                .header("connection", "Upgrade")
+                .header("upgrade", protocol)
+                .body(())
+                .unwrap();
+            upgrade_protocol(&req)
+        };
+        assert_eq!(upgrade("WebSocket").unwrap(), "websocket");
+        assert_eq!(upgrade("h2c, websocket").unwrap(), "websocket");
+        for other in ["h2c", "TLS/1.2", "HTTP/2.0", "websocketx", "IRC/6.9"] {
+            assert!(upgrade(other).is_none(), "{other}");
+        }
     }
 }

@@ -19,6 +19,12 @@
 //! - **Limits** ([`Limits`]): header read timeout (slowloris), idle timeout, maximum
 //!   header size (431), maximum concurrent connections, optional maximum body (413),
 //!   upstream timeouts (504; 502 when the upstream is down), shutdown drain deadline.
+//! - **Forwarding headers**: `X-Forwarded-For`, `Forwarded` (RFC 7239), `X-Real-IP`
+//!   and `X-Forwarded-Proto`/`-Host`/`-Port` say what the proxy saw; a client's own are
+//!   replaced unless it connects from a [`TrustedProxies`] range (a load balancer),
+//!   whose are kept and appended to. A `Connection` header cannot remove `Host` or
+//!   these, and only WebSocket upgrades are tunnelled (others are forwarded as plain
+//!   HTTP/1.1 requests).
 //! - **Metrics** ([`Metrics`]): lock-free counters, rendered as Prometheus text by
 //!   [`Metrics::render_prometheus`].
 //!
@@ -64,6 +70,7 @@ mod routes;
 mod server;
 mod source;
 mod tls;
+mod trusted;
 
 pub use error::Error;
 pub use limits::Limits;
@@ -75,3 +82,4 @@ pub use source::CertSource;
 pub use tls::server_config;
 #[doc(no_inline)]
 pub use tokio_util::sync::CancellationToken;
+pub use trusted::TrustedProxies;

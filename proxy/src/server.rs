@@ -23,6 +23,7 @@ use crate::resolver::CertResolver;
 use crate::routes::Routes;
 use crate::source::{CertSource, Feed};
 use crate::tls;
+use crate::trusted::TrustedProxies;
 
 /// After a failed `accept` (usually out of file descriptors), wait this long before
 /// the next, rather than spin.
@@ -54,6 +55,7 @@ struct Config {
     limits: Limits,
     metrics: Metrics,
     workers: NonZeroUsize,
+    trusted_proxies: TrustedProxies,
 }
 
 /// Collects the proxy's settings; [`build`](ProxyBuilder::build) checks them.
@@ -72,6 +74,7 @@ pub struct ProxyBuilder {
     limits: Limits,
     metrics: Option<Metrics>,
     workers: Option<NonZeroUsize>,
+    trusted_proxies: TrustedProxies,
 }
 
 impl Proxy {
@@ -97,6 +100,7 @@ impl Proxy {
             limits,
             metrics,
             workers,
+            trusted_proxies,
         } = self.config;
 
         let mut tls = None;
@@ -136,6 +140,7 @@ impl Proxy {
             metrics,
             hard_stop: CancellationToken::new(),
             http01,
+            trusted_proxies,
             // Without TLS the plain listener forwards like the HTTPS side would.
             redirect_port: tls
                 .as_ref()
@@ -237,6 +242,16 @@ impl ProxyBuilder {
         self
     }
 
+    /// Keeps the forwarding headers (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`,
+    /// `X-Forwarded-Proto`/`-Host`/`-Port`/`-Prefix`) of connections from these
+    /// addresses, appending to `X-Forwarded-For` and `Forwarded`: the load balancers in
+    /// front of the proxy. From any other peer they are replaced with what the proxy
+    /// saw. Default: no one is trusted.
+    pub fn trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted_proxies = trusted;
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<Proxy, Error> {
         let bad = |setting, reason: &str| Error::InvalidConfig {
@@ -282,6 +297,7 @@ impl ProxyBuilder {
                 limits: self.limits,
                 metrics: self.metrics.unwrap_or_default(),
                 workers: self.workers.unwrap_or(NonZeroUsize::MIN),
+                trusted_proxies: self.trusted_proxies,
             },
         })
     }
@@ -413,6 +429,7 @@ struct Template {
     http01: Option<Http01Responder>,
     /// Where the plain listener redirects to; `None` (no TLS listener): it forwards.
     redirect_port: Option<u16>,
+    trusted_proxies: TrustedProxies,
 }
 
 impl Template {
@@ -441,6 +458,7 @@ impl Template {
             }),
             limits: self.limits.clone(),
             metrics: self.metrics.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
             hard_stop: self.hard_stop.clone(),
         })
     }
@@ -514,7 +532,7 @@ impl Worker {
                         conn::serve_http(
                             Arc::clone(&shared),
                             stream,
-                            Peer::new(peer, false),
+                            Peer::new(peer, false, &shared.trusted_proxies),
                             shutdown.clone(),
                         )
                     })

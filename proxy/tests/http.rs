@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use berth_acme_core::challenge::Http01Responder;
-use berth_proxy::{CertSource, Limits, Proxy, Route, Routes, Upstream};
+use berth_proxy::{CertSource, Limits, Proxy, Route, Routes, TrustedProxies, Upstream};
 use http_body_util::BodyExt;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -135,39 +135,66 @@ async fn plain_http_answers_challenges_and_redirects_everything_else_with_308() 
     assert!(stdout.ends_with("hello from upstream\n"), "{stdout}");
 }
 
+/// A request claiming, in every forwarding header, to come from 203.0.113.9 through
+/// another proxy.
+fn spoofing(path: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::builder()
+        .uri(path)
+        .header("host", "www.example.com")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("forwarded", "for=203.0.113.9")
+        .header("x-real-ip", "203.0.113.9")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", "admin.internal")
+        .header("x-forwarded-port", "8080")
+        .header("x-forwarded-prefix", "/admin")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn forwarding_headers_are_set_and_hop_by_hop_headers_stripped() {
     let f = fixture(Limits::default(), |b| b).await;
     let mut client = f.client().await;
-    let request = http::Request::builder()
-        .uri("/headers")
-        .header("host", "www.example.com")
-        .header("connection", "x-custom-hop")
-        .header("x-custom-hop", "1")
-        .header("keep-alive", "timeout=5")
-        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
-        .header("x-forwarded-for", "203.0.113.9")
-        .header("x-forwarded-proto", "http")
-        .header("x-end-to-end", "kept")
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
+    let mut request = spoofing("/headers");
+    for (name, value) in [
+        ("connection", "x-custom-hop"),
+        ("x-custom-hop", "1"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+        ("x-end-to-end", "kept"),
+    ] {
+        request
+            .headers_mut()
+            .insert(name, http::HeaderValue::from_static(value));
+    }
     let (status, headers, seen) = send(&mut client, request).await;
     assert_eq!(status, 200);
     let seen = seen.to_ascii_lowercase();
-    assert!(
-        seen.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"),
-        "{seen}"
-    );
+    // berth is the edge: what the client claimed is replaced with what berth saw.
+    assert!(seen.contains("x-forwarded-for: 127.0.0.1\n"), "{seen}");
+    assert!(seen.contains("x-real-ip: 127.0.0.1\n"), "{seen}");
     assert!(seen.contains("x-forwarded-proto: https\n"), "{seen}");
-    assert!(!seen.contains("x-forwarded-proto: http\n"), "{seen}");
     assert!(
         seen.contains("x-forwarded-host: www.example.com\n"),
         "{seen}"
     );
+    assert!(seen.contains("x-forwarded-port: 443\n"), "{seen}");
     assert!(
         seen.contains("forwarded: for=127.0.0.1;proto=https;host=www.example.com\n"),
         "{seen}"
     );
+    for spoofed in [
+        "203.0.113.9",
+        "admin.internal",
+        "8080",
+        "x-forwarded-prefix",
+    ] {
+        assert!(
+            !seen.contains(spoofed),
+            "{spoofed} reached the upstream: {seen}"
+        );
+    }
     assert!(seen.contains("host: www.example.com\n"), "{seen}");
     assert!(seen.contains("x-end-to-end: kept\n"), "{seen}");
     for hop in ["x-custom-hop", "keep-alive", "proxy-authorization"] {
@@ -188,6 +215,92 @@ async fn forwarding_headers_are_set_and_hop_by_hop_headers_stripped() {
     assert_eq!(headers["x-kept"], "1");
     assert!(!headers.contains_key("x-drop-me"));
     assert!(!headers.contains_key("keep-alive"));
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_trusted_proxy_are_kept_and_appended_to() {
+    let loopback: TrustedProxies = "127.0.0.0/8, ::1".parse().unwrap();
+    let f = fixture(Limits::default(), |b| b.trusted_proxies(loopback)).await;
+    let mut client = f.client().await;
+    let (status, _, seen) = send(&mut client, spoofing("/headers")).await;
+    assert_eq!(status, 200);
+    let seen = seen.to_ascii_lowercase();
+    for expected in [
+        "x-forwarded-for: 203.0.113.9, 127.0.0.1\n",
+        "forwarded: for=203.0.113.9, for=127.0.0.1;proto=https;host=www.example.com\n",
+        "x-real-ip: 203.0.113.9\n",
+        "x-forwarded-proto: http\n",
+        "x-forwarded-host: admin.internal\n",
+        "x-forwarded-port: 8080\n",
+        "x-forwarded-prefix: /admin\n",
+        "host: www.example.com\n",
+    ] {
+        assert!(seen.contains(expected), "{expected}{seen}");
+    }
+
+    // A trusted list that does not hold the peer trusts nothing.
+    let elsewhere: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+    let f = fixture(Limits::default(), |b| b.trusted_proxies(elsewhere)).await;
+    let mut client = f.client().await;
+    let (_, _, seen) = send(&mut client, spoofing("/headers")).await;
+    assert!(seen.contains("x-forwarded-for: 127.0.0.1\n"), "{seen}");
+    assert!(!seen.contains("203.0.113.9"), "{seen}");
+}
+
+#[tokio::test]
+async fn connection_header_cannot_strip_host_or_forwarding_headers() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let mut client = f.client().await;
+    let request = http::Request::builder()
+        .uri("/headers")
+        .header("host", "www.example.com")
+        .header(
+            "connection",
+            "Host, X-Forwarded-Host, X-Forwarded-For, Forwarded, X-Real-IP",
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let (status, _, seen) = send(&mut client, request).await;
+    assert_eq!(status, 200);
+    let seen = seen.to_ascii_lowercase();
+    for expected in [
+        "host: www.example.com\n",
+        "x-forwarded-host: www.example.com\n",
+        "x-forwarded-for: 127.0.0.1\n",
+        "forwarded: for=127.0.0.1;proto=https;host=www.example.com\n",
+        "x-real-ip: 127.0.0.1\n",
+    ] {
+        assert!(seen.contains(expected), "{expected}{seen}");
+    }
+}
+
+#[tokio::test]
+async fn upgrades_other_than_websocket_are_forwarded_as_plain_requests() {
+    let f = fixture(Limits::default(), |b| b).await;
+    let mut client = f.client().await;
+    let request = http::Request::builder()
+        .uri("/headers")
+        .header("host", "www.example.com")
+        .header("connection", "Upgrade, HTTP2-Settings")
+        .header("upgrade", "h2c")
+        .header("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let (status, _, seen) = send(&mut client, request).await;
+    assert_eq!(status, 200);
+    let seen = seen.to_ascii_lowercase();
+    for dropped in ["upgrade:", "connection:", "http2-settings:"] {
+        assert!(
+            !seen.contains(dropped),
+            "{dropped} reached the upstream: {seen}"
+        );
+    }
+    // The connection is still plain HTTP/1.1 and carries the next request.
+    let (status, _, body) = send(&mut client, get("www.example.com", "/")).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (200, "hello from upstream\n")
+    );
 }
 
 #[tokio::test]
