@@ -543,6 +543,11 @@ pub(crate) struct RunArgs {
     /// Send Strict-Transport-Security with this max-age in seconds (off when unset).
     #[arg(long, env = "BERTH_HSTS_MAX_AGE")]
     pub(crate) hsts_max_age: Option<u64>,
+    /// Load balancers in front of berth, as CIDRs or addresses (comma-separated): only
+    /// their X-Forwarded-* / Forwarded / X-Real-IP headers are kept. Default: none;
+    /// berth sets these headers from what it saw.
+    #[arg(long, env = "BERTH_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Vec<String>,
     /// Order from the production CA without proving the names on its staging CA first.
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,

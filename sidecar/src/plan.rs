@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
 use berth_acme_core::{AccountConfig, ChallengeKind, DomainSet, KeyType, ManagedCert};
-use berth_proxy::{Route, Routes, Upstream};
+use berth_proxy::{Route, Routes, TrustedProxies, Upstream};
 
 use crate::commands::account_config;
 use crate::dns;
@@ -21,6 +21,8 @@ pub(crate) struct Plan {
     pub(crate) routes: Routes,
     /// Every distinct upstream (for reachability checks).
     pub(crate) upstreams: Vec<Upstream>,
+    /// Peers whose forwarding headers the proxy keeps.
+    pub(crate) trusted_proxies: TrustedProxies,
     /// The CA and account, the EAB HMAC read from its file.
     pub(crate) account: AccountConfig,
     /// The DNS-01 solver, when a provider is configured (its TSIG secret read now).
@@ -88,6 +90,8 @@ impl Plan {
                 upstreams.push(route.upstream().clone());
             }
         }
+        let trusted_proxies = TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|e| Failure::usage(format!("--trusted-proxies: {e}")))?;
         let account = account_config(&settings.ca_args())?;
         let store =
             crate::commands::rescue_dir(&settings.store_args()).map(|_| settings.store.as_path());
@@ -99,6 +103,7 @@ impl Plan {
             managed,
             routes,
             upstreams,
+            trusted_proxies,
             account,
             dns,
         })

@@ -71,6 +71,7 @@ struct FileConfig {
     https_port: Option<u16>,
     admin_addr: Option<SocketAddr>,
     hsts_max_age: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
     skip_staging: Option<bool>,
     order_concurrency: Option<usize>,
     #[serde(default)]
@@ -133,6 +134,8 @@ pub(crate) struct RunSettings {
     pub(crate) admin_addr: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) hsts_max_age: Option<u64>,
+    /// CIDRs whose forwarding headers the proxy keeps (parsed in the plan).
+    pub(crate) trusted_proxies: Vec<String>,
     pub(crate) skip_staging: bool,
     /// Orders in flight at once.
     pub(crate) order_concurrency: usize,
@@ -200,6 +203,7 @@ impl RunSettings {
             https_port,
             admin_addr,
             hsts_max_age,
+            trusted_proxies,
             skip_staging,
             order_concurrency,
             limits,
@@ -252,6 +256,11 @@ impl RunSettings {
             https_port: https_port.or(file.https_port),
             admin_addr: pick_copy("admin_addr", *admin_addr, file.admin_addr),
             hsts_max_age: hsts_max_age.or(file.hsts_max_age),
+            trusted_proxies: if given("trusted_proxies") {
+                trusted_proxies.clone()
+            } else {
+                file.trusted_proxies.unwrap_or_default()
+            },
             skip_staging: flag("skip_staging", *skip_staging, file.skip_staging),
             order_concurrency: match file.order_concurrency {
                 Some(n) if !given("order_concurrency") => {
@@ -554,5 +563,34 @@ mod tests {
             panic!("bad duration accepted")
         };
         assert!(e.to_string().contains("limits.drain_timeout"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_flag_or_the_file_and_bad_ones_stop_the_plan() {
+        let file =
+            "agree_tos = true\ndomains = [\"a.example.com\"]\nupstream = \"http://127.0.0.1:1\"\n";
+        let none = settings(&[], file).unwrap();
+        assert!(
+            crate::plan::Plan::build(&none)
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+        let listed = format!("{file}trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n");
+        let from_file = settings(&[], &listed).unwrap();
+        let plan = crate::plan::Plan::build(&from_file).unwrap();
+        assert_eq!(plan.trusted_proxies.to_string(), "10.0.0.0/8,2001:db8::/32");
+        let flag = settings(&["--trusted-proxies", "192.0.2.0/24,::1"], &listed).unwrap();
+        assert_eq!(
+            flag.trusted_proxies,
+            ["192.0.2.0/24", "::1"],
+            "flag beats file"
+        );
+        let bad = settings(&["--trusted-proxies", "10.0.0.0/33"], file).unwrap();
+        let err = crate::plan::Plan::build(&bad).err().unwrap().to_string();
+        assert!(
+            err.contains("--trusted-proxies") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
     }
 }

@@ -92,6 +92,7 @@ pub(crate) async fn run(
         .tls_addr(settings.tls_addr)
         .http_addr(settings.http_addr)
         .routes(plan.routes)
+        .trusted_proxies(plan.trusted_proxies)
         .cert_source(CertSource::Watch(served))
         .http01(responders.http01.clone())
         .tls_alpn01(responders.tls_alpn01.clone())
@@ -218,6 +219,9 @@ async fn reload(
     }
     if old.limits != settings.limits {
         tracing::warn!("proxy limits change only on restart");
+    }
+    if old.trusted_proxies != settings.trusted_proxies {
+        tracing::warn!("--trusted-proxies changes only on restart");
     }
     if old.store != settings.store || old.resolver != settings.resolver {
         tracing::warn!(store = %old.store.display(), "the store changes only on restart; still using the old one");
