@@ -6,6 +6,10 @@
 # The toolchain is pinned: sidecar/berth.order (the code layout that keeps idle RSS low,
 # see sidecar/build.rs) names symbols whose hashes depend on the compiler version.
 FROM rust:1.95-bookworm AS build
+# protoc and the well-known protos: the etcd client's gRPC code is generated at build time.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

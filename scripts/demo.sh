@@ -14,7 +14,7 @@ tls_port=${BERTH_DEMO_TLS_PORT:-8443}
 admin_port=${BERTH_DEMO_ADMIN_PORT:-8081}
 app_port=${BERTH_DEMO_APP_PORT:-3000}
 
-scripts/install-deps.sh pebble curl openssl python3
+scripts/install-deps.sh pebble curl openssl python3 protoc   # protoc: the etcd client is generated at build time
 echo "==> building berth" >&2
 cargo build -p berth --locked --quiet
 berth=target/debug/berth

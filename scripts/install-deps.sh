@@ -14,14 +14,23 @@ declare -A package=(
   [chromium]=chromium               # status page test (headless)
   [python3]=python3                 # the demo's stand-in app
   [redis-server]=redis-server       # cluster mode: the Redis store's tests
+  [etcd]=etcd-server                # cluster mode: the etcd store's tests
+  [protoc]=protobuf-compiler        # builds the etcd client's gRPC code
 )
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium redis-server)
+[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium redis-server etcd protoc)
 
 missing=()
 for cmd in "${wanted[@]}"; do
   pkg=${package[$cmd]:?"unknown dependency $cmd"}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+done
+
+# protoc needs the well-known .proto files too (google/protobuf/descriptor.proto).
+for cmd in "${wanted[@]}"; do
+  if [ "$cmd" = protoc ] && [ ! -f /usr/include/google/protobuf/descriptor.proto ]; then
+    missing+=(libprotobuf-dev)
+  fi
 done
 
 if [ ${#missing[@]} -gt 0 ]; then

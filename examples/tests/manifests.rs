@@ -49,6 +49,7 @@ fn deployment_files_use_real_variables_and_secrets_only_as_files() {
         dir.join("stack.yaml"),
         dir.join("cluster-stack.yaml"),
         dir.join("kubernetes/pod.yaml"),
+        dir.join("kubernetes/cluster.yaml"),
         dir.join("../Dockerfile"),
     ] {
         let text = std::fs::read_to_string(&file).unwrap();

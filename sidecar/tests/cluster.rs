@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use berth_tests::{Pebble, Redis, RoundRobin, free_port};
+use berth_tests::{Etcd, Pebble, Redis, RoundRobin, free_port};
 use support::{berth, berth_bin, served_serial, start_upstream};
 
 /// One replica: its process and its ports.
@@ -24,7 +24,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(pebble: &Pebble, redis: &Redis, dir: &Path, n: usize, upstream: SocketAddr) -> Self {
+    fn start(pebble: &Pebble, store: &str, dir: &Path, n: usize, upstream: SocketAddr) -> Self {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let tls_port = free_port();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -36,7 +36,7 @@ impl Replica {
             .args(["--upstream", &format!("http://{upstream}")])
             .args(["--ca", &pebble.directory_url()])
             .args(["--ca-root", &pebble.tls_root_path().display().to_string()])
-            .args(["--agree-tos", "--store", &redis.url()])
+            .args(["--agree-tos", "--store", store])
             .args(["--http-addr", &http.to_string()])
             .args(["--tls-addr", &format!("127.0.0.1:{tls_port}")])
             .args(["--admin-addr", &admin.to_string()])
@@ -104,7 +104,7 @@ async fn three_replicas_order_once_serve_everywhere_and_survive_a_store_outage()
     let dir = tempfile::tempdir().unwrap();
     let upstream = start_upstream();
     let replicas: Vec<Replica> = (0..3)
-        .map(|n| Replica::start(&pebble, &redis, dir.path(), n, upstream))
+        .map(|n| Replica::start(&pebble, &redis.url(), dir.path(), n, upstream))
         .collect();
     // The CA's requests go to a replica that did not place the order, so only an answer
     // shared through the store can satisfy them.
@@ -357,7 +357,7 @@ async fn a_replica_killed_mid_order_is_taken_over_and_its_order_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = start_upstream();
     let mut replicas: Vec<Replica> = (0..3)
-        .map(|n| Replica::start(&pebble, &redis, dir.path(), n, upstream))
+        .map(|n| Replica::start(&pebble, &redis.url(), dir.path(), n, upstream))
         .collect();
     let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
     let _mesh = RoundRobin::choosing(
@@ -414,5 +414,43 @@ async fn a_replica_killed_mid_order_is_taken_over_and_its_order_resumed() {
     assert!(
         !serials[0].is_empty() && serials[0] == serials[1],
         "{serials:?}"
+    );
+}
+
+#[tokio::test]
+async fn three_replicas_on_etcd_order_once_and_serve_everywhere() {
+    let etcd = Etcd::start();
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream();
+    let replicas: Vec<Replica> = (0..3)
+        .map(|n| Replica::start(&pebble, &etcd.url(), dir.path(), n, upstream))
+        .collect();
+    let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
+    let _mesh = RoundRobin::choosing(
+        format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
+        replicas.iter().map(|r| r.http).collect(),
+        move |n| {
+            let ordered = |i: usize| {
+                std::fs::read_to_string(&logs[i]).is_ok_and(|log| log.contains("placed order"))
+            };
+            (0..n).find(|&i| !ordered(i)).unwrap_or(0)
+        },
+    );
+    all_ready(&replicas, Duration::from_secs(90)).await;
+    assert_eq!(pebble.orders_received(), 1);
+    let serials: Vec<String> = replicas
+        .iter()
+        .map(|r| served_serial("cluster.example.com", r.tls_port))
+        .collect();
+    assert!(
+        !serials[0].is_empty() && serials.iter().all(|s| s == &serials[0]),
+        "{serials:?}"
+    );
+    let list = berth(&["certs", "list", "--store", &etcd.url()]);
+    assert!(
+        list.stdout.contains("cluster.example.com"),
+        "{}",
+        list.stdout
     );
 }

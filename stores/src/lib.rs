@@ -17,8 +17,10 @@
 //! # Ok(()) }
 //! ```
 
+mod etcd;
 mod location;
 mod redis;
 
+pub use crate::etcd::{EtcdOptions, EtcdStore};
 pub use crate::location::StoreLocation;
 pub use crate::redis::{RedisOptions, RedisStore};

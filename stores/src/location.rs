@@ -10,6 +10,15 @@ pub enum StoreLocation {
     File(PathBuf),
     /// `redis://host:port/db` or `rediss://…` (TLS).
     Redis(String),
+    /// `etcd://[user@]host:port[,host:port…]` or `etcds://…` (TLS).
+    Etcd {
+        /// `host:port` of each member.
+        endpoints: Vec<String>,
+        /// Whether to speak TLS.
+        tls: bool,
+        /// The user name, when etcd has authentication on (the password comes from a file).
+        user: Option<String>,
+    },
 }
 
 impl StoreLocation {
@@ -21,8 +30,33 @@ impl StoreLocation {
             Some(("redis" | "rediss", rest)) if !rest.is_empty() => {
                 Ok(Self::Redis(value.to_owned()))
             }
+            Some((scheme @ ("etcd" | "etcds"), rest)) if !rest.is_empty() => {
+                let (user, hosts) = match rest.rsplit_once('@') {
+                    Some((user, _)) if user.contains(':') => {
+                        return Err(
+                            "the etcd URL holds a password; put it in a file and pass --store-password-file instead".into(),
+                        );
+                    }
+                    Some((user, hosts)) => (Some(user.to_owned()), hosts),
+                    None => (None, rest),
+                };
+                let endpoints: Vec<String> = hosts
+                    .trim_end_matches('/')
+                    .split(',')
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect();
+                if endpoints.is_empty() {
+                    return Err("no etcd endpoint; use etcd://host:2379[,host:2379…]".into());
+                }
+                Ok(Self::Etcd {
+                    endpoints,
+                    tls: scheme == "etcds",
+                    user,
+                })
+            }
             Some((scheme, _)) => Err(format!(
-                "unknown store scheme {scheme}://; use a file path (/data/acme.json) or redis://host:port/db (rediss:// for TLS)"
+                "unknown store scheme {scheme}://; use a file path (/data/acme.json), redis://host:port/db (rediss:// for TLS) or etcd://host:2379[,host:2379…] (etcds:// for TLS)"
             )),
             None if value.is_empty() => Err("the store path is empty".into()),
             None => Ok(Self::File(PathBuf::from(value))),
@@ -49,6 +83,19 @@ mod tests {
             StoreLocation::parse("rediss://cache:6380/1").unwrap(),
             StoreLocation::Redis(_)
         ));
+        assert_eq!(
+            StoreLocation::parse("etcds://berth@e1:2379,e2:2379").unwrap(),
+            StoreLocation::Etcd {
+                endpoints: vec!["e1:2379".into(), "e2:2379".into()],
+                tls: true,
+                user: Some("berth".into()),
+            }
+        );
+        let err = StoreLocation::parse("etcd://berth:pw@e1:2379").unwrap_err();
+        assert!(
+            err.contains("--store-password-file") && !err.contains("pw@"),
+            "{err}"
+        );
         let err = StoreLocation::parse("redsi://cache").unwrap_err();
         assert!(err.contains("redis://host:port/db"), "{err}");
         assert!(StoreLocation::parse(" ").is_err());

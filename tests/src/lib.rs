@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bind;
+mod etcd;
 mod forward;
 mod http;
 mod mount;
@@ -17,6 +18,7 @@ mod store;
 mod tools;
 
 pub use bind::{Bind, BindZone};
+pub use etcd::Etcd;
 pub use forward::RoundRobin;
 pub use http::{HttpsResponse, https_get, tls_client_config};
 pub use mount::BindMount;

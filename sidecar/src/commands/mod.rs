@@ -16,7 +16,7 @@ use std::sync::Arc;
 use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, Store, StoredCert, records};
 use berth_acme_core::{AccountConfig, Ca, DomainSet, Eab};
 use berth_secrets::Loader;
-use berth_stores::{RedisOptions, RedisStore, StoreLocation};
+use berth_stores::{EtcdOptions, EtcdStore, RedisOptions, RedisStore, StoreLocation};
 
 use crate::cli::{CaArgs, DomainArgs, StoreArgs};
 use crate::failure::Failure;
@@ -89,6 +89,28 @@ pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>, Failu
     Ok(match store_location(args)? {
         StoreLocation::File(path) => FileStore::open(&path, &args.resolver).await?,
         StoreLocation::Redis(url) => RedisStore::connect(&url, redis_options(args)?).await?,
+        StoreLocation::Etcd {
+            endpoints,
+            tls,
+            user,
+        } => {
+            let options = redis_options(args)?;
+            let user = match (user, options.password) {
+                (Some(name), Some(password)) => Some((name, password)),
+                (Some(name), None) => {
+                    return Err(Failure::usage(format!(
+                        "--store names the etcd user {name}: pass its password in a file with --store-password-file"
+                    )));
+                }
+                (None, _) => None,
+            };
+            let options = EtcdOptions {
+                user,
+                ca_pem: options.ca_pem,
+                prefix: options.prefix,
+            };
+            EtcdStore::connect(&endpoints, tls, options).await?
+        }
         other => {
             return Err(Failure::usage(format!(
                 "--store {other:?} is not supported by this build"

@@ -1,0 +1,501 @@
+//! [`EtcdStore`]: the [`Store`] on etcd (v3 API), for several berth replicas — the
+//! natural choice on Kubernetes.
+//!
+//! Values live under `<prefix>v/<key>`; a value's version is its etcd `mod_revision`.
+//! Every write is one transaction comparing the expected revision and, for a fenced write,
+//! the lock key's value (the holder's token) — a paused holder whose lease expired cannot
+//! overwrite the next holder's data. Locks are keys under `<prefix>lock/<name>` attached to
+//! an etcd lease kept alive at a third of its TTL; the lock vanishes with the lease when a
+//! holder dies. Changes come from an etcd watch on the value prefix (revisions make it
+//! lossless; a broken watch is re-opened and readers are asked to re-read).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_acme_core::store::{
+    Bytes, Change, Expect, Lease, Store, StoreError, StoreFuture, Version, Versioned,
+};
+use berth_secrets::Secret;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
+};
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use zeroize::Zeroizing;
+
+/// How long one etcd call may take before the store counts as unreachable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach etcd besides the endpoints: secrets come from files.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// User name (from the URL's user part) and password (`--store-password-file`).
+    pub user: Option<(String, Secret)>,
+    /// A private CA for `etcds://` (`--store-ca`), PEM.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Prefix of every key (`--store-prefix`).
+    pub prefix: String,
+}
+
+/// The etcd store. See the module docs.
+pub struct EtcdStore {
+    inner: Arc<Inner>,
+    _watch: DropGuard,
+}
+
+struct Inner {
+    describe: String,
+    prefix: String,
+    client: Client,
+    changes: broadcast::Sender<Change>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("store", &self.inner.describe)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an etcd lease holds: the lock key (for fencing), the etcd lease and its renewal.
+struct Held {
+    key: String,
+    lease_id: i64,
+    _renewal: DropGuard,
+}
+
+impl EtcdStore {
+    /// Connects to `endpoints` (`host:port`; TLS when `tls`) and checks that etcd answers,
+    /// naming the store and the fix if not.
+    pub async fn connect(
+        endpoints: &[String],
+        tls: bool,
+        options: EtcdOptions,
+    ) -> Result<Arc<Self>, StoreError> {
+        let scheme = if tls { "etcds" } else { "etcd" };
+        let describe = format!("{scheme}://{}", endpoints.join(","));
+        let fail = |action: &'static str, reason: String| StoreError::Backend {
+            store: describe.clone(),
+            action,
+            reason,
+        };
+        let urls: Vec<String> = endpoints
+            .iter()
+            .map(|e| format!("{}://{e}", if tls { "https" } else { "http" }))
+            .collect();
+        let mut connect = ConnectOptions::new()
+            .with_connect_timeout(CALL_TIMEOUT)
+            .with_timeout(CALL_TIMEOUT);
+        if let Some((name, password)) = &options.user {
+            connect = connect.with_user(name.clone(), password.expose().to_owned());
+        }
+        if tls {
+            let mut config = etcd_client::TlsOptions::new();
+            if let Some(pem) = &options.ca_pem {
+                config = config.ca_certificate(etcd_client::Certificate::from_pem(pem));
+            }
+            connect = connect.with_tls(config);
+        }
+        let mut client =
+            tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(urls, Some(connect)))
+                .await
+                .map_err(|_| {
+                    fail(
+                        "connecting",
+                        "no answer; check the address and that etcd runs".into(),
+                    )
+                })?
+                .map_err(|e| fail("connecting", explain(&e)))?;
+        tokio::time::timeout(CALL_TIMEOUT, client.status())
+            .await
+            .map_err(|_| {
+                fail(
+                    "connecting",
+                    "no answer; check the address and that etcd runs".into(),
+                )
+            })?
+            .map_err(|e| fail("connecting", explain(&e)))?;
+        let prefix = if options.prefix.is_empty() {
+            "berth/".to_owned()
+        } else {
+            options.prefix
+        };
+        let (changes, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            describe,
+            prefix,
+            client,
+            changes,
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(watch(Arc::clone(&inner), stop.clone()));
+        Ok(Arc::new(Self {
+            inner,
+            _watch: stop.drop_guard(),
+        }))
+    }
+}
+
+/// etcd's message, with the fix for the usual causes.
+fn explain(e: &etcd_client::Error) -> String {
+    let text = e.to_string();
+    if text.contains("authentication failed") || text.contains("invalid auth token") {
+        format!(
+            "{text}; check the user in the URL and the password file given with --store-password-file"
+        )
+    } else {
+        text
+    }
+}
+
+impl Inner {
+    fn value_key(&self, key: &str) -> String {
+        format!("{}v/{key}", self.prefix)
+    }
+    fn lock_key(&self, name: &str) -> String {
+        format!("{}lock/{name}", self.prefix)
+    }
+
+    fn error(&self, action: &'static str, reason: String) -> StoreError {
+        StoreError::Backend {
+            store: self.describe.clone(),
+            action,
+            reason,
+        }
+    }
+
+    async fn run<T>(
+        &self,
+        action: &'static str,
+        work: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(CALL_TIMEOUT, work).await {
+            Ok(result) => result.map_err(|e| self.error(action, explain(&e))),
+            Err(_) => Err(self.error(action, format!("no answer within {CALL_TIMEOUT:?}"))),
+        }
+    }
+
+    /// The conditions of a write: the expected version, and the fence.
+    fn conditions(&self, key: &str, expect: Expect, fence: Option<&Lease>) -> Vec<Compare> {
+        let value_key = self.value_key(key);
+        let mut when = Vec::new();
+        match expect {
+            Expect::Any => {}
+            Expect::Absent => when.push(Compare::create_revision(value_key, CompareOp::Equal, 0)),
+            Expect::Version(v) => when.push(Compare::mod_revision(
+                value_key,
+                CompareOp::Equal,
+                i64::try_from(v.0).unwrap_or(i64::MAX),
+            )),
+        }
+        if let Some(lease) = fence {
+            when.push(Compare::value(
+                self.fence_key(lease),
+                CompareOp::Equal,
+                lease.token(),
+            ));
+        }
+        when
+    }
+
+    fn fence_key(&self, lease: &Lease) -> String {
+        lease
+            .held()
+            .downcast_ref::<Held>()
+            .map_or_else(|| self.lock_key(lease.name()), |h| h.key.clone())
+    }
+
+    /// Why a conditional write did not happen: the fence (the lock is someone else's now)
+    /// or the version.
+    async fn refusal(&self, key: &str, fence: Option<&Lease>) -> StoreError {
+        if let Some(lease) = fence {
+            let mut client = self.client.clone();
+            let holder = self
+                .run("reading a lock", client.get(self.fence_key(lease), None))
+                .await
+                .ok()
+                .and_then(|r| r.kvs().first().map(|kv| kv.value().to_vec()));
+            if holder.as_deref() != Some(lease.token().as_bytes()) {
+                lease.lost().cancel();
+                return StoreError::Fenced {
+                    store: self.describe.clone(),
+                    key: key.to_owned(),
+                    lock: lease.name().to_owned(),
+                };
+            }
+        }
+        StoreError::Conflict {
+            store: self.describe.clone(),
+            key: key.to_owned(),
+        }
+    }
+}
+
+/// Forwards watch events as changes; re-opens a broken watch and asks readers to re-read.
+async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
+    let prefix = inner.value_key("");
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let mut client = inner.client.clone();
+        let opened = tokio::select! {
+            () = stop.cancelled() => return,
+            opened = client.watch(prefix.clone(), Some(WatchOptions::new().with_prefix())) => opened,
+        };
+        match opened {
+            Ok(mut stream) => {
+                delay = Duration::from_millis(200);
+                let _ = inner.changes.send(Change::Resync);
+                loop {
+                    let message = tokio::select! {
+                        () = stop.cancelled() => return,
+                        message = stream.message() => message,
+                    };
+                    let Ok(Some(response)) = message else { break };
+                    for event in response.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        let Ok(full) = std::str::from_utf8(kv.key()) else {
+                            continue;
+                        };
+                        let Some(key) = full.strip_prefix(&prefix) else {
+                            continue;
+                        };
+                        let change = match event.event_type() {
+                            EventType::Put => Change::Put(key.to_owned()),
+                            EventType::Delete => Change::Deleted(key.to_owned()),
+                        };
+                        let _ = inner.changes.send(change);
+                    }
+                }
+                tracing::warn!(store = %inner.describe, "change watch ended; re-opening");
+            }
+            Err(e) => {
+                tracing::warn!(store = %inner.describe, error = %explain(&e), "cannot watch for changes; retrying");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+impl Store for EtcdStore {
+    fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Versioned>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let mut client = inner.client.clone();
+            let response = inner
+                .run("reading", client.get(inner.value_key(key), None))
+                .await?;
+            Ok(response.kvs().first().map(|kv| Versioned {
+                value: Zeroizing::new(kv.value().to_vec()),
+                version: Version(u64::try_from(kv.mod_revision()).unwrap_or_default()),
+            }))
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        expect: Expect,
+        fence: Option<&'a Lease>,
+    ) -> StoreFuture<'a, Version> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let txn = Txn::new()
+                .when(inner.conditions(key, expect, fence))
+                .and_then([TxnOp::put(inner.value_key(key), value.to_vec(), None)]);
+            let mut client = inner.client.clone();
+            let response = inner.run("writing", client.txn(txn)).await?;
+            if !response.succeeded() {
+                return Err(inner.refusal(key, fence).await);
+            }
+            let revision = response.header().map_or(0, |h| h.revision());
+            Ok(Version(u64::try_from(revision).unwrap_or_default()))
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expect: Expect,
+        fence: Option<&'a Lease>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let value_key = inner.value_key(key);
+            let mut when = inner.conditions(key, expect, fence);
+            when.push(Compare::create_revision(
+                value_key.clone(),
+                CompareOp::Greater,
+                0,
+            ));
+            let txn = Txn::new()
+                .when(when)
+                .and_then([TxnOp::delete(value_key, None)]);
+            let mut client = inner.client.clone();
+            let response = inner.run("deleting", client.txn(txn)).await?;
+            if response.succeeded() {
+                return Ok(true);
+            }
+            if self.get(key).await?.is_none() && !matches!(expect, Expect::Version(_)) {
+                if let Some(lease) = fence {
+                    return match inner.refusal(key, Some(lease)).await {
+                        e @ StoreError::Fenced { .. } => Err(e),
+                        _ => Ok(false),
+                    };
+                }
+                return Ok(false);
+            }
+            Err(inner.refusal(key, fence).await)
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let root = inner.value_key("");
+            let mut client = inner.client.clone();
+            let response = inner
+                .run(
+                    "listing",
+                    client.get(
+                        inner.value_key(prefix),
+                        Some(GetOptions::new().with_prefix().with_keys_only()),
+                    ),
+                )
+                .await?;
+            let mut keys: Vec<String> = response
+                .kvs()
+                .iter()
+                .filter_map(|kv| std::str::from_utf8(kv.key()).ok())
+                .filter_map(|k| k.strip_prefix(&root).map(str::to_owned))
+                .collect();
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    fn try_lock<'a>(&'a self, name: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Lease>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let key = inner.lock_key(name);
+            let token = format!("{:032x}", rand::random::<u128>());
+            let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(2);
+            let mut client = inner.client.clone();
+            let granted = inner
+                .run("locking", client.lease_grant(seconds, None))
+                .await?;
+            let lease_id = granted.id();
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    token.clone(),
+                    Some(PutOptions::new().with_lease(lease_id)),
+                )]);
+            let taken = inner.run("locking", client.txn(txn)).await?;
+            if !taken.succeeded() {
+                let _ = inner.run("locking", client.lease_revoke(lease_id)).await;
+                return Ok(None);
+            }
+            let lost = CancellationToken::new();
+            let stop = CancellationToken::new();
+            tokio::spawn(keep_alive(
+                Arc::clone(inner),
+                key.clone(),
+                lease_id,
+                Duration::from_secs(u64::try_from(seconds).unwrap_or(2)),
+                lost.clone(),
+                stop.clone(),
+            ));
+            let held = Held {
+                key,
+                lease_id,
+                _renewal: stop.drop_guard(),
+            };
+            Ok(Some(Lease::with_lost(name, token, Box::new(held), lost)))
+        })
+    }
+
+    fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let mut client = inner.client.clone();
+            if let Some(held) = lease.held().downcast_ref::<Held>() {
+                // Revoking the lease deletes the lock key with it.
+                inner
+                    .run("unlocking", client.lease_revoke(held.lease_id))
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+}
+
+/// Keeps an etcd lease alive at a third of its TTL; reports the lock lost when etcd says
+/// the lease is gone, or when renewing kept failing until the TTL would have run out.
+async fn keep_alive(
+    inner: Arc<Inner>,
+    key: String,
+    lease_id: i64,
+    ttl: Duration,
+    lost: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut valid_until = tokio::time::Instant::now() + ttl;
+    let mut channel = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(ttl / 3) => {}
+        }
+        let asked = tokio::time::Instant::now();
+        if channel.is_none() {
+            let mut client = inner.client.clone();
+            channel = inner
+                .run("renewing a lock", client.lease_keep_alive(lease_id))
+                .await
+                .ok();
+        }
+        let renewed = match channel.as_mut() {
+            Some((keeper, stream)) => {
+                let sent = tokio::time::timeout(CALL_TIMEOUT, keeper.keep_alive()).await;
+                let answer = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
+                match (sent, answer) {
+                    (Ok(Ok(())), Ok(Ok(Some(response)))) => Some(response.ttl() > 0),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        match renewed {
+            Some(true) => valid_until = asked + ttl,
+            Some(false) => {
+                tracing::warn!(store = %inner.describe, lock = %key, "lock expired; stopping the work it guarded");
+                lost.cancel();
+                return;
+            }
+            None => {
+                channel = None;
+                if tokio::time::Instant::now() + ttl / 3 >= valid_until {
+                    tracing::warn!(store = %inner.describe, lock = %key, "cannot renew a lock; giving it up before it expires");
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
