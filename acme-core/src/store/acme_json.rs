@@ -33,9 +33,18 @@ pub const DEFAULT_RESOLVER: &str = "berth";
 
 /// An `acme.json` file held in memory as JSON, so everything berth does not manage
 /// round-trips untouched.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AcmeJson {
     root: Map<String, Value>,
+}
+
+/// Names the resolvers only: the document holds private keys.
+impl std::fmt::Debug for AcmeJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeJson")
+            .field("resolvers", &self.root.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A certificate read from `acme.json`.
@@ -542,6 +551,21 @@ mod tests {
     fn write_private(path: &Path, text: &str) {
         fs::write(path, text).unwrap();
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn debug_never_prints_a_key() {
+        let mut store = AcmeJson::default();
+        let c = cert(&["debug.example.com"]);
+        store.upsert(
+            "berth",
+            &DomainSet::parse(["debug.example.com"]).unwrap(),
+            &c,
+        );
+        let printed = format!("{store:?}");
+        let key_b64 = STANDARD.encode(c.key_pem().expose());
+        assert!(!printed.contains(&key_b64[..40]), "{printed}");
+        assert!(printed.contains("berth"), "{printed}");
     }
 
     #[test]

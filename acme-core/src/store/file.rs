@@ -142,7 +142,7 @@ impl Docs {
 }
 
 /// A certificate entry as JSON text.
-#[derive(Debug)]
+/// No `Debug`: the text holds a private key.
 struct Entry(Box<RawValue>);
 
 impl PartialEq for Entry {
