@@ -73,6 +73,23 @@ impl Drop for Replica {
     }
 }
 
+/// Pebble's HTTP-01 port, forwarded to the replicas: each connection goes to the first
+/// replica that has not placed the order, so only an answer shared through the store
+/// can satisfy the CA.
+fn mesh_avoiding_the_holder(pebble: &Pebble, replicas: &[Replica]) -> RoundRobin {
+    let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
+    RoundRobin::choosing(
+        format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
+        replicas.iter().map(|r| r.http).collect(),
+        move |n| {
+            let ordered = |i: usize| {
+                std::fs::read_to_string(&logs[i]).is_ok_and(|log| log.contains("placed order"))
+            };
+            (0..n).find(|&i| !ordered(i)).unwrap_or(0)
+        },
+    )
+}
+
 async fn all_ready(replicas: &[Replica], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -106,19 +123,7 @@ async fn three_replicas_order_once_serve_everywhere_and_survive_a_store_outage()
     let replicas: Vec<Replica> = (0..3)
         .map(|n| Replica::start(&pebble, &redis.url(), dir.path(), n, upstream))
         .collect();
-    // The CA's requests go to a replica that did not place the order, so only an answer
-    // shared through the store can satisfy them.
-    let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
-    let mesh = RoundRobin::choosing(
-        format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
-        replicas.iter().map(|r| r.http).collect(),
-        move |n| {
-            let ordered = |i: usize| {
-                std::fs::read_to_string(&logs[i]).is_ok_and(|log| log.contains("placed order"))
-            };
-            (0..n).find(|&i| !ordered(i)).unwrap_or(0)
-        },
-    );
+    let mesh = mesh_avoiding_the_holder(&pebble, &replicas);
 
     all_ready(&replicas, Duration::from_secs(90)).await;
     assert_eq!(
@@ -359,17 +364,7 @@ async fn a_replica_killed_mid_order_is_taken_over_and_its_order_resumed() {
     let mut replicas: Vec<Replica> = (0..3)
         .map(|n| Replica::start(&pebble, &redis.url(), dir.path(), n, upstream))
         .collect();
-    let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
-    let _mesh = RoundRobin::choosing(
-        format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
-        replicas.iter().map(|r| r.http).collect(),
-        move |n| {
-            let ordered = |i: usize| {
-                std::fs::read_to_string(&logs[i]).is_ok_and(|log| log.contains("placed order"))
-            };
-            (0..n).find(|&i| !ordered(i)).unwrap_or(0)
-        },
-    );
+    let _mesh = mesh_avoiding_the_holder(&pebble, &replicas);
 
     // The holder is killed as soon as its order is placed (and recorded).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -426,17 +421,7 @@ async fn three_replicas_on_etcd_order_once_and_serve_everywhere() {
     let replicas: Vec<Replica> = (0..3)
         .map(|n| Replica::start(&pebble, &etcd.url(), dir.path(), n, upstream))
         .collect();
-    let logs: Vec<_> = replicas.iter().map(|r| r.log.clone()).collect();
-    let _mesh = RoundRobin::choosing(
-        format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
-        replicas.iter().map(|r| r.http).collect(),
-        move |n| {
-            let ordered = |i: usize| {
-                std::fs::read_to_string(&logs[i]).is_ok_and(|log| log.contains("placed order"))
-            };
-            (0..n).find(|&i| !ordered(i)).unwrap_or(0)
-        },
-    );
+    let _mesh = mesh_avoiding_the_holder(&pebble, &replicas);
     all_ready(&replicas, Duration::from_secs(90)).await;
     assert_eq!(pebble.orders_received(), 1);
     let serials: Vec<String> = replicas
