@@ -17,10 +17,12 @@ use berth_acme_core::store::{
 };
 use berth_secrets::Secret;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, LeaseKeepAliveStream,
+    LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions,
 };
 use tokio::sync::broadcast;
+
+use crate::lease::{Renew, Renewal, keep_renewed};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
 
@@ -409,10 +411,14 @@ impl Store for EtcdStore {
             }
             let lost = CancellationToken::new();
             let stop = CancellationToken::new();
-            tokio::spawn(keep_alive(
-                Arc::clone(inner),
-                key.clone(),
+            let renewal = EtcdRenewal {
+                inner: Arc::clone(inner),
+                key: key.clone(),
                 lease_id,
+                channel: None,
+            };
+            tokio::spawn(keep_renewed(
+                renewal,
                 Duration::from_secs(u64::try_from(seconds).unwrap_or(2)),
                 lost.clone(),
                 stop.clone(),
@@ -445,56 +451,43 @@ impl Store for EtcdStore {
     }
 }
 
-/// Keeps an etcd lease alive at a third of its TTL; reports the lock lost when etcd says
-/// the lease is gone, or when renewing kept failing until the TTL would have run out.
-async fn keep_alive(
+/// An etcd lease's renewal (see [`keep_renewed`]) over one keep-alive stream, re-opened
+/// after a failure.
+struct EtcdRenewal {
     inner: Arc<Inner>,
     key: String,
     lease_id: i64,
-    ttl: Duration,
-    lost: CancellationToken,
-    stop: CancellationToken,
-) {
-    let mut valid_until = tokio::time::Instant::now() + ttl;
-    let mut channel = None;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(ttl / 3) => {}
-        }
-        let asked = tokio::time::Instant::now();
-        if channel.is_none() {
-            let mut client = inner.client.clone();
-            channel = inner
-                .run("renewing a lock", client.lease_keep_alive(lease_id))
+    channel: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+}
+
+impl Renew for EtcdRenewal {
+    fn names(&self) -> (&str, &str) {
+        (&self.inner.describe, &self.key)
+    }
+
+    async fn renew(&mut self) -> Renewal {
+        if self.channel.is_none() {
+            let mut client = self.inner.client.clone();
+            match self
+                .inner
+                .run("renewing a lock", client.lease_keep_alive(self.lease_id))
                 .await
-                .ok();
+            {
+                Ok(opened) => self.channel = Some(opened),
+                Err(e) => return Renewal::Failed(e.to_string()),
+            }
         }
-        let renewed = match channel.as_mut() {
-            Some((keeper, stream)) => {
-                let sent = tokio::time::timeout(CALL_TIMEOUT, keeper.keep_alive()).await;
-                let answer = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
-                match (sent, answer) {
-                    (Ok(Ok(())), Ok(Ok(Some(response)))) => Some(response.ttl() > 0),
-                    _ => None,
-                }
-            }
-            None => None,
+        let Some((keeper, stream)) = self.channel.as_mut() else {
+            return Renewal::Failed("no keep-alive stream".into());
         };
-        match renewed {
-            Some(true) => valid_until = asked + ttl,
-            Some(false) => {
-                tracing::warn!(store = %inner.describe, lock = %key, "lock expired; stopping the work it guarded");
-                lost.cancel();
-                return;
-            }
-            None => {
-                channel = None;
-                if tokio::time::Instant::now() + ttl / 3 >= valid_until {
-                    tracing::warn!(store = %inner.describe, lock = %key, "cannot renew a lock; giving it up before it expires");
-                    lost.cancel();
-                    return;
-                }
+        let sent = tokio::time::timeout(CALL_TIMEOUT, keeper.keep_alive()).await;
+        let answer = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
+        match (sent, answer) {
+            (Ok(Ok(())), Ok(Ok(Some(response)))) if response.ttl() > 0 => Renewal::Renewed,
+            (Ok(Ok(())), Ok(Ok(Some(_)))) => Renewal::Gone,
+            _ => {
+                self.channel = None;
+                Renewal::Failed("the keep-alive stream broke".into())
             }
         }
     }

@@ -18,6 +18,7 @@
 //! ```
 
 mod etcd;
+mod lease;
 mod location;
 mod redis;
 

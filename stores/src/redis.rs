@@ -28,6 +28,8 @@ use berth_secrets::Secret;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, Script};
+
+use crate::lease::{Renew, Renewal, keep_renewed};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
@@ -518,14 +520,14 @@ impl Store for RedisStore {
             }
             let lost = CancellationToken::new();
             let stop = CancellationToken::new();
-            tokio::spawn(renew(
-                Arc::clone(inner),
-                key.clone(),
-                token.clone(),
-                Duration::from_millis(ttl_ms),
-                lost.clone(),
-                stop.clone(),
-            ));
+            let ttl = Duration::from_millis(ttl_ms);
+            let renewal = RedisRenewal {
+                inner: Arc::clone(inner),
+                key: key.clone(),
+                token: token.clone(),
+                ttl,
+            };
+            tokio::spawn(keep_renewed(renewal, ttl, lost.clone(), stop.clone()));
             let held = Held {
                 key,
                 _renewal: stop.drop_guard(),
@@ -555,47 +557,35 @@ impl Store for RedisStore {
     }
 }
 
-/// Keeps a lock alive at a third of its TTL; reports it lost when the holder changed, or
-/// when renewing kept failing until the TTL would have run out.
-async fn renew(
+/// A Redis lock's renewal (see [`keep_renewed`]): PEXPIRE, only while the key still
+/// holds our token.
+struct RedisRenewal {
     inner: Arc<Inner>,
     key: String,
     token: String,
     ttl: Duration,
-    lost: CancellationToken,
-    stop: CancellationToken,
-) {
-    let mut valid_until = tokio::time::Instant::now() + ttl;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(ttl / 3) => {}
-        }
-        let mut conn = inner.conn.clone();
+}
+
+impl Renew for RedisRenewal {
+    fn names(&self) -> (&str, &str) {
+        (&self.inner.describe, &self.key)
+    }
+
+    async fn renew(&mut self) -> Renewal {
+        let mut conn = self.inner.conn.clone();
         let script = Script::new(RENEW);
         let mut call = script.prepare_invoke();
-        call.key(&key)
-            .arg(&token)
-            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let asked = tokio::time::Instant::now();
-        match inner
+        call.key(&self.key)
+            .arg(&self.token)
+            .arg(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX));
+        match self
+            .inner
             .run("renewing a lock", call.invoke_async::<i64>(&mut conn))
             .await
         {
-            Ok(1) => valid_until = asked + ttl,
-            Ok(_) => {
-                tracing::warn!(store = %inner.describe, lock = %key, "lock taken over by another holder; stopping the work it guarded");
-                lost.cancel();
-                return;
-            }
-            Err(e) => {
-                // Stop before the TTL runs out, so the next holder never overlaps.
-                if tokio::time::Instant::now() + ttl / 3 >= valid_until {
-                    tracing::warn!(store = %inner.describe, lock = %key, error = %e, "cannot renew a lock; giving it up before it expires");
-                    lost.cancel();
-                    return;
-                }
-            }
+            Ok(1) => Renewal::Renewed,
+            Ok(_) => Renewal::Gone,
+            Err(e) => Renewal::Failed(e.to_string()),
         }
     }
 }

@@ -1,0 +1,62 @@
+//! The renewal loop every expiring lock shares: renew at a third of the TTL, report the
+//! lock lost when the store says it is gone, and give it up before the TTL runs out when
+//! renewing keeps failing — so the next holder never overlaps with this one.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What one renewal attempt found.
+pub(crate) enum Renewal {
+    /// Extended by another TTL.
+    Renewed,
+    /// The store says the lock is not ours any more.
+    Gone,
+    /// The store could not be asked; why.
+    Failed(String),
+}
+
+/// One backend's way of extending a lock.
+pub(crate) trait Renew: Send {
+    /// Where the lock is, for log lines: the store and the lock's key.
+    fn names(&self) -> (&str, &str);
+    /// Extends the lock once.
+    fn renew(&mut self) -> impl Future<Output = Renewal> + Send;
+}
+
+/// Renews every `ttl / 3` until `stop`; cancels `lost` (and returns) when the lock is
+/// gone or can no longer be kept.
+pub(crate) async fn keep_renewed(
+    mut lock: impl Renew,
+    ttl: Duration,
+    lost: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut valid_until = Instant::now() + ttl;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(ttl / 3) => {}
+        }
+        let asked = Instant::now();
+        match lock.renew().await {
+            Renewal::Renewed => valid_until = asked + ttl,
+            Renewal::Gone => {
+                let (store, key) = lock.names();
+                tracing::warn!(store = %store, lock = %key, "lock lost to expiry or another holder; stopping the work it guarded");
+                lost.cancel();
+                return;
+            }
+            Renewal::Failed(error) => {
+                if Instant::now() + ttl / 3 >= valid_until {
+                    let (store, key) = lock.names();
+                    tracing::warn!(store = %store, lock = %key, %error, "cannot renew a lock; giving it up before it expires");
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
