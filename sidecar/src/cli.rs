@@ -223,10 +223,18 @@ pub(crate) struct StoreArgs {
     /// The resolver section of acme.json berth writes to.
     #[arg(long, env = "BERTH_RESOLVER", default_value = "berth")]
     pub(crate) resolver: String,
-    /// File holding the shared store's password (redis://); never in the URL or an env var.
+    #[command(flatten)]
+    pub(crate) shared: SharedStoreArgs,
+}
+
+/// How to reach a shared store (redis://, etcd://) besides its URL.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct SharedStoreArgs {
+    /// File holding the shared store's password (redis://, etcd://); never in the URL or an
+    /// env var.
     #[arg(long, env = "BERTH_STORE_PASSWORD_FILE")]
     pub(crate) store_password_file: Option<PathBuf>,
-    /// A private CA (PEM) that signed a TLS store's certificate (rediss://).
+    /// A private CA (PEM) that signed a TLS store's certificate (rediss://, etcds://).
     #[arg(long, env = "BERTH_STORE_CA")]
     pub(crate) store_ca: Option<PathBuf>,
     /// Prefix of every key in a shared store, so several deployments can share one.
@@ -415,15 +423,9 @@ pub(crate) struct MigrateArgs {
     /// The resolver section of a file store berth reads and writes.
     #[arg(long, env = "BERTH_RESOLVER", default_value = "berth")]
     pub(crate) resolver: String,
-    /// File holding the shared store's password (for whichever side is redis://).
-    #[arg(long, env = "BERTH_STORE_PASSWORD_FILE")]
-    pub(crate) store_password_file: Option<PathBuf>,
-    /// A private CA (PEM) for a TLS store (rediss://).
-    #[arg(long, env = "BERTH_STORE_CA")]
-    pub(crate) store_ca: Option<PathBuf>,
-    /// Prefix of every key in a shared store.
-    #[arg(long, env = "BERTH_STORE_PREFIX", default_value = "berth/")]
-    pub(crate) store_prefix: String,
+    /// For whichever side is a shared store.
+    #[command(flatten)]
+    pub(crate) shared: SharedStoreArgs,
 }
 
 impl MigrateArgs {
@@ -432,9 +434,7 @@ impl MigrateArgs {
         StoreArgs {
             store: store.to_path_buf(),
             resolver: self.resolver.clone(),
-            store_password_file: self.store_password_file.clone(),
-            store_ca: self.store_ca.clone(),
-            store_prefix: self.store_prefix.clone(),
+            shared: self.shared.clone(),
         }
     }
 }

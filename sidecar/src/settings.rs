@@ -13,7 +13,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{CaArgs, DnsArgs, LimitArgs, RunArgs, StoreArgs};
+use crate::cli::{CaArgs, DnsArgs, LimitArgs, RunArgs, SharedStoreArgs, StoreArgs};
 use crate::failure::Failure;
 
 /// One domain set in the file.
@@ -190,9 +190,12 @@ impl RunSettings {
                 StoreArgs {
                     store,
                     resolver,
-                    store_password_file,
-                    store_ca,
-                    store_prefix,
+                    shared:
+                        SharedStoreArgs {
+                            store_password_file,
+                            store_ca,
+                            store_prefix,
+                        },
                 },
             upstream,
             routes,
@@ -284,9 +287,11 @@ impl RunSettings {
         StoreArgs {
             store: self.store.clone(),
             resolver: self.resolver.clone(),
-            store_password_file: self.store_password_file.clone(),
-            store_ca: self.store_ca.clone(),
-            store_prefix: self.store_prefix.clone(),
+            shared: SharedStoreArgs {
+                store_password_file: self.store_password_file.clone(),
+                store_ca: self.store_ca.clone(),
+                store_prefix: self.store_prefix.clone(),
+            },
         }
     }
 

@@ -132,11 +132,12 @@ fn redis_options(args: &StoreArgs) -> Result<RedisOptions, Failure> {
     let loader = Loader::new();
     loader.refuse_plain_env("BERTH_STORE_PASSWORD")?;
     let password = args
+        .shared
         .store_password_file
         .as_deref()
         .map(|path| loader.read_file(path))
         .transpose()?;
-    let ca_pem = match &args.store_ca {
+    let ca_pem = match &args.shared.store_ca {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
             Failure::usage(format!(
                 "--store-ca {}: {e}; pass a readable PEM file",
@@ -148,7 +149,7 @@ fn redis_options(args: &StoreArgs) -> Result<RedisOptions, Failure> {
     Ok(RedisOptions {
         password,
         ca_pem,
-        prefix: args.store_prefix.clone(),
+        prefix: args.shared.store_prefix.clone(),
     })
 }
 
