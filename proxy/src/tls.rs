@@ -20,7 +20,8 @@ const ALPN_H2: &[u8] = b"h2";
 const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 /// A rustls server configuration for `resolver`: TLS 1.3 and 1.2 only (older versions
-/// are refused with a `protocol_version` alert), rustls' default cipher suites, ALPN
+/// are refused with a `protocol_version` alert), rustls' default cipher suites chosen
+/// in the server's order of preference (not the client's), ALPN
 /// `h2` and `http/1.1` (plus `acme-tls/1` when the resolver answers TLS-ALPN-01
 /// challenges), and resumption by both session tickets and a server-side cache.
 ///
@@ -32,6 +33,9 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, Error>
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
+    // The server's suite order (AEADs only, AES-GCM first) wins over a client that
+    // lists a weaker or slower one first; testssl.sh reports client order as a finding.
+    config.ignore_client_order = true;
     config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
     if answers_challenges {
         config.alpn_protocols.push(ACME_TLS_ALPN_PROTOCOL.to_vec());

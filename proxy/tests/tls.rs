@@ -342,3 +342,62 @@ async fn acme_tls_alpn_handshakes_get_only_the_challenge_certificate() {
         1
     );
 }
+
+/// A client trusting the test CA that offers only these cipher suites, in this order.
+fn client_preferring(
+    ca_pem: &str,
+    suites: &[rustls::SupportedCipherSuite],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: suites.to_vec(),
+        ..rustls::crypto::ring::default_provider()
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(config)
+}
+
+#[tokio::test]
+async fn the_server_picks_the_cipher_suite_by_its_own_order_not_the_clients() {
+    use rustls::crypto::ring::cipher_suite as suite;
+    let f = fixture(None, None).await;
+    // rustls' order puts AES-GCM before ChaCha20 (hardware AES on servers); a client
+    // listing ChaCha20 first must still get AES-GCM (testssl.sh: "has server cipher
+    // order? yes").
+    for (offered, expected) in [
+        (
+            [
+                suite::TLS13_CHACHA20_POLY1305_SHA256,
+                suite::TLS13_AES_128_GCM_SHA256,
+            ],
+            suite::TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            [
+                suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+    ] {
+        let config = client_preferring(&f.ca.pem, &offered);
+        let stream = tls_connect(f.proxy.tls, "www.example.com", config)
+            .await
+            .unwrap();
+        let (_, session) = stream.get_ref();
+        assert_eq!(
+            session.negotiated_cipher_suite().unwrap().suite(),
+            expected.suite(),
+            "offered {offered:?}"
+        );
+    }
+}
