@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, RequestBody, SendError, UpstreamBody};
-use crate::routes::{Routes, Upstream};
+use crate::routes::{Routes, Upstream, has_dot_segment};
 use crate::trusted::TrustedProxies;
 
 /// Bodies sent to clients: the upstream's streamed body or a small local one.
@@ -175,6 +175,12 @@ impl Forwarder {
     }
 
     async fn forward(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<ResponseBody> {
+        if has_dot_segment(req.uri().path()) {
+            return local(
+                StatusCode::BAD_REQUEST,
+                "the path holds a dot-segment (/./ or /../, also as %2e); send it resolved (RFC 3986 §5.2.4)\n",
+            );
+        }
         let routes = self.routes.load();
         let Some(route) = routes.find(request_host(&req), req.uri().path()) else {
             return local(StatusCode::NOT_FOUND, "no route for this host and path\n");
@@ -190,9 +196,11 @@ impl Forwarder {
         let (mut parts, body) = req.into_parts();
         let target = route.rewrite(parts.uri.path_and_query());
         let upstream = route.upstream();
-        // HTTP/2 clients send :authority instead of Host.
-        if !parts.headers.contains_key(header::HOST) {
-            set_host(&mut parts.headers, parts.uri.authority());
+        // The route was chosen by the target's authority (absolute-form, HTTP/2
+        // :authority), so that is the Host the upstream gets: RFC 9112 §3.2.2 has a
+        // proxy replace a differing Host with it, RFC 9113 §8.3.1 makes them one.
+        if let Some(authority) = parts.uri.authority() {
+            set_host(&mut parts.headers, Some(authority));
         }
         remove_hop_by_hop(&mut parts.headers);
         set_forwarding_headers(&mut parts.headers, peer);
@@ -538,8 +546,11 @@ fn port_of(host: &str) -> Option<&str> {
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
+/// Sets `Host` to `authority` without any `userinfo@` (RFC 9110 §7.2: Host is
+/// `uri-host [":" port]`).
 fn set_host(headers: &mut HeaderMap, authority: Option<&Authority>) {
-    if let Some(value) = authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+    let host = authority.map(|a| a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h));
+    if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert(header::HOST, value);
     }
 }

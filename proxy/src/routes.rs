@@ -286,6 +286,73 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
+/// Whether a request path holds a dot-segment (`.` or `..`, RFC 3986 §3.3), written
+/// plainly or percent-encoded (`%2e`), in any segment. Segments are split at `/` and
+/// also at `\`, `%2f` and `%5c`, and a segment's path parameters (`;…`) are ignored,
+/// because upstreams differ in which of these they decode or honour (Tomcat treats
+/// `..;` as `..`, IIS `\` as `/`).
+///
+/// Route prefixes are compared with the raw path, so `/api/../admin` would match
+/// `/api` and reach the upstream, which resolves it to `/admin`. Clients resolve
+/// dot-segments before sending (RFC 3986 §5.2.4; browsers and curl do), so the proxy
+/// refuses paths that still hold one rather than guess how the upstream would read them.
+pub(crate) fn has_dot_segment(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    // Most paths hold neither a dot nor an escape: nothing to split.
+    if !bytes.iter().any(|&b| b == b'.' || b == b'%') {
+        return false;
+    }
+    let mut start = 0;
+    let mut i = 0;
+    while i <= bytes.len() {
+        let separator = match bytes.get(i) {
+            None => 1,
+            Some(b'/' | b'\\') => 1,
+            Some(b'%')
+                if escape_is(&bytes[i..], b'2', b'f') || escape_is(&bytes[i..], b'5', b'c') =>
+            {
+                3
+            }
+            Some(_) => 0,
+        };
+        if separator == 0 {
+            i += 1;
+            continue;
+        }
+        if is_dot_segment(&bytes[start..i]) {
+            return true;
+        }
+        i += separator;
+        start = i;
+    }
+    false
+}
+
+/// `%` followed by `high` and `low` (a letter in either case).
+fn escape_is(at: &[u8], high: u8, low: u8) -> bool {
+    at.len() >= 3 && at[0] == b'%' && at[1] == high && at[2].to_ascii_lowercase() == low
+}
+
+/// `.` or `..` (each dot plain or `%2e`), before any `;` parameters.
+fn is_dot_segment(segment: &[u8]) -> bool {
+    let segment = match segment.iter().position(|&b| b == b';') {
+        Some(end) => &segment[..end],
+        None => segment,
+    };
+    let (mut dots, mut i) = (0, 0);
+    while i < segment.len() {
+        if segment[i] == b'.' {
+            i += 1;
+        } else if escape_is(&segment[i..], b'2', b'e') {
+            i += 3;
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
+}
+
 fn valid_host(host: &str) -> bool {
     let body = host.strip_prefix("*.").unwrap_or(host);
     !body.is_empty()
@@ -375,6 +442,43 @@ mod tests {
             keep.rewrite(Some(&"/api/u".parse().unwrap())).to_string(),
             "/api/u"
         );
+    }
+
+    #[test]
+    fn dot_segments_are_found_plain_encoded_and_behind_other_separators() {
+        for path in [
+            "/api/../admin",
+            "/api/..",
+            "/..",
+            "/./x",
+            "/api/.",
+            "/api/%2e%2e/admin",
+            "/api/%2E./admin",
+            "/api/.%2e",
+            "/api%2f..%2fadmin",
+            "/api%2F%2e%2e%2Fadmin",
+            "/api/..%5cadmin",
+            "/api\\..\\admin",
+            "/api/..;/admin",
+            "/api/..;jsessionid=1/admin",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/api/x",
+            "/api/v1.2/file..txt",
+            "/api/...",
+            "/api/.well-known/x",
+            "/api/a%2fb",
+            "/api/%2e%2e%2e",
+            "/api/%2",
+            "/api/..x",
+            "/api/x..",
+            "/api/%252e%252e/admin",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
     }
 
     #[test]
