@@ -10,6 +10,7 @@
 mod bind;
 mod etcd;
 mod forward;
+pub mod fuzz;
 mod http;
 mod mount;
 mod pebble;
