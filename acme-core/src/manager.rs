@@ -425,12 +425,20 @@ impl CertManager {
     /// Reads one set's certificate and state from the store into memory.
     async fn reload_entry(&self, key: &str) -> Result<(), Error> {
         let store = self.config.store.as_ref();
+        let mut kept = false;
         let cert = match store.get(&records::cert_key(key)).await? {
             None => None,
             Some(found) => match CertRecord::decode(&found.value) {
                 Ok(record) => Some(record.certificate),
                 Err(reason) => {
-                    tracing::warn!(domains = %key, store = %store.describe(), %reason, "stored certificate is unreadable; it will be ordered again");
+                    // Garbage written over a certificate this replica holds must not take
+                    // it out of service: keep serving it and write it back.
+                    kept = self.keep_unreadable(key);
+                    if kept {
+                        tracing::warn!(domains = %key, store = %store.describe(), %reason, "stored certificate is unreadable; serving the one in memory and storing it again");
+                    } else {
+                        tracing::warn!(domains = %key, store = %store.describe(), %reason, "stored certificate is unreadable; it will be ordered again");
+                    }
                     None
                 }
             },
@@ -446,10 +454,30 @@ impl CertManager {
         let mut index = self.index();
         match cert {
             Some(cert) => index.certs.insert(key.to_owned(), cert),
+            None if kept => None,
             None => index.certs.remove(key),
         };
         index.states.insert(key.to_owned(), state);
         Ok(())
+    }
+
+    /// After the stored certificate of `key` turned out unreadable: if a valid one is in
+    /// memory, marks it unstored (served, and stored again on the next pass) and says so.
+    fn keep_unreadable(&self, key: &str) -> bool {
+        let Some(domains) = self.certs.iter().find(|m| m.domains.key() == key) else {
+            return false;
+        };
+        let mut index = self.index();
+        let Some(cert) = index.certs.get(key).cloned() else {
+            return index.unstored.contains_key(key);
+        };
+        if !cert.is_valid_at(SystemTime::now()) {
+            return false;
+        }
+        index
+            .unstored
+            .insert(key.to_owned(), (domains.domains.clone(), cert));
+        true
     }
 
     /// Brings every managed set up to date once, at most `concurrency` at a time. Only

@@ -237,6 +237,13 @@ pub(crate) struct SharedStoreArgs {
     /// A private CA (PEM) that signed a TLS store's certificate (rediss://, etcds://).
     #[arg(long, env = "BERTH_STORE_CA")]
     pub(crate) store_ca: Option<PathBuf>,
+    /// Client certificate (PEM file) for a TLS store that checks clients (rediss://,
+    /// etcds://); with --store-key.
+    #[arg(long, env = "BERTH_STORE_CERT")]
+    pub(crate) store_cert: Option<PathBuf>,
+    /// File holding the private key (PEM) of --store-cert; read like a secret file.
+    #[arg(long, env = "BERTH_STORE_KEY")]
+    pub(crate) store_key: Option<PathBuf>,
     /// Prefix of every key in a shared store, so several deployments can share one.
     #[arg(long, env = "BERTH_STORE_PREFIX", default_value = "berth/")]
     pub(crate) store_prefix: String,

@@ -63,6 +63,8 @@ struct FileConfig {
     resolver: Option<String>,
     store_password_file: Option<PathBuf>,
     store_ca: Option<PathBuf>,
+    store_cert: Option<PathBuf>,
+    store_key: Option<PathBuf>,
     store_prefix: Option<String>,
     challenge: Option<String>,
     key_type: Option<String>,
@@ -121,6 +123,10 @@ pub(crate) struct RunSettings {
     pub(crate) store_password_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) store_ca: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store_key: Option<PathBuf>,
     pub(crate) store_prefix: String,
     pub(crate) challenge: String,
     pub(crate) key_type: String,
@@ -194,6 +200,8 @@ impl RunSettings {
                         SharedStoreArgs {
                             store_password_file,
                             store_ca,
+                            store_cert,
+                            store_key,
                             store_prefix,
                         },
                 },
@@ -245,6 +253,8 @@ impl RunSettings {
             resolver: pick("resolver", resolver, file.resolver),
             store_password_file: store_password_file.clone().or(file.store_password_file),
             store_ca: store_ca.clone().or(file.store_ca),
+            store_cert: store_cert.clone().or(file.store_cert),
+            store_key: store_key.clone().or(file.store_key),
             store_prefix: pick("store_prefix", store_prefix, file.store_prefix),
             challenge: pick("challenge", challenge, file.challenge),
             key_type: pick("key_type", key_type, file.key_type),
@@ -290,6 +300,8 @@ impl RunSettings {
             shared: SharedStoreArgs {
                 store_password_file: self.store_password_file.clone(),
                 store_ca: self.store_ca.clone(),
+                store_cert: self.store_cert.clone(),
+                store_key: self.store_key.clone(),
                 store_prefix: self.store_prefix.clone(),
             },
         }

@@ -14,46 +14,81 @@ use std::time::Duration;
 use berth_tests::{Etcd, Pebble, Redis, RoundRobin, free_port};
 use support::{berth, berth_bin, served_serial, start_upstream};
 
-/// One replica: its process and its ports.
+/// One replica: its process, its ports and the arguments it was started with.
 struct Replica {
     child: Child,
     http: SocketAddr,
     tls_port: u16,
     admin: SocketAddr,
     log: std::path::PathBuf,
+    args: Vec<String>,
 }
 
 impl Replica {
     fn start(pebble: &Pebble, store: &str, dir: &Path, n: usize, upstream: SocketAddr) -> Self {
+        Self::start_with(
+            pebble,
+            store,
+            dir,
+            n,
+            upstream,
+            &["-d", "cluster.example.com"],
+        )
+    }
+
+    /// A replica managing what `names` says (`-d …` or `--config …`).
+    fn start_with(
+        pebble: &Pebble,
+        store: &str,
+        dir: &Path,
+        n: usize,
+        upstream: SocketAddr,
+        names: &[&str],
+    ) -> Self {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let tls_port = free_port();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = dir.join(format!("replica{n}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(berth_bin())
-            .arg("run")
-            .args(["-d", "cluster.example.com"])
-            .args(["--upstream", &format!("http://{upstream}")])
-            .args(["--ca", &pebble.directory_url()])
-            .args(["--ca-root", &pebble.tls_root_path().display().to_string()])
-            .args(["--agree-tos", "--store", store])
-            .args(["--http-addr", &http.to_string()])
-            .args(["--tls-addr", &format!("127.0.0.1:{tls_port}")])
-            .args(["--admin-addr", &admin.to_string()])
-            .env("BERTH_LOG", "info")
-            .env("BERTH_LOG_FORMAT", "text")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let mut args: Vec<String> = vec!["run".into()];
+        args.extend(names.iter().map(|a| (*a).to_owned()));
+        for (flag, value) in [
+            ("--upstream", format!("http://{upstream}")),
+            ("--ca", pebble.directory_url()),
+            ("--ca-root", pebble.tls_root_path().display().to_string()),
+            ("--store", store.to_owned()),
+            ("--http-addr", http.to_string()),
+            ("--tls-addr", format!("127.0.0.1:{tls_port}")),
+            ("--admin-addr", admin.to_string()),
+        ] {
+            args.extend([flag.to_owned(), value]);
+        }
+        args.push("--agree-tos".into());
+        let child = spawn_replica(&args, &log);
         Self {
             child,
             http,
             tls_port,
             admin,
             log,
+            args,
         }
+    }
+
+    /// SIGKILLs the process.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process and starts it again with the same ports; the log goes on.
+    fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_replica(&self.args, &self.log);
+    }
+
+    /// How many times the log says `text`.
+    fn said(&self, text: &str) -> usize {
+        self.output().matches(text).count()
     }
 
     fn output(&self) -> String {
@@ -64,6 +99,24 @@ impl Replica {
         let url = format!("http://{}/readyz", self.admin);
         matches!(berth_tests::https_get(&url, "").await, Ok(r) if r.status == 200)
     }
+}
+
+/// `berth args`, appending its output to `log`.
+fn spawn_replica(args: &[String], log: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(berth_bin())
+        .args(args)
+        .env("BERTH_LOG", "info")
+        .env("BERTH_LOG_FORMAT", "text")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
 }
 
 impl Drop for Replica {
@@ -438,4 +491,392 @@ async fn three_replicas_on_etcd_order_once_and_serve_everywhere() {
         "{}",
         list.stdout
     );
+}
+
+/// The shared store a scenario runs on; every scenario runs on both.
+enum Shared {
+    Redis(Redis),
+    Etcd(Etcd),
+}
+
+impl Shared {
+    fn start(etcd: bool) -> Self {
+        if etcd {
+            Self::Etcd(Etcd::start())
+        } else {
+            Self::Redis(Redis::start())
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Redis(r) => r.url(),
+            Self::Etcd(e) => e.url(),
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Self::Redis(r) => r.stop(),
+            Self::Etcd(e) => e.stop(),
+        }
+    }
+
+    /// Back on the same port with the same data.
+    fn restart(&mut self) {
+        match self {
+            Self::Redis(r) => r.restart(),
+            Self::Etcd(e) => e.restart(),
+        }
+    }
+
+    /// A client of the store, for writing into it as another program would.
+    async fn client(&self) -> std::sync::Arc<dyn berth_acme_core::store::Store> {
+        match self {
+            Self::Redis(r) => {
+                berth_stores::RedisStore::connect(&r.url(), berth_stores::RedisOptions::default())
+                    .await
+                    .unwrap()
+            }
+            Self::Etcd(e) => berth_stores::EtcdStore::connect(
+                &[e.addr().to_string()],
+                false,
+                berth_stores::EtcdOptions::default(),
+            )
+            .await
+            .unwrap(),
+        }
+    }
+}
+
+/// Polls `found` every 50 ms for up to `limit`; panics with `what` and the logs if it
+/// never returns something.
+async fn wait_for<T>(
+    replicas: &[Replica],
+    limit: Duration,
+    what: &str,
+    mut found: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let logs: Vec<String> = replicas.iter().map(Replica::output).collect();
+            panic!("{what} after {limit:?}\n{}", logs.join("\n-----\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const BACKING_OFF: &str = "backing off after an earlier failure";
+
+/// The shared ledger's next attempt for `cluster.example.com`, from `berth certs list`.
+fn shared_next_attempt(store: &str) -> String {
+    let out = berth(&["certs", "list", "--json", "--store", store]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let entry = &doc["backoff"][0];
+    assert_eq!(entry["domains"], "cluster.example.com", "{doc}");
+    entry["next_attempt"].as_str().unwrap().to_owned()
+}
+
+/// Validation fails (nothing answers Pebble's HTTP-01 port); the holder is SIGKILLed right
+/// after placing the order and then every replica is killed and restarted twice (a crash
+/// loop): the one failed order in the shared ledger holds all of them back.
+async fn crash_looping_replicas_respect_the_shared_backoff(etcd: bool) {
+    let store = Shared::start(etcd);
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream();
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|n| Replica::start(&pebble, &store.url(), dir.path(), n, upstream))
+        .collect();
+
+    let holder = wait_for(&replicas, Duration::from_secs(60), "nobody ordered", || {
+        (0..3).find(|&i| replicas[i].said("placed order") > 0)
+    })
+    .await;
+    replicas[holder].restart();
+    // Whoever finishes the order records the failure; the others then back off.
+    wait_for(
+        &replicas,
+        Duration::from_secs(60),
+        "not every replica saw the failure",
+        || {
+            replicas
+                .iter()
+                .all(|r| r.said("order failed") + r.said(BACKING_OFF) > 0)
+                .then_some(())
+        },
+    )
+    .await;
+    let next_attempt = shared_next_attempt(&store.url());
+    assert_eq!(pebble.orders_received(), 1);
+
+    for round in 0..2 {
+        let before: Vec<usize> = replicas.iter().map(|r| r.said(BACKING_OFF)).collect();
+        for replica in &mut replicas {
+            replica.restart();
+        }
+        wait_for(
+            &replicas,
+            Duration::from_secs(30),
+            &format!("round {round}: a restarted replica did not back off"),
+            || {
+                (0..3)
+                    .all(|i| replicas[i].said(BACKING_OFF) > before[i])
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    assert_eq!(
+        pebble.orders_received(),
+        1,
+        "a replica ordered before the shared next attempt {next_attempt}"
+    );
+    assert_eq!(
+        shared_next_attempt(&store.url()),
+        next_attempt,
+        "backing off is not a failure: the next attempt stays where the failure put it"
+    );
+}
+
+#[tokio::test]
+async fn crash_looping_replicas_respect_the_shared_backoff_on_redis() {
+    crash_looping_replicas_respect_the_shared_backoff(false).await;
+}
+
+#[tokio::test]
+async fn crash_looping_replicas_respect_the_shared_backoff_on_etcd() {
+    crash_looping_replicas_respect_the_shared_backoff(true).await;
+}
+
+/// The store is down for 30 s: every replica keeps answering HTTPS and stays ready; when
+/// it is back, a renewal ordered by one replica is stored and reaches the others.
+async fn replicas_serve_through_a_store_outage_and_resume(etcd: bool) {
+    let mut store = Shared::start(etcd);
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream();
+    let replicas: Vec<Replica> = (0..3)
+        .map(|n| Replica::start(&pebble, &store.url(), dir.path(), n, upstream))
+        .collect();
+    let _mesh = mesh_avoiding_the_holder(&pebble, &replicas);
+    all_ready(&replicas, Duration::from_secs(90)).await;
+    let root = support::issuing_root(&pebble, dir.path()).await;
+    let before = served_serial("cluster.example.com", replicas[0].tls_port);
+
+    store.stop();
+    let outage = tokio::time::Instant::now();
+    let mut answered = 0;
+    while outage.elapsed() < Duration::from_secs(30) {
+        for replica in &replicas {
+            let (status, body) =
+                support::curl("cluster.example.com", replica.tls_port, "/outage", &root);
+            assert_eq!(
+                status, 200,
+                "a client got an error during the outage: {body}"
+            );
+            assert!(replica.ready().await, "readiness dropped during the outage");
+            answered += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("{answered} requests answered during the 30 s outage");
+    store.restart();
+
+    // A forced renewal (at most 3 an hour) may meet a connection still being re-made.
+    let port = replicas[0].admin.port();
+    let renew = format!(
+        "POST /api/renew?force=true HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Berth-Request: 1"
+    );
+    let mut renewed = false;
+    for _ in 0..3 {
+        let (status, body) = support::admin_request(port, &renew);
+        if status == 200 && body.contains("renewed") {
+            renewed = true;
+            break;
+        }
+        eprintln!("renewal after the outage: {status} {body}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert!(renewed, "no renewal after the store came back");
+    let after = served_serial("cluster.example.com", replicas[0].tls_port);
+    assert_ne!(after, before);
+    wait_for(
+        &replicas,
+        Duration::from_secs(15),
+        "the renewed certificate did not reach every replica",
+        || {
+            replicas
+                .iter()
+                .all(|r| served_serial("cluster.example.com", r.tls_port) == after)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(pebble.orders_received(), 2);
+}
+
+#[tokio::test]
+async fn replicas_serve_through_a_store_outage_and_resume_on_redis() {
+    replicas_serve_through_a_store_outage_and_resume(false).await;
+}
+
+#[tokio::test]
+async fn replicas_serve_through_a_store_outage_and_resume_on_etcd() {
+    replicas_serve_through_a_store_outage_and_resume(true).await;
+}
+
+/// Someone writes garbage under one certificate's key: that certificate is reported (logs,
+/// `certs list`), the other one keeps being served by every replica.
+async fn garbage_under_one_key_is_reported_and_the_rest_keep_working(etcd: bool) {
+    let store = Shared::start(etcd);
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        "[[certificates]]\ndomains = [\"good.example.com\"]\n[[certificates]]\ndomains = [\"bad.example.com\"]\n",
+    )
+    .unwrap();
+    let names = ["--config", config.to_str().unwrap()];
+    let replicas: Vec<Replica> = (0..2)
+        .map(|n| Replica::start_with(&pebble, &store.url(), dir.path(), n, upstream, &names))
+        .collect();
+    let _mesh = mesh_avoiding_the_holder(&pebble, &replicas);
+    all_ready(&replicas, Duration::from_secs(90)).await;
+    let root = support::issuing_root(&pebble, dir.path()).await;
+    let good = served_serial("good.example.com", replicas[0].tls_port);
+
+    let client = store.client().await;
+    client
+        .put(
+            "certs/bad.example.com",
+            b"\x00not json {{".to_vec().into(),
+            berth_acme_core::store::Expect::Any,
+            None,
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &replicas,
+        Duration::from_secs(10),
+        "no replica reported the unreadable certificate",
+        || {
+            replicas
+                .iter()
+                .all(|r| r.said("stored certificate is unreadable") > 0)
+                .then_some(())
+        },
+    )
+    .await;
+    for replica in &replicas {
+        let log = replica.output();
+        let line = log
+            .lines()
+            .find(|l| l.contains("stored certificate is unreadable"))
+            .unwrap();
+        assert!(line.contains("bad.example.com"), "{line}");
+        assert_eq!(
+            served_serial("good.example.com", replica.tls_port),
+            good,
+            "the good certificate changed"
+        );
+        let (status, body) = support::curl("good.example.com", replica.tls_port, "/", &root);
+        assert_eq!(status, 200, "{body}");
+        assert!(replica.ready().await, "{}", replica.output());
+    }
+    let list = berth(&["certs", "list", "--store", &store.url()]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.contains("good.example.com"), "{}", list.stdout);
+    assert!(
+        format!("{}{}", list.stdout, list.stderr).contains("bad.example.com"),
+        "certs list does not name the unreadable certificate:\n{}\n{}",
+        list.stdout,
+        list.stderr
+    );
+}
+
+#[tokio::test]
+async fn garbage_under_one_key_is_reported_and_the_rest_keep_working_on_redis() {
+    garbage_under_one_key_is_reported_and_the_rest_keep_working(false).await;
+}
+
+#[tokio::test]
+async fn garbage_under_one_key_is_reported_and_the_rest_keep_working_on_etcd() {
+    garbage_under_one_key_is_reported_and_the_rest_keep_working(true).await;
+}
+
+/// A Redis that checks clients' certificates: refused without `--store-cert`, with a
+/// message saying so; accepted with it (flags or `BERTH_STORE_CERT`/`BERTH_STORE_KEY`);
+/// the key file's content never printed, nor taken from the variable itself.
+#[tokio::test]
+async fn a_store_checking_client_certificates_takes_store_cert_and_store_key() {
+    let redis = Redis::start_tls_client_auth();
+    let ca = redis.ca().unwrap().display().to_string();
+    let (cert, key) = redis.client_cert().unwrap();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let key_body = key_text.lines().nth(1).unwrap().to_owned();
+    let url = redis.url();
+
+    let without = berth(&["certs", "list", "--store", &url, "--store-ca", &ca]);
+    assert_eq!(without.code, 1, "{}", without.stderr);
+    assert!(without.stderr.contains(&url), "{}", without.stderr);
+    assert!(
+        without.stderr.contains("--store-cert"),
+        "the refusal does not name the fix: {}",
+        without.stderr
+    );
+
+    let with = berth(&[
+        "certs",
+        "list",
+        "--store",
+        &url,
+        "--store-ca",
+        &ca,
+        "--store-cert",
+        &cert,
+        "--store-key",
+        &key,
+    ]);
+    assert_eq!(with.code, 0, "{}", with.stderr);
+    assert!(with.stdout.contains("no certificates"), "{}", with.stdout);
+
+    let by_env = support::berth_command(&["certs", "list", "--store", &url])
+        .env("BERTH_STORE_CA", &ca)
+        .env("BERTH_STORE_CERT", &cert)
+        .env("BERTH_STORE_KEY", &key)
+        .output()
+        .unwrap();
+    assert_eq!(
+        by_env.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&by_env.stderr)
+    );
+
+    let key_in_env = support::berth_command(&["certs", "list", "--store", &url])
+        .env("BERTH_STORE_CA", &ca)
+        .env("BERTH_STORE_CERT", &cert)
+        .env("BERTH_STORE_KEY", &key_text)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&key_in_env.stderr);
+    assert_eq!(key_in_env.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("path of a file"), "{stderr}");
+    for out in [
+        &without.stderr,
+        &with.stderr,
+        &with.stdout,
+        &stderr.to_string(),
+    ] {
+        assert!(!out.contains(&key_body), "the key was printed: {out}");
+    }
 }

@@ -22,6 +22,7 @@ use etcd_client::{
 };
 use tokio::sync::broadcast;
 
+use crate::identity::ClientIdentity;
 use crate::lease::{Renew, Renewal, keep_renewed};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
@@ -36,6 +37,9 @@ pub struct EtcdOptions {
     pub user: Option<(String, Secret)>,
     /// A private CA for `etcds://` (`--store-ca`), PEM.
     pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate for an etcd that checks clients (`--client-cert-auth`;
+    /// berth's `--store-cert`, `--store-key`).
+    pub identity: Option<ClientIdentity>,
     /// Prefix of every key (`--store-prefix`).
     pub prefix: String,
 }
@@ -93,10 +97,22 @@ impl EtcdStore {
         if let Some((name, password)) = &options.user {
             connect = connect.with_user(name.clone(), password.expose().to_owned());
         }
+        if options.identity.is_some() && !tls {
+            return Err(fail(
+                "reading the URL",
+                "a client certificate (--store-cert) needs TLS; use etcds://".into(),
+            ));
+        }
         if tls {
             let mut config = etcd_client::TlsOptions::new();
             if let Some(pem) = &options.ca_pem {
                 config = config.ca_certificate(etcd_client::Certificate::from_pem(pem));
+            }
+            if let Some(identity) = &options.identity {
+                config = config.identity(etcd_client::Identity::from_pem(
+                    &identity.cert_pem,
+                    identity.key_pem.expose(),
+                ));
             }
             connect = connect.with_tls(config);
         }
@@ -147,6 +163,8 @@ fn explain(e: &etcd_client::Error) -> String {
         format!(
             "{text}; check the user in the URL and the password file given with --store-password-file"
         )
+    } else if let Some(fix) = crate::identity::tls_fix(&format!("{e:?}")) {
+        format!("{text}; {fix}")
     } else {
         text
     }

@@ -18,10 +18,12 @@
 //! ```
 
 mod etcd;
+mod identity;
 mod lease;
 mod location;
 mod redis;
 
 pub use crate::etcd::{EtcdOptions, EtcdStore};
+pub use crate::identity::ClientIdentity;
 pub use crate::location::StoreLocation;
 pub use crate::redis::{RedisOptions, RedisStore};

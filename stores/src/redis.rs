@@ -29,6 +29,7 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, Script};
 
+use crate::identity::ClientIdentity;
 use crate::lease::{Renew, Renewal, keep_renewed};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -86,6 +87,9 @@ pub struct RedisOptions {
     pub password: Option<Secret>,
     /// A private CA for `rediss://` (`--store-ca`), PEM.
     pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate for a `rediss://` server that checks clients
+    /// (`--store-cert`, `--store-key`).
+    pub identity: Option<ClientIdentity>,
     /// Prefix of every key (`--store-prefix`).
     pub prefix: String,
 }
@@ -146,15 +150,28 @@ impl RedisStore {
                 .set_password(password.expose());
             info = info.set_redis_settings(settings);
         }
-        let client = match &options.ca_pem {
-            Some(pem) => Client::build_with_tls(
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        if options.identity.is_some() && !tls {
+            return Err(StoreError::Backend {
+                store: describe,
+                action: "reading the URL",
+                reason: "a client certificate (--store-cert) needs TLS; use rediss://".into(),
+            });
+        }
+        let client = if options.ca_pem.is_some() || options.identity.is_some() {
+            let client_tls = options.identity.as_ref().map(|id| redis::ClientTlsConfig {
+                client_cert: id.cert_pem.clone(),
+                client_key: id.key_pem.expose().as_bytes().to_vec(),
+            });
+            Client::build_with_tls(
                 info,
                 redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
+                    client_tls,
+                    root_cert: options.ca_pem.clone(),
                 },
-            ),
-            None => Client::open(info),
+            )
+        } else {
+            Client::open(info)
         }
         .map_err(|e| fail("configuring the client", &e))?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -220,6 +237,8 @@ fn explain(e: &redis::RedisError) -> String {
             .any(|marker| text.contains(marker));
     if auth {
         format!("{text}; check the password file given with --store-password-file")
+    } else if let Some(fix) = crate::identity::tls_fix(&text) {
+        format!("{text}; {fix}")
     } else if e.is_connection_refusal() {
         format!("{text}; is Redis running at that address?")
     } else {

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, Store, StoredCert, records};
 use berth_acme_core::{AccountConfig, Ca, DomainSet, Eab};
 use berth_secrets::Loader;
-use berth_stores::{EtcdOptions, EtcdStore, RedisOptions, RedisStore, StoreLocation};
+use berth_stores::{
+    ClientIdentity, EtcdOptions, EtcdStore, RedisOptions, RedisStore, StoreLocation,
+};
 
 use crate::cli::{CaArgs, DomainArgs, StoreArgs};
 use crate::failure::Failure;
@@ -107,6 +109,7 @@ pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>, Failu
             let options = EtcdOptions {
                 user,
                 ca_pem: options.ca_pem,
+                identity: options.identity,
                 prefix: options.prefix,
             };
             EtcdStore::connect(&endpoints, tls, options).await?
@@ -149,8 +152,44 @@ fn redis_options(args: &StoreArgs) -> Result<RedisOptions, Failure> {
     Ok(RedisOptions {
         password,
         ca_pem,
+        identity: store_identity(&args.shared, &loader)?,
         prefix: args.shared.store_prefix.clone(),
     })
+}
+
+/// `--store-cert` and `--store-key`: the client certificate for a store that checks
+/// clients. The key file is read like every secret file (and never printed).
+fn store_identity(
+    args: &crate::cli::SharedStoreArgs,
+    loader: &Loader,
+) -> Result<Option<ClientIdentity>, Failure> {
+    let (cert, key) = match (&args.store_cert, &args.store_key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => {
+            return Err(Failure::usage(
+                "--store-cert needs --store-key (BERTH_STORE_KEY): the file holding its private key",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Failure::usage(
+                "--store-key needs --store-cert (BERTH_STORE_CERT): the file holding the client certificate",
+            ));
+        }
+    };
+    if key.as_os_str().len() > 200 || key.to_string_lossy().contains("-----BEGIN") {
+        return Err(Failure::usage(
+            "--store-key (BERTH_STORE_KEY) takes the path of a file holding the key, not the key itself",
+        ));
+    }
+    let cert_pem = std::fs::read(cert).map_err(|e| {
+        Failure::usage(format!(
+            "--store-cert {}: {e}; pass a readable PEM file",
+            cert.display()
+        ))
+    })?;
+    let key_pem = loader.read_file(key)?;
+    Ok(Some(ClientIdentity { cert_pem, key_pem }))
 }
 
 /// Reads the store for display: never moves, rewrites or chmods a file (a file others
