@@ -326,3 +326,97 @@ async fn a_single_file_bind_mount_is_refused_before_ordering() {
     assert!(FileStore::open_read_only(&target, "berth").await.is_ok());
     assert_eq!(fs::read(&host).unwrap(), b"{}");
 }
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Kubernetes `fsGroup` makes every file on the volume 0660 at each mount: the owner
+/// sets its files back to 0600 and starts; a reader only warns; world-readable is still
+/// refused.
+#[tokio::test]
+async fn owner_starts_on_an_fsgroup_store_and_sets_it_back_to_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme.json");
+    let state = state_path(&path);
+    fs::write(&path, serde_json::to_vec(&serde_json::json!({"berth": {"Account": null, "Certificates": [entry("a.example.com")]}})).unwrap()).unwrap();
+    fs::write(&state, br#"{"version": 2, "records": {}}"#).unwrap();
+    for file in [&path, &state] {
+        fs::set_permissions(file, fs::Permissions::from_mode(0o660)).unwrap();
+    }
+    let before = snapshot(dir.path());
+    let read_only = FileStore::open_read_only(&path, "berth").await.unwrap();
+    assert_eq!(read_only.list(records::CERTS).await.unwrap().len(), 1);
+    assert_eq!(snapshot(dir.path()), before, "a reader changed a mode");
+
+    let store = FileStore::open(&path, "berth").await.unwrap();
+    assert_eq!(store.list(records::CERTS).await.unwrap().len(), 1);
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&state), 0o600);
+    drop(store);
+
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o664)).unwrap();
+    let err = FileStore::open(&path, "berth").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Permissions { mode: 0o664, .. }),
+        "{err}"
+    );
+    assert_eq!(mode(&path), 0o664);
+}
+
+/// A symlinked acme.json is refused before anything is written, and stays a link to an
+/// unchanged target; `certs export --format traefik` (`AcmeJson::save`) refuses a link
+/// at its output path too.
+#[tokio::test]
+async fn a_symlinked_store_is_refused_never_replaced_by_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("real-acme.json");
+    write_private(&target, "{}");
+    let link = dir.path().join("acme.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = FileStore::open(&link, "berth").await.unwrap_err();
+    assert!(matches!(err, StoreError::Symlink { .. }), "{err}");
+    assert!(
+        err.to_string().contains("real-acme.json") && err.to_string().contains("symbolic link"),
+        "{err}"
+    );
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(&target).unwrap(), b"{}");
+    // Reading through it is fine.
+    assert!(FileStore::open_read_only(&link, "berth").await.is_ok());
+    let err = AcmeJson::default().save(&link).unwrap_err();
+    assert!(matches!(err, StoreError::Symlink { .. }), "{err}");
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// A FIFO where the state file belongs is refused, not waited on forever.
+#[tokio::test]
+async fn a_fifo_as_the_state_file_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme.json");
+    write_private(&path, "{}");
+    let status = std::process::Command::new("mkfifo")
+        .arg(state_path(&path))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let opened = tokio::time::timeout(
+        Duration::from_secs(10),
+        FileStore::open_read_only(&path, "berth"),
+    )
+    .await
+    .expect("opening the store blocked on a FIFO");
+    let err = opened.unwrap_err();
+    assert!(matches!(err, StoreError::NotRegular { .. }), "{err}");
+    assert!(err.to_string().contains("FIFO"), "{err}");
+}

@@ -48,6 +48,16 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// The path is a FIFO or a socket: reading it could wait forever.
+    #[error(
+        "secret file {path} is {kind}, not a regular file; write the secret to a file (mode 0600) and point to that"
+    )]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// The file cannot be read for lack of permission.
     #[error(
         "secret file {path} is not readable by this user; fix its owner or mode (chmod 600, owned by the user berth runs as)"

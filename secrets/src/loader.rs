@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -286,27 +286,45 @@ impl Loader {
     }
 
     /// Reads at most `max_bytes` (checked before and during the read) into a zeroizing
-    /// buffer and applies the trim mode.
+    /// buffer and applies the trim mode. One open: type, size and mode are checked on the
+    /// descriptor that is read (`fstat`), and the open does not wait for a FIFO's writer
+    /// (`O_NONBLOCK`) — a FIFO or socket is refused.
     fn read_bytes(&self, path: &Path) -> Result<(Zeroizing<Vec<u8>>, Trimmed), Error> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::from_io(path, e))?;
-        if meta.is_dir() {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::from_io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::from_io(path, e))?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
             return Err(Error::IsDirectory {
                 path: path.to_path_buf(),
             });
         }
-        if meta.is_file() && meta.len() > self.max_bytes {
+        // A device is read up to the cap like a file; a FIFO or socket may never have a
+        // writer (or an end), so it is refused rather than waited on.
+        if kind.is_fifo() || kind.is_socket() {
+            return Err(Error::NotRegular {
+                path: path.to_path_buf(),
+                kind: if kind.is_fifo() {
+                    "a FIFO (named pipe; process substitution <(...) makes one too)"
+                } else {
+                    "a socket"
+                },
+            });
+        }
+        if meta.len() > self.max_bytes {
             return Err(Error::TooLarge {
                 path: path.to_path_buf(),
                 cap: self.max_bytes,
             });
         }
         self.warn_if_shared(path, meta.permissions().mode());
-        let file = File::open(path).map_err(|e| Error::from_io(path, e))?;
         let mut buffer = Zeroizing::new(Vec::with_capacity(
             usize::try_from(meta.len().min(self.max_bytes)).unwrap_or(0),
         ));
-        // The file may grow between metadata and read (or be a device): read one byte past
-        // the cap to notice.
+        // The file may grow between fstat and read: read one byte past the cap to notice.
         file.take(self.max_bytes.saturating_add(1))
             .read_to_end(&mut buffer)
             .map_err(|e| Error::from_io(path, e))?;

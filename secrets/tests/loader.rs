@@ -389,3 +389,38 @@ fn a_file_others_can_read_warns_once() {
     assert!(log.contains("0644") && log.contains("chmod 600"), "{log}");
     assert!(!log.contains("value-xyz"), "{log}");
 }
+
+/// A FIFO with no writer given as `X_FILE` (or as the Docker secret): a plain open waits
+/// for a writer forever, so berth would hang at start. It is refused at once instead,
+/// naming the path and what it is.
+#[test]
+fn a_fifo_as_a_secret_file_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("api_token");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo_text = fifo.display().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let secrets_dir = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let by_file = loader(&[("API_TOKEN_FILE", &fifo_text)], &secrets_dir)
+            .from_env("API_TOKEN")
+            .map(|_| ());
+        let as_docker_secret = loader(&[], &secrets_dir).from_env("API_TOKEN").map(|_| ());
+        let _ = tx.send((by_file, as_docker_secret));
+    });
+    let (by_file, as_docker_secret) = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("reading a FIFO secret blocked");
+    for err in [by_file.unwrap_err(), as_docker_secret.unwrap_err()] {
+        assert!(matches!(err, Error::NotRegular { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("FIFO") && text.contains("api_token"),
+            "{text}"
+        );
+    }
+}

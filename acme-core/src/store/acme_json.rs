@@ -47,6 +47,26 @@ impl std::fmt::Debug for AcmeJson {
     }
 }
 
+/// The document holds private keys (`key` of every certificate, a Traefik account's
+/// `PrivateKey`): every string in it is overwritten when it is dropped.
+impl Drop for AcmeJson {
+    fn drop(&mut self) {
+        self.root.values_mut().for_each(wipe);
+    }
+}
+
+/// Overwrites every string in `value` with zeros (keys of objects are field names and
+/// stay). Recursion is bounded by serde_json's nesting limit (128) on parsed input.
+pub(crate) fn wipe(value: &mut Value) {
+    use zeroize::Zeroize;
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe),
+        Value::Object(fields) => fields.values_mut().for_each(wipe),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 /// A certificate read from `acme.json`.
 #[derive(Debug, Clone)]
 pub struct StoredCert {
@@ -72,7 +92,8 @@ pub struct UnreadableCert {
 /// How [`AcmeJson::load_with`] treats a file that others can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permissions {
-    /// Refuse it (commands that write, and `berth run`).
+    /// Refuse a world-readable file; set a group-readable one back to 0600 with a
+    /// warning (commands that write, and `berth run`).
     Strict,
     /// Read it with a warning (read-only commands such as `berth certs list`).
     WarnOnly,
@@ -83,10 +104,7 @@ impl AcmeJson {
     /// others can read is read with a warning, one that does not parse is an error that
     /// says where it breaks and leaves the file as it is.
     pub fn read(path: &Path) -> Result<Self, StoreError> {
-        if let Err(err) = atomic::check_private(path) {
-            tracing::warn!(path = %path.display(), "{err}");
-        }
-        match atomic::read_optional(path)?.map(Zeroizing::new) {
+        match atomic::read_private(path, atomic::ACME_JSON_CAP, atomic::Access::ReadOnly)? {
             None => Ok(Self::default()),
             Some(bytes) => Self::parse(&bytes).map_err(|reason| StoreError::Unparsable {
                 path: path.to_path_buf(),
@@ -104,13 +122,11 @@ impl AcmeJson {
 
     /// Loads `path` with the given permission policy.
     pub fn load_with(path: &Path, permissions: Permissions) -> Result<Self, StoreError> {
-        if let Err(err) = atomic::check_private(path) {
-            match permissions {
-                Permissions::Strict => return Err(err),
-                Permissions::WarnOnly => tracing::warn!(path = %path.display(), "{err}"),
-            }
-        }
-        let Some(bytes) = atomic::read_optional(path)?.map(Zeroizing::new) else {
+        let access = match permissions {
+            Permissions::Strict => atomic::Access::Owner,
+            Permissions::WarnOnly => atomic::Access::ReadOnly,
+        };
+        let Some(bytes) = atomic::read_private(path, atomic::ACME_JSON_CAP, access)? else {
             return Ok(Self::default());
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {

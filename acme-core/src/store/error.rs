@@ -129,6 +129,36 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A store or export file is a symbolic link berth did not create. Replacing it
+    /// atomically would turn the link into a regular file (its target left stale), and
+    /// writing through it would let whoever made the link choose where keys go.
+    #[error(
+        "{path} is a symbolic link to {target}; berth does not write through links it did not create — use the link's target as the path, or remove the link"
+    )]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// A store file is a FIFO, socket, device or directory.
+    #[error("{path} is {kind}; berth reads its store from regular files only")]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A store file is larger than berth reads.
+    #[error("{path} is larger than {cap} bytes{}; it is not a store berth wrote — check the path", size.map(|s| format!(" ({s} bytes)")).unwrap_or_default())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, when known before reading.
+        size: Option<u64>,
+        /// The cap.
+        cap: u64,
+    },
     /// No stored certificate matches a name.
     #[error("no stored certificate covers {name} in {path}; see `berth certs list --store {path}`")]
     NotFound {

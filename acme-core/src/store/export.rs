@@ -2,12 +2,13 @@
 //! `live/<name>/{cert,chain,fullchain,privkey}.pem` layout and HAProxy's combined
 //! `<name>.pem` (chain then key).
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use super::StoreError;
-use super::atomic::{PRIVATE_MODE, write_atomic};
+use super::atomic::{PRIVATE_MODE, refuse_symlink, write_atomic};
 use crate::certificate::Certificate;
 
 const PUBLIC_MODE: u32 = 0o644;
@@ -37,10 +38,12 @@ pub fn export_name(certificate: &Certificate) -> String {
 }
 
 /// Writes `<dir>/live/<name>/{cert,chain,fullchain,privkey}.pem`, each atomically;
-/// `privkey.pem` is 0600, the rest 0644.
+/// `privkey.pem` is 0600, the rest 0644. `dir` is the caller's; below it, a symbolic
+/// link (`live`, `live/<name>` or one of the files, as certbot leaves them) is refused,
+/// never followed or replaced.
 pub fn export_live(certificate: &Certificate, dir: &Path) -> Result<LivePaths, StoreError> {
-    let live = dir.join("live").join(export_name(certificate));
-    std::fs::create_dir_all(&live).map_err(|e| StoreError::io("creating", &live, e))?;
+    let name = export_name(certificate);
+    let live = create_below(dir, &["live", &name])?;
     let chain = certificate.chain_pem();
     let blocks = pem_blocks(&chain);
     let leaf = blocks.first().cloned().unwrap_or_default();
@@ -63,9 +66,9 @@ pub fn export_live(certificate: &Certificate, dir: &Path) -> Result<LivePaths, S
 }
 
 /// Writes `<dir>/<name>.pem` with the full chain followed by the key (HAProxy's
-/// `crt` format), mode 0600.
+/// `crt` format), mode 0600; refuses a symbolic link at that path.
 pub fn export_combined(certificate: &Certificate, dir: &Path) -> Result<PathBuf, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("creating", dir, e))?;
+    create_below(dir, &[])?;
     let path = dir.join(format!("{}.pem", export_name(certificate)));
     let chain = certificate.chain_pem();
     let mut combined = Zeroizing::new(pem_blocks(&chain).concat());
@@ -74,6 +77,24 @@ pub fn export_combined(certificate: &Certificate, dir: &Path) -> Result<PathBuf,
         combined.push('\n');
     }
     write_atomic(&path, combined.as_bytes(), PRIVATE_MODE)?;
+    Ok(path)
+}
+
+/// Creates `dir` and then each of `parts` below it, refusing a part that is a symbolic
+/// link: keys are written there, and a link planted by someone who can write in `dir`
+/// would choose where they go.
+fn create_below(dir: &Path, parts: &[&str]) -> Result<PathBuf, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("creating", dir, e))?;
+    let mut path = dir.to_path_buf();
+    for part in parts {
+        path.push(part);
+        refuse_symlink(&path)?;
+        match std::fs::DirBuilder::new().mode(0o755).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io("creating", &path, e)),
+        }
+    }
     Ok(path)
 }
 
@@ -153,5 +174,38 @@ mod tests {
         assert!(key_at > text.rfind("END CERTIFICATE").unwrap());
         let (chain, key) = text.split_at(text.find("-----BEGIN PRIVATE KEY").unwrap());
         assert!(Certificate::from_pem(chain, Secret::new(key.into())).is_ok());
+    }
+
+    #[test]
+    fn export_refuses_symlinks_it_did_not_create_and_writes_nothing_through_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let cert = chained(&["app.example.com"]);
+        // Someone who can write in the export directory points live/<name> elsewhere.
+        fs::create_dir_all(dir.path().join("live")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("live/app.example.com"))
+            .unwrap();
+        let err = export_live(&cert, dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Symlink { .. }), "{err}");
+        assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+        // certbot's layout: live/<name>/privkey.pem links into archive/.
+        let other = tempfile::tempdir().unwrap();
+        let target = other.path().join("privkey1.pem");
+        fs::write(&target, b"certbot's key").unwrap();
+        fs::create_dir_all(other.path().join("live/app.example.com")).unwrap();
+        std::os::unix::fs::symlink(
+            &target,
+            other.path().join("live/app.example.com/privkey.pem"),
+        )
+        .unwrap();
+        let err = export_live(&cert, other.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Symlink { .. }), "{err}");
+        assert_eq!(fs::read(&target).unwrap(), b"certbot's key");
+
+        std::os::unix::fs::symlink(&target, dir.path().join("app.example.com.pem")).unwrap();
+        let err = export_combined(&cert, dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Symlink { .. }), "{err}");
+        assert_eq!(fs::read(&target).unwrap(), b"certbot's key");
     }
 }

@@ -26,11 +26,11 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::StoreError;
-use super::acme_json::AcmeJson;
-use super::atomic::{self, PRIVATE_MODE};
+use super::acme_json::{AcmeJson, wipe};
+use super::atomic::{self, ACME_JSON_CAP, Access, PRIVATE_MODE, STATE_CAP};
 use super::kv::{Bytes, Change, Expect, Lease, Store, StoreFuture, Version, Versioned};
 use super::mount;
 use super::records::CERTS;
@@ -152,22 +152,45 @@ impl PartialEq for Entry {
 }
 
 impl Entry {
-    fn of(value: &Value) -> Option<Self> {
-        serde_json::value::to_raw_value(value).ok().map(Self)
+    /// The entry's text; `value` is wiped (it holds the key too).
+    fn of(mut value: Value) -> Option<Self> {
+        let entry = serde_json::value::to_raw_value(&value).ok().map(Self);
+        wipe(&mut value);
+        entry
+    }
+}
+
+/// The text holds a private key: overwritten when the entry goes.
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let raw = std::mem::replace(&mut self.0, RawValue::NULL.to_owned());
+        let mut text: Box<str> = raw.into();
+        text.zeroize();
+    }
+}
+
+/// Unreadable entries of berth's section may hold keys as well, and so do the state
+/// file's records (the ACME account's key, an order in flight's).
+impl Drop for Docs {
+    fn drop(&mut self) {
+        self.unkeyed.iter_mut().for_each(wipe);
+        self.state.records.values_mut().for_each(wipe);
     }
 }
 
 impl FileStore {
-    /// Opens `path` as its owner: refuses a store others can read, a single-file bind
-    /// mount, or a directory that does not take a temp file and a rename — before any
-    /// order is placed — and moves aside (keeping the bytes) a file that does not parse.
+    /// Opens `path` as its owner: refuses a store the world can read, a symbolic link, a
+    /// single-file bind mount, or a directory that does not take a temp file and a
+    /// rename — before any order is placed — sets a group-readable file (Kubernetes
+    /// `fsGroup`) back to 0600 with a warning, and moves aside (keeping the bytes) a file
+    /// that does not parse.
     /// `resolver` is the `acme.json` section berth writes.
     pub async fn open(path: &Path, resolver: &str) -> Result<Arc<Self>, StoreError> {
         let inner = Arc::new(Inner::new(path, resolver, true));
         let loader = Arc::clone(&inner);
         blocking(move || {
-            atomic::check_private(&loader.path)?;
-            atomic::check_private(&loader.state_path)?;
+            atomic::refuse_symlink(&loader.path)?;
+            atomic::refuse_symlink(&loader.state_path)?;
             mount::check_replaceable(&loader.path)?;
             mount::check_replaceable(&loader.state_path)?;
             let _lock = loader.lock_files()?;
@@ -184,19 +207,11 @@ impl FileStore {
     }
 
     /// Opens `path` for reading only (`certs list`, `config check`): nothing on disk is
-    /// ever changed; a file others can read is read with a warning.
+    /// ever changed (not even a mode); a file others can read is read with a warning.
     pub async fn open_read_only(path: &Path, resolver: &str) -> Result<Arc<Self>, StoreError> {
         let inner = Arc::new(Inner::new(path, resolver, false));
         let loader = Arc::clone(&inner);
-        blocking(move || {
-            for file in [&loader.path, &loader.state_path] {
-                if let Err(err) = atomic::check_private(file) {
-                    tracing::warn!(path = %file.display(), "{err}");
-                }
-            }
-            loader.load_initial(false)
-        })
-        .await?;
+        blocking(move || loader.load_initial(false)).await?;
         Ok(Arc::new(Self {
             inner,
             flushed: tokio::sync::Mutex::new(0),
@@ -308,9 +323,15 @@ impl Inner {
             let docs = self.docs();
             (docs.seen_acme, docs.seen_state)
         };
+        // Only the owner holding the file lock fixes a mode; every other look warns.
+        let access = if owner && self.owner {
+            Access::Owner
+        } else {
+            Access::ReadOnly
+        };
         let acme_id = file_id(&self.path)?;
         if acme_id != seen_acme || initial {
-            match self.read_acme()? {
+            match self.read_acme(access)? {
                 Ok(acme) => self.merge_acme(acme, acme_id),
                 Err(reason) if owner => {
                     let err = atomic::quarantine(&self.path, reason);
@@ -335,7 +356,7 @@ impl Inner {
         }
         let state_id = file_id(&self.state_path)?;
         if state_id != seen_state || initial {
-            let bytes = atomic::read_optional(&self.state_path)?.map(Zeroizing::new);
+            let bytes = atomic::read_private(&self.state_path, STATE_CAP, access)?;
             match bytes
                 .as_deref()
                 .map_or(Ok(StateDoc::default()), |b| StateDoc::parse(b))
@@ -367,9 +388,9 @@ impl Inner {
         Ok(())
     }
 
-    fn read_acme(&self) -> Result<Result<AcmeJson, String>, StoreError> {
+    fn read_acme(&self, access: Access) -> Result<Result<AcmeJson, String>, StoreError> {
         Ok(
-            match atomic::read_optional(&self.path)?.map(Zeroizing::new) {
+            match atomic::read_private(&self.path, ACME_JSON_CAP, access)? {
                 None => Ok(AcmeJson::default()),
                 Some(bytes) => AcmeJson::parse(&bytes),
             },
@@ -381,7 +402,7 @@ impl Inner {
         let as_text = |entries: Vec<(String, Value)>| -> BTreeMap<String, Entry> {
             entries
                 .into_iter()
-                .filter_map(|(set, value)| Some((set, Entry::of(&value)?)))
+                .filter_map(|(set, value)| Some((set, Entry::of(value)?)))
                 .collect()
         };
         let certs = as_text(keyed);
@@ -405,6 +426,7 @@ impl Inner {
             }
         }
         docs.acme = acme;
+        docs.unkeyed.iter_mut().for_each(wipe);
         docs.unkeyed = unkeyed;
         docs.seen_acme = id;
         self.announce(docs, changed);
@@ -494,7 +516,7 @@ impl Inner {
         if copy.exists() {
             return Ok(());
         }
-        match atomic::read_optional(&self.state_path)?.map(Zeroizing::new) {
+        match atomic::read_private(&self.state_path, STATE_CAP, Access::Owner)? {
             Some(bytes) => atomic::write_atomic(&copy, &bytes, PRIVATE_MODE),
             None => Ok(()),
         }
@@ -540,10 +562,14 @@ impl Inner {
             }
             (None, Some(v)) => {
                 let value = serde_json::from_slice(v).map_err(|_| not_json())?;
-                docs.state.records.insert(key.to_owned(), value);
+                if let Some(old) = docs.state.records.insert(key.to_owned(), value) {
+                    old.discard();
+                }
             }
             (None, None) => {
-                docs.state.records.remove(key);
+                if let Some(old) = docs.state.records.remove(key) {
+                    old.discard();
+                }
             }
         }
         let version = docs.bump(key);
@@ -559,9 +585,26 @@ impl Inner {
     }
 }
 
-/// Replaces `current` by `new` except for keys `keep` says are ours (returns `None`);
-/// the keys that changed go to `changed`.
-fn merge_map<V: PartialEq>(
+/// A stored value that may hold a key: overwritten once merging discards it.
+trait Discard {
+    fn discard(self);
+}
+
+impl Discard for Value {
+    fn discard(mut self) {
+        wipe(&mut self);
+    }
+}
+
+impl Discard for Entry {
+    fn discard(self) {
+        // Its Drop overwrites the text.
+    }
+}
+
+/// Replaces `current` by `new` except for keys `theirs` says are ours (returns `None`);
+/// the keys that changed go to `changed`. Every value left over is discarded.
+fn merge_map<V: PartialEq + Discard>(
     current: &mut BTreeMap<String, V>,
     mut new: BTreeMap<String, V>,
     theirs: impl Fn(&str) -> Option<String>,
@@ -574,17 +617,21 @@ fn merge_map<V: PartialEq>(
         };
         match new.remove(&key) {
             Some(value) if current.get(&key) != Some(&value) => {
-                current.insert(key, value);
+                if let Some(old) = current.insert(key, value) {
+                    old.discard();
+                }
                 changed.push(announce);
             }
-            Some(_) => {}
+            Some(same) => same.discard(),
             None => {
-                if current.remove(&key).is_some() {
+                if let Some(old) = current.remove(&key) {
+                    old.discard();
                     changed.push(announce);
                 }
             }
         }
     }
+    new.into_values().for_each(Discard::discard);
 }
 
 /// One file per lock name, hashed (FNV-1a, stable across builds) so any name makes a

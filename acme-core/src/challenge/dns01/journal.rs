@@ -44,7 +44,7 @@ impl Journal {
     /// The entries; an unreadable journal is reported and treated as empty (it only
     /// ever makes cleanup more thorough, never blocks an order).
     pub(crate) fn entries(&self) -> Vec<Entry> {
-        match atomic::read_optional(&self.path) {
+        match atomic::read_private(&self.path, atomic::JOURNAL_CAP, atomic::Access::Owner) {
             Ok(None) => Vec::new(),
             Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(path = %self.path.display(), error = %e, "DNS record journal is unreadable; ignoring it");
