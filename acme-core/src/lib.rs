@@ -25,6 +25,8 @@ pub mod challenge;
 pub mod crypto;
 mod domain;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod issuer;
 mod key;
 pub mod ledger;

@@ -12,7 +12,7 @@ mod kv;
 mod migrate;
 mod mount;
 pub mod records;
-mod state;
+pub(crate) mod state;
 
 pub use acme_json::{AcmeJson, DEFAULT_RESOLVER, Permissions, StoredCert, UnreadableCert};
 pub use error::StoreError;

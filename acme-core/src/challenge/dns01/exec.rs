@@ -76,17 +76,12 @@ impl ExecProvider {
         // The error goes into the ledger, and from there to /api/certs, the status page and
         // the logs; a hook's stderr may hold its API token, so it is logged at debug level
         // only, cut short and with key-like words removed.
-        let text = String::from_utf8_lossy(&stderr);
-        let text = text.trim();
-        let tail = match text.char_indices().rev().nth(MAX_STDERR) {
-            Some((cut, _)) => &text[cut..],
-            None => text,
-        };
-        if !tail.is_empty() {
+        let logged = redact_hook_stderr(&stderr);
+        if !logged.is_empty() {
             tracing::debug!(
                 hook = %self.program.display(),
                 action,
-                stderr = %redact(tail),
+                stderr = %logged,
                 "DNS hook failed"
             );
         }
@@ -97,22 +92,34 @@ impl ExecProvider {
     }
 }
 
-/// `text` with every word that could be a credential (16 or more characters of
-/// base64/hex/token alphabet, or anything after `=` / `:` in `key=value` form) replaced.
-fn redact(text: &str) -> String {
-    let key_like = |word: &str| {
-        word.len() >= 16
-            && word
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+/=_-.".contains(c))
+/// The end of a hook's stderr as the debug log shows it: at most [`MAX_STDERR`]
+/// characters, redacted.
+pub(crate) fn redact_hook_stderr(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    let tail = match text.char_indices().rev().nth(MAX_STDERR) {
+        Some((cut, _)) => &text[cut..],
+        None => text,
     };
+    redact(tail)
+}
+
+/// `text` with every word that could be a credential (16 or more characters of
+/// base64/hex/token alphabet, also in quotes or brackets, or anything after `=` / `:` in
+/// `key=value` form) replaced.
+fn redact(text: &str) -> String {
+    let token = |c: char| c.is_ascii_alphanumeric() || "+/=_-.".contains(c);
     text.split_inclusive(char::is_whitespace)
         .map(|piece| {
             let word = piece.trim_end();
             let space = &piece[word.len()..];
+            // `"token"`, `'token'`, `(token)`, `token,`: the token without what surrounds it.
+            let core = word.trim_matches(|c: char| !token(c));
             let word = match word.find(['=', ':']) {
                 Some(at) if at + 1 < word.len() => format!("{}[redacted]", &word[..=at]),
-                _ if key_like(word) => "[redacted]".to_owned(),
+                _ if core.len() >= 16 && core.chars().all(token) => {
+                    word.replacen(core, "[redacted]", 1)
+                }
                 _ => word.to_owned(),
             };
             format!("{word}{space}")
@@ -206,6 +213,21 @@ mod tests {
             out.contains("auth failed token=[redacted] key [redacted] for example.com"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn redaction_removes_quoted_and_bracketed_tokens() {
+        // Found by the fuzz test: a token in quotes was not key-like, so it was kept.
+        let token = "c2VjcmV0LXRva2VuLXZhbHVl";
+        for text in [
+            format!("error: token \"{token}\" rejected"),
+            format!("using key '{token}'"),
+            format!("({token}),"),
+        ] {
+            let out = redact_hook_stderr(text.as_bytes());
+            assert!(!out.contains(token), "{out}");
+            assert!(out.contains("[redacted]"), "{out}");
+        }
     }
 
     #[tokio::test]

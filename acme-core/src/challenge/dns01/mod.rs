@@ -24,6 +24,8 @@ mod rfc2136;
 
 pub use error::DnsError;
 pub use exec::ExecProvider;
+#[cfg(test)]
+pub(crate) use exec::redact_hook_stderr;
 pub use lookup::parse_server;
 pub use provider::{DnsProvider, ProviderError, ProviderFuture, TxtRecord};
 pub use rfc2136::{Rfc2136Provider, TsigAlgorithm, TsigKey};

@@ -188,31 +188,37 @@ impl TsigKey {
 }
 
 /// `key "name" { algorithm hmac-sha256; secret "base64"; };` — the algorithm comes with
-/// its line number, for an error that must not quote the file.
+/// its line number, for an error that must not quote the file. The name is looked for
+/// only before the `{` and the statements only after it: a file without a name must not
+/// make the secret its name (which errors, logs and every signed update would show).
 #[allow(clippy::type_complexity)]
 fn parse_key_file(
     text: &str,
 ) -> Result<(Option<String>, Option<(String, usize)>, Secret), DnsError> {
-    let quoted_after = |keyword: &str| -> Option<String> {
+    let (head, body, body_start) = match text.find('{') {
+        Some(open) => (&text[..open], &text[open + 1..], open + 1),
+        None => ("", text, 0),
+    };
+    let quoted_after = |text: &str, keyword: &str| -> Option<String> {
         let start = text.find(keyword)? + keyword.len();
         let rest = &text[start..];
         let open = rest.find('"')?;
         let close = rest[open + 1..].find('"')?;
         Some(rest[open + 1..open + 1 + close].to_owned())
     };
-    let name = text
+    let name = head
         .trim_start()
         .starts_with("key")
-        .then(|| quoted_after("key"))
+        .then(|| quoted_after(head, "key"))
         .flatten();
-    let algorithm = text.find("algorithm").and_then(|start| {
-        let line = text[..start].matches('\n').count() + 1;
-        text[start + "algorithm".len()..]
+    let algorithm = body.find("algorithm").and_then(|start| {
+        let line = text[..body_start + start].matches('\n').count() + 1;
+        body[start + "algorithm".len()..]
             .split(';')
             .next()
             .map(|a| (a.trim().trim_matches('"').to_owned(), line))
     });
-    let secret = quoted_after("secret").ok_or_else(|| DnsError::Config {
+    let secret = quoted_after(body, "secret").ok_or_else(|| DnsError::Config {
         reason: "the TSIG key file has no `secret \"…\";` line".into(),
     })?;
     Ok((name, algorithm, Secret::new(secret)))
@@ -360,6 +366,26 @@ mod tests {
             .to_string();
         assert!(!err.contains(&SECRET[..12]), "{err}");
         assert!(err.contains("line 2") && err.contains("`;`"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_without_a_name_never_takes_the_secret_for_one() {
+        // Found by the fuzz test: the first quoted string after `key` was the secret.
+        let file = format!("key {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};");
+        let err = TsigKey::parse(None, None, &Secret::new(file.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&SECRET[..12]), "{err}");
+        assert!(err.contains("--dns-tsig-key"), "{err}");
+        // A secret that is a valid DNS name became the key's name, shown everywhere.
+        let named_like = file.replace(SECRET, "c2VjcmV0c2VjcmV0c2VjcmV0");
+        assert!(TsigKey::parse(None, None, &Secret::new(named_like)).is_err());
+        let key = TsigKey::parse(Some("k"), None, &Secret::new(file)).unwrap();
+        assert_eq!(key.name(), "k");
+        // A name holding the word `secret` is still the name.
+        let file = format!("key \"secret-key\" {{ secret \"{SECRET}\"; }};");
+        let key = TsigKey::parse(None, None, &Secret::new(file)).unwrap();
+        assert_eq!(key.name(), "secret-key");
     }
 
     #[test]
