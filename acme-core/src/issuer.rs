@@ -111,8 +111,9 @@ impl Issuer {
     }
 
     /// Places the order, naming the replaced certificate when there is one. A CA without
-    /// renewal information, or one that says the certificate was already replaced, gets
-    /// the plain order instead: `replaces` is an optimisation, never a reason to fail.
+    /// renewal information, or one that refuses the `replaces` field (see
+    /// [`refuses_replaces`]), gets the plain order instead, once: `replaces` is an
+    /// optimisation, never a reason to fail.
     async fn new_order(
         &self,
         identifiers: &[Identifier],
@@ -122,13 +123,15 @@ impl Issuer {
         if let Some(id) = replaces.map(certificate_id).transpose()?.flatten() {
             let named = NewOrder::new(identifiers).replaces(id);
             match retry_bad_nonce!(self.account.inner().new_order(&named)) {
-                Ok(order) => return Ok(order),
+                Ok(order) => {
+                    // Accepted as a replacement: exempt from some of the CA's rate limits
+                    // (RFC 9773 §5).
+                    tracing::info!(ca = %self.account.ca().name(), order = %order.url(), "order accepted as the renewal of the stored certificate (ARI replaces)");
+                    return Ok(order);
+                }
                 Err(instant_acme::Error::Unsupported(_)) => {}
-                Err(instant_acme::Error::Api(p))
-                    if p.r#type.as_deref()
-                        == Some("urn:ietf:params:acme:error:alreadyReplaced") =>
-                {
-                    tracing::debug!(ca = %self.account.ca().name(), "certificate already replaced; ordering without `replaces`");
+                Err(instant_acme::Error::Api(p)) if refuses_replaces(&p) => {
+                    tracing::info!(ca = %self.account.ca().name(), problem = %problem(&p), "the CA refused `replaces` for this renewal; ordering once without it (not exempt from rate limits)");
                 }
                 Err(e) => return Err(self.account.error("placing an order", e)),
             }
@@ -307,10 +310,11 @@ impl Issuer {
         // Every response is presented first and made visible (DNS propagation) before
         // the CA is told to validate any of them: a wildcard and its apex share one TXT
         // name, and one propagation wait covers all names.
-        self.present_and_ready(order, kind, presented, false)
+        self.present_and_ready(order, &request.domains, kind, presented, false)
             .await?;
         self.solver.wait_visible(presented).await?;
-        self.present_and_ready(order, kind, presented, true).await?;
+        self.present_and_ready(order, &request.domains, kind, presented, true)
+            .await?;
 
         match self.poll(order, Phase::Ready, started, request).await? {
             Polled::Ready => {}
@@ -358,6 +362,7 @@ impl Issuer {
     async fn present_and_ready(
         &self,
         order: &mut Order,
+        domains: &DomainSet,
         kind: ChallengeKind,
         presented: &mut Vec<PendingChallenge>,
         set_ready: bool,
@@ -379,6 +384,9 @@ impl Issuer {
                     continue;
                 }
                 let identifier = authz.identifier().to_string();
+                // Before anything is published for it: a name nobody asked for is never
+                // answered, whatever its status.
+                let name = requested_name(&ca, domains, &identifier)?;
                 match authz.status {
                     AuthorizationStatus::Pending => {}
                     AuthorizationStatus::Valid => continue,
@@ -395,11 +403,6 @@ impl Issuer {
                         return Err(validation_error(&ca, identifier, kind, problem));
                     }
                 }
-                let name = DomainName::parse(&identifier).map_err(|e| Error::AcmeProtocol {
-                    ca: ca.clone(),
-                    action: "fetching an authorization",
-                    reason: format!("the CA sent an authorization for {identifier:?}: {e}"),
-                })?;
                 let Some(mut challenge) = authz.challenge(challenge_type(kind)) else {
                     return Err(Error::ChallengeUnavailable {
                         ca: ca.clone(),
@@ -613,6 +616,46 @@ impl Drop for CleanupGuard {
     }
 }
 
+/// Whether a CA's refusal of a new-order is about its `replaces` field (RFC 9773 §5),
+/// so the order is worth placing again without it: `alreadyReplaced`, or Let's Encrypt's
+/// "Could not validate ARI 'replaces' field :: requester account did not request the
+/// certificate being replaced by this order" (the certificate was ordered by another
+/// account, e.g. after moving to a new account) and its other `replaces` checks. A rate
+/// limit is never retried.
+fn refuses_replaces(problem: &instant_acme::Problem) -> bool {
+    let kind = problem.r#type.as_deref().unwrap_or_default();
+    if kind.ends_with(":rateLimited") {
+        return false;
+    }
+    if kind == "urn:ietf:params:acme:error:alreadyReplaced" {
+        return true;
+    }
+    let detail = problem.detail.as_deref().unwrap_or_default();
+    detail.contains("'replaces'")
+        || detail.contains("`replaces`")
+        || detail.contains("certificate being replaced")
+}
+
+/// The name an authorization is for, if the order asked for it. RFC 8555 §7.1.3: an
+/// order's authorizations are for its identifiers; one for any other name (a CA bug, or
+/// an order URL that is not ours) is refused before a challenge answer or DNS record is
+/// published for it.
+fn requested_name(ca: &str, domains: &DomainSet, identifier: &str) -> Result<DomainName, Error> {
+    let unrequested = |why: String| Error::AcmeProtocol {
+        ca: ca.to_owned(),
+        action: "checking an authorization",
+        reason: format!(
+            "the CA sent an authorization for {identifier:?}, {why}; the order was abandoned before any challenge was answered"
+        ),
+    };
+    let name = DomainName::parse(identifier).map_err(|e| unrequested(e.to_string()))?;
+    if domains.names().contains(&name) {
+        Ok(name)
+    } else {
+        Err(unrequested(format!("which was not requested ({domains})")))
+    }
+}
+
 fn challenge_type(kind: ChallengeKind) -> ChallengeType {
     match kind {
         ChallengeKind::Http01 => ChallengeType::Http01,
@@ -717,5 +760,57 @@ mod tests {
             identifier(&DomainName::parse("*.example.com").unwrap()),
             Identifier::Dns("*.example.com".into())
         );
+    }
+
+    /// New-order refusals as Let's Encrypt (Boulder) and other CAs send them, recorded.
+    fn recorded_problem(json: &str) -> instant_acme::Problem {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_refused_replaces_is_retried_without_it_and_a_rate_limit_is_not() {
+        let retried = [
+            // Let's Encrypt, the certificate was ordered by another account (lego #2789).
+            r#"{"type": "urn:ietf:params:acme:error:unauthorized", "detail": "Could not validate ARI 'replaces' field :: requester account did not request the certificate being replaced by this order", "status": 403}"#,
+            // Let's Encrypt, a second renewal of the same certificate.
+            r#"{"type": "urn:ietf:params:acme:error:alreadyReplaced", "detail": "While validating order as a replacement an error occurred :: cannot indicate an order replaces certificate with serial \"0536ea44fb503a297fde43f855c28b9ae255\", which already has a replacement order", "status": 409}"#,
+            // Let's Encrypt, names changed completely.
+            r#"{"type": "urn:ietf:params:acme:error:malformed", "detail": "Could not validate ARI 'replaces' field :: identifiers in this order do not match any identifiers in the certificate being replaced", "status": 400}"#,
+        ];
+        for json in retried {
+            assert!(refuses_replaces(&recorded_problem(json)), "{json}");
+        }
+        let not_retried = [
+            r#"{"type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s, retry after 2026-11-30 00:00:00 UTC: see https://letsencrypt.org/docs/rate-limits/#new-certificates-per-exact-set-of-identifiers", "status": 429}"#,
+            r#"{"type": "urn:ietf:params:acme:error:rejectedIdentifier", "detail": "Error creating new order :: Cannot issue for \"example.invalid\": Domain name does not end with a valid public suffix (TLD)", "status": 400}"#,
+            r#"{"type": "urn:ietf:params:acme:error:unauthorized", "detail": "Account is not valid, has status \"deactivated\"", "status": 403}"#,
+        ];
+        for json in not_retried {
+            assert!(!refuses_replaces(&recorded_problem(json)), "{json}");
+        }
+    }
+
+    #[test]
+    fn an_authorization_for_a_name_not_requested_is_refused_naming_it() {
+        let domains = DomainSet::parse(["*.example.com", "example.com", "192.0.2.1"]).unwrap();
+        // What instant-acme's AuthorizedIdentifier prints: a wildcard authz (`"wildcard":
+        // true` on `example.com`) as `*.example.com`; a CA may change case.
+        for ok in ["*.example.com", "Example.COM", "192.0.2.1"] {
+            assert!(requested_name("ca", &domains, ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "evil.example.net",
+            "www.example.com",
+            "192.0.2.2",
+            "not a name",
+        ] {
+            let err = requested_name("https://ca.test/dir", &domains, bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(bad) && err.contains("abandoned before any challenge"),
+                "{err}"
+            );
+        }
     }
 }
