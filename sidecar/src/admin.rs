@@ -124,6 +124,7 @@ impl AdminState {
                 let cert = status.certificate.as_ref();
                 CertRow {
                     domains: status.domains.to_string(),
+                    key: status.domains.key(),
                     issuer: cert.map(|c| c.info().issuer.clone()),
                     not_before: cert.map(|c| c.info().not_before),
                     not_after: cert.map(|c| c.info().not_after),
@@ -143,6 +144,8 @@ impl AdminState {
 
 struct CertRow {
     domains: String,
+    /// The set's key in the store (its lease is `certs/<key>`).
+    key: String,
     issuer: Option<String>,
     not_before: Option<SystemTime>,
     not_after: Option<SystemTime>,
@@ -401,7 +404,28 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+/// How long the admin server waits for the store to say who holds which lease.
+const LEASE_LOOKUP: Duration = Duration::from_secs(1);
+
+/// Which replica holds each set's order lease now (set key → holder), from the store;
+/// empty when the store does not answer within [`LEASE_LOOKUP`]. Handshakes never wait
+/// on this: the proxy's workers run on their own threads.
+async fn lease_holders(state: &AdminState) -> std::collections::BTreeMap<String, String> {
+    let manager = state.manager.load_full();
+    match tokio::time::timeout(LEASE_LOOKUP, manager.store().lock_holders()).await {
+        Ok(Ok(held)) => held
+            .into_iter()
+            .filter_map(|(name, holder)| {
+                let set = name.strip_prefix(berth_acme_core::store::records::CERTS)?;
+                Some((set.to_owned(), holder))
+            })
+            .collect(),
+        _ => std::collections::BTreeMap::new(),
+    }
+}
+
 async fn api_certs(State(state): State<AdminState>) -> Response {
+    let holders = lease_holders(&state).await;
     let certs: Vec<_> = state
         .rows()
         .into_iter()
@@ -416,6 +440,7 @@ async fn api_certs(State(state): State<AdminState>) -> Response {
                 "valid": r.valid,
                 "last_error": r.last_error,
                 "backoff_until": r.backoff_until.map(rfc3339),
+                "lease_holder": holders.get(&r.key),
             })
         })
         .collect();
@@ -539,12 +564,24 @@ async fn status_page(State(state): State<AdminState>) -> Html<String> {
             r.backoff_until.map_or("-".into(), rfc3339),
         );
     }
+    let mut leases = String::new();
+    for (set, holder) in lease_holders(&state).await {
+        let _ = write!(
+            leases,
+            "<li>{}: being ordered by {}</li>",
+            escape(&set),
+            escape(&holder)
+        );
+    }
+    if !leases.is_empty() {
+        leases = format!("<h2>Order leases</h2><ul>{leases}</ul>");
+    }
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth status</title><style>\
 body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse}}td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap}}\
 tr.ok td:nth-child(2){{color:#176f2c}}tr.warn td:nth-child(2){{color:#9a6700}}tr.bad td:nth-child(2){{color:#b42318;font-weight:bold}}</style></head>\
 <body><h1>berth</h1><p>CA: {}</p><table><thead><tr><th>Domains</th><th>Expires in</th><th>Not after</th><th>Next renewal</th><th>Last error</th><th>Backoff until</th></tr></thead>\
-<tbody>{rows}</tbody></table></body></html>",
+<tbody>{rows}</tbody></table>{leases}</body></html>",
         escape(state.manager.load().ca().directory())
     ))
 }

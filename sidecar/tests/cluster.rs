@@ -143,6 +143,31 @@ fn mesh_avoiding_the_holder(pebble: &Pebble, replicas: &[Replica]) -> RoundRobin
     )
 }
 
+/// While `holder` orders, another replica's `/api/certs` and status page name it
+/// (`host:pid`) as the holder of the certificate's lease.
+async fn assert_lease_shown(replicas: &[Replica], holder: usize) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let expected = format!("{}:{}", host.trim(), replicas[holder].child.id());
+    let other = &replicas[(holder + 1) % replicas.len()];
+    let api = berth_tests::https_get(&format!("http://{}/api/certs", other.admin), "")
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(
+        doc["certificates"][0]["lease_holder"], expected,
+        "/api/certs does not name the holder: {doc}"
+    );
+    let page = berth_tests::https_get(&format!("http://{}/", other.admin), "")
+        .await
+        .unwrap();
+    assert!(
+        page.body
+            .contains(&format!("cluster.example.com: being ordered by {expected}")),
+        "{}",
+        page.body
+    );
+}
+
 async fn all_ready(replicas: &[Replica], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -428,6 +453,7 @@ async fn a_replica_killed_mid_order_is_taken_over_and_its_order_resumed() {
         assert!(tokio::time::Instant::now() < deadline, "nobody ordered");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
+    assert_lease_shown(&replicas, holder).await;
     replicas[holder].child.kill().unwrap();
     replicas[holder].child.wait().unwrap();
     let killed = tokio::time::Instant::now();
@@ -475,6 +501,11 @@ async fn three_replicas_on_etcd_order_once_and_serve_everywhere() {
         .map(|n| Replica::start(&pebble, &etcd.url(), dir.path(), n, upstream))
         .collect();
     let _mesh = mesh_avoiding_the_holder(&pebble, &replicas);
+    let holder = wait_for(&replicas, Duration::from_secs(60), "nobody ordered", || {
+        (0..3).find(|&i| replicas[i].said("placed order") > 0)
+    })
+    .await;
+    assert_lease_shown(&replicas, holder).await;
     all_ready(&replicas, Duration::from_secs(90)).await;
     assert_eq!(pebble.orders_received(), 1);
     let serials: Vec<String> = replicas

@@ -23,7 +23,7 @@ use etcd_client::{
 use tokio::sync::broadcast;
 
 use crate::identity::ClientIdentity;
-use crate::lease::{Renew, Renewal, keep_renewed};
+use crate::lease::{Renew, Renewal, holder_of, keep_renewed, new_token};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
 
@@ -408,7 +408,7 @@ impl Store for EtcdStore {
         Box::pin(async move {
             let inner = &self.inner;
             let key = inner.lock_key(name);
-            let token = format!("{:032x}", rand::random::<u128>());
+            let token = new_token();
             let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(2);
             let mut client = inner.client.clone();
             let granted = inner
@@ -466,6 +466,31 @@ impl Store for EtcdStore {
 
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
+    }
+
+    fn lock_holders(&self) -> StoreFuture<'_, Vec<(String, String)>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let root = inner.lock_key("");
+            let mut client = inner.client.clone();
+            let response = inner
+                .run(
+                    "listing locks",
+                    client.get(root.clone(), Some(GetOptions::new().with_prefix())),
+                )
+                .await?;
+            let mut held: Vec<(String, String)> = response
+                .kvs()
+                .iter()
+                .filter_map(|kv| {
+                    let name = std::str::from_utf8(kv.key()).ok()?.strip_prefix(&root)?;
+                    let token = std::str::from_utf8(kv.value()).ok()?;
+                    Some((name.to_owned(), holder_of(token)))
+                })
+                .collect();
+            held.sort();
+            Ok(held)
+        })
     }
 }
 

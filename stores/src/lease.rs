@@ -8,6 +8,29 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// This process as a lock holder, for other replicas' status pages: `host:pid`.
+pub(crate) fn holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// A lock's token: the holder's name, then randomness (fencing compares the whole).
+pub(crate) fn new_token() -> String {
+    format!("{} {:032x}", holder_name(), rand::random::<u128>())
+}
+
+/// The holder's name in a token made by [`new_token`].
+pub(crate) fn holder_of(token: &str) -> String {
+    token
+        .rsplit_once(' ')
+        .map_or(token, |(holder, _)| holder)
+        .to_owned()
+}
+
 /// What one renewal attempt found.
 pub(crate) enum Renewal {
     /// Extended by another TTL.

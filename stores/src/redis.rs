@@ -30,7 +30,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, Script};
 
 use crate::identity::ClientIdentity;
-use crate::lease::{Renew, Renewal, keep_renewed};
+use crate::lease::{Renew, Renewal, holder_of, keep_renewed, new_token};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
@@ -519,7 +519,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let inner = &self.inner;
             let key = inner.lock_key(name);
-            let token = format!("{:032x}", rand::random::<u128>());
+            let token = new_token();
             let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1000);
             let mut conn = inner.conn.clone();
             let taken: Option<String> = inner
@@ -573,6 +573,53 @@ impl Store for RedisStore {
 
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
+    }
+
+    fn lock_holders(&self) -> StoreFuture<'_, Vec<(String, String)>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let prefix = inner.lock_key("");
+            let mut conn = inner.conn.clone();
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, found): (u64, Vec<String>) = inner
+                    .run("listing locks", async {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(format!("{prefix}*"))
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut conn)
+                            .await
+                    })
+                    .await?;
+                keys.extend(found);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let tokens: Vec<Option<String>> = inner
+                .run("listing locks", async {
+                    redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
+                })
+                .await?;
+            let mut held: Vec<(String, String)> = keys
+                .iter()
+                .zip(tokens)
+                .filter_map(|(key, token)| {
+                    let name = key.strip_prefix(&prefix)?;
+                    Some((name.to_owned(), holder_of(&token?)))
+                })
+                .collect();
+            held.sort();
+            Ok(held)
+        })
     }
 }
 

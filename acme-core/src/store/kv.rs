@@ -186,4 +186,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Changes made from now on, by this process or others (as soon as the backend
     /// notices them).
     fn changes(&self) -> broadcast::Receiver<Change>;
+
+    /// The locks held now, by anyone, as (lock name, holder) — the holder being the name
+    /// its process gave the backend (a shared store's replica: host and pid) — for
+    /// display. Backends that do not record holders return none.
+    fn lock_holders(&self) -> StoreFuture<'_, Vec<(String, String)>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
