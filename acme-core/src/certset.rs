@@ -25,6 +25,9 @@ struct Inner {
     exact: HashMap<String, usize>,
     /// Lower-case parent of a wildcard (`example.com` for `*.example.com`) → index.
     wildcard: HashMap<String, usize>,
+    /// Whether any certificate names an IP address (RFC 8738), so a TLS server knows
+    /// whether a handshake without SNI needs the connection's local address.
+    has_ip: bool,
 }
 
 impl CertSet {
@@ -33,8 +36,10 @@ impl CertSet {
     pub fn new(certs: Vec<Certificate>) -> Self {
         let mut exact: HashMap<String, usize> = HashMap::new();
         let mut wildcard: HashMap<String, usize> = HashMap::new();
+        let mut has_ip = false;
         for (i, cert) in certs.iter().enumerate() {
             for name in cert.info().domains.names() {
+                has_ip |= name.is_ip();
                 let name = name.as_str().to_ascii_lowercase();
                 let (map, key) = match name.strip_prefix("*.") {
                     Some(parent) => (&mut wildcard, parent.to_owned()),
@@ -51,6 +56,7 @@ impl CertSet {
                 certs,
                 exact,
                 wildcard,
+                has_ip,
             }),
         }
     }
@@ -63,6 +69,28 @@ impl CertSet {
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.inner.certs.is_empty()
+    }
+
+    /// Whether any certificate in the set names an IP address.
+    pub fn has_ip_names(&self) -> bool {
+        self.inner.has_ip
+    }
+
+    /// The certificate naming the IP address `ip` (an IP certificate, RFC 8738): what a
+    /// client that connects to that address without sending SNI should get (RFC 6066 §3
+    /// forbids IP literals in SNI, so clients connecting by address send none).
+    pub fn lookup_ip(&self, ip: std::net::IpAddr) -> Option<&Arc<CertifiedKey>> {
+        if !self.inner.has_ip {
+            return None;
+        }
+        // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.lookup(&ip.to_string())
     }
 
     /// The certificate for a TLS server name: an exact name match first, then a wildcard
@@ -122,6 +150,25 @@ mod tests {
             None,
             "a wildcard covers one label"
         );
+    }
+
+    #[test]
+    fn ip_certificates_are_found_by_address_including_v4_mapped() {
+        let named = cert(&["a.example.com"], 30);
+        assert!(!CertSet::new(vec![named.clone()]).has_ip_names());
+        let ip = cert(&["127.0.0.1"], 30);
+        let set = CertSet::new(vec![named, ip.clone()]);
+        assert!(set.has_ip_names());
+        let v4 = "127.0.0.1".parse().unwrap();
+        let mapped = "::ffff:127.0.0.1".parse().unwrap();
+        for addr in [v4, mapped] {
+            assert_eq!(
+                set.lookup_ip(addr).map(Arc::as_ptr),
+                Some(Arc::as_ptr(ip.certified_key())),
+                "{addr}"
+            );
+        }
+        assert!(set.lookup_ip("127.0.0.2".parse().unwrap()).is_none());
     }
 
     #[test]

@@ -58,6 +58,17 @@ pub enum DomainError {
         /// The name as given.
         name: String,
     },
+    /// An IP address cannot be a wildcard, and IP certificates have no wildcard form
+    /// (RFC 8738 §3 identifies one address).
+    #[error(
+        "{name:?} is a wildcard over an IP address; IP certificates name single addresses, give the address itself (such as {base})"
+    )]
+    IpWildcard {
+        /// The name as given.
+        name: String,
+        /// The address without the wildcard label.
+        base: String,
+    },
     /// A domain set with no names.
     #[error("no domain names given; pass at least one with -d/--domain")]
     NoNames,
@@ -104,6 +115,21 @@ impl DomainName {
             .strip_suffix('.')
             .unwrap_or(trimmed)
             .to_ascii_lowercase();
+        // `127.0.0.1.` and `*.127.0.0.1` pass the label rules below, but a CA would see
+        // a DNS name made of an address: take the first as the address, refuse the second.
+        let base = name.strip_prefix("*.").unwrap_or(&name);
+        if let Ok(ip) = base.parse::<IpAddr>() {
+            if name.starts_with("*.") {
+                return Err(DomainError::IpWildcard {
+                    base: ip.to_string(),
+                    name,
+                });
+            }
+            return Ok(Self {
+                name: ip.to_string(),
+                ip: true,
+            });
+        }
         if name.len() > 253 {
             return Err(DomainError::TooLong {
                 len: name.len(),
@@ -169,6 +195,27 @@ impl DomainName {
     /// under which DNS-01 places `_acme-challenge` and ACME reports the authorization.
     pub fn base(&self) -> &str {
         self.name.strip_prefix("*.").unwrap_or(&self.name)
+    }
+
+    /// The TLS server name (SNI) a CA sends when it validates this name with
+    /// TLS-ALPN-01: the name itself, or for an IP address its reverse-DNS name
+    /// (`1.0.0.127.in-addr.arpa`, nibbles under `ip6.arpa` for IPv6; RFC 8738 §6).
+    pub fn tls_alpn_server_name(&self) -> String {
+        match self.name.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => {
+                let [a, b, c, d] = v4.octets();
+                format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+            }
+            Ok(IpAddr::V6(v6)) => {
+                let mut name = String::with_capacity(72);
+                for byte in v6.octets().iter().rev() {
+                    name.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
+                }
+                name.push_str("ip6.arpa");
+                name
+            }
+            Err(_) => self.base().to_owned(),
+        }
     }
 
     /// Whether a TLS server name (SNI) is covered by this name: exactly, or by a wildcard
@@ -342,6 +389,33 @@ mod tests {
         let v6 = DomainName::parse("[::1]").unwrap();
         assert_eq!(v6.as_str(), "::1");
         assert!(v6.is_ip());
+    }
+
+    #[test]
+    fn addresses_written_as_dns_names_are_ips_and_ip_wildcards_are_refused() {
+        let dotted = DomainName::parse("127.0.0.1.").unwrap();
+        assert!(dotted.is_ip());
+        assert_eq!(dotted.as_str(), "127.0.0.1");
+        let err = DomainName::parse("*.127.0.0.1").unwrap_err();
+        assert!(matches!(err, DomainError::IpWildcard { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("give the address itself (such as 127.0.0.1)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_alpn_server_name_is_the_reverse_dns_name_for_ips() {
+        let name = |s: &str| DomainName::parse(s).unwrap().tls_alpn_server_name();
+        assert_eq!(name("127.0.0.1"), "1.0.0.127.in-addr.arpa");
+        assert_eq!(name("192.0.2.10"), "10.2.0.192.in-addr.arpa");
+        // RFC 8738 §6's own example.
+        assert_eq!(
+            name("2001:db8::1"),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+        assert_eq!(name("Example.COM"), "example.com");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::lifecycle::{Activity, Event, IdleIo, Signal, Signals, next_event};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::plain::PlainHttp;
+use crate::resolver::CertResolver;
 use crate::tls;
 use crate::trusted::TrustedProxies;
 
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) trusted_proxies: TrustedProxies,
     /// Cancelled when the drain deadline has passed: connections close at once.
     pub(crate) hard_stop: CancellationToken,
+    /// The TLS listener's resolver: picks IP certificates by local address.
+    pub(crate) tls_resolver: Option<Arc<CertResolver>>,
 }
 
 /// The HTTP server settings both listeners use.
@@ -68,6 +71,10 @@ pub(crate) async fn serve_tls(
         result = handshake => match result {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
+    let acceptor = match &shared.tls_resolver {
+        Some(resolver) => resolver.acceptor_for(acceptor, &stream),
+        None => acceptor,
+    };
                 shared.metrics.handshake_failed();
                 tracing::debug!(%peer, %error, "TLS handshake failed");
                 return;

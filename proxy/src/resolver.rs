@@ -1,12 +1,16 @@
 //! The rustls certificate resolver: one atomically swapped [`CertSet`] per reload.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use berth_acme_core::CertSet;
 use berth_acme_core::challenge::TlsAlpn01Responder;
+use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
 
@@ -85,6 +89,45 @@ impl CertResolver {
         self.challenges.is_some()
     }
 
+    /// A resolver for one connection accepted on `local`, if the current set holds an
+    /// IP certificate for that address: it serves that certificate to handshakes without
+    /// SNI (clients connecting by address send none, RFC 6066 §3) and answers the rest
+    /// as `self` does. `None`, the usual case, costs one atomic load.
+    pub(crate) fn for_local_address(
+        self: &Arc<Self>,
+        local: IpAddr,
+    ) -> Option<Arc<dyn ResolvesServerCert>> {
+        let set = self.certs.load();
+        set.lookup_ip(local)?;
+        Some(Arc::new(LocalAddressResolver {
+            inner: Arc::clone(self),
+            local,
+        }))
+    }
+
+    /// The acceptor for a connection on `stream`: `acceptor` itself, or when the set has
+    /// an IP certificate for the connection's local address, a copy of its configuration
+    /// whose resolver is [`for_local_address`](Self::for_local_address)'s.
+    pub(crate) fn acceptor_for(
+        self: &Arc<Self>,
+        acceptor: TlsAcceptor,
+        stream: &TcpStream,
+    ) -> TlsAcceptor {
+        if !self.certs.load().has_ip_names() {
+            return acceptor;
+        }
+        let Some(resolver) = stream
+            .local_addr()
+            .ok()
+            .and_then(|local| self.for_local_address(local.ip()))
+        else {
+            return acceptor;
+        };
+        let mut config = ServerConfig::clone(acceptor.config());
+        config.cert_resolver = resolver;
+        TlsAcceptor::from(Arc::new(config))
+    }
+
     /// The lookup without metrics or challenge handling, for one server name.
     fn lookup(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let set = self.certs.load();
@@ -124,5 +167,25 @@ impl ResolvesServerCert for CertResolver {
             );
         }
         found
+    }
+}
+
+/// [`CertResolver`] for one connection: a handshake without SNI gets the IP certificate
+/// of the address the client connected to, before the default name.
+#[derive(Debug)]
+struct LocalAddressResolver {
+    inner: Arc<CertResolver>,
+    local: IpAddr,
+}
+
+impl ResolvesServerCert for LocalAddressResolver {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if client_hello.server_name().is_none()
+            && !TlsAlpn01Responder::is_challenge_hello(&client_hello)
+            && let Some(found) = self.inner.certs.load().lookup_ip(self.local)
+        {
+            return Some(Arc::clone(found));
+        }
+        self.inner.resolve(client_hello)
     }
 }

@@ -144,6 +144,7 @@ impl Proxy {
             // Without TLS the plain listener forwards like the HTTPS side would.
             redirect_port: tls
                 .as_ref()
+            tls_resolver: tls.as_ref().map(|tls| Arc::clone(&tls.resolver)),
                 .map(|tls| https_port.unwrap_or(tls.listener.local.port())),
         };
         Ok(BoundProxy {
@@ -433,6 +434,8 @@ struct Template {
 }
 
 impl Template {
+    /// The TLS listener's resolver, for IP certificates chosen by local address.
+    tls_resolver: Option<Arc<CertResolver>>,
     /// One worker's connection state, with its own upstream connection pool.
     /// `tracker` is the worker's: WebSocket tunnels are its tasks too.
     fn worker_shared(&self, tracker: &TaskTracker) -> Arc<Shared> {
@@ -463,6 +466,7 @@ impl Template {
         })
     }
 }
+            tls_resolver: self.tls_resolver.clone(),
 
 /// One worker: its handles on the listeners and the connections it accepted.
 struct Worker {

@@ -72,22 +72,22 @@ async fn tls_alpn01_without_a_listener_fails_validation_with_the_cas_problem() {
 }
 
 #[tokio::test]
-async fn ip_address_with_tls_alpn01_is_refused_before_validation_starts() {
+async fn ip_address_with_tls_alpn01_is_validated_under_its_reverse_dns_name() {
     bounded(async {
         let pebble = Pebble::start().await;
         let account = pebble_account(&pebble).await;
-        let (issuer, _listener) = tls_alpn01_issuer(&pebble, account).await;
+        let (issuer, listener) = tls_alpn01_issuer(&pebble, account).await;
 
-        let err = issuer.issue(&order(&["127.0.0.1"])).await.unwrap_err();
+        // Pebble connects to 127.0.0.1 with SNI 1.0.0.127.in-addr.arpa and checks that
+        // the challenge certificate's only SAN is the address (RFC 8738 §6).
+        let cert = issuer.issue(&order(&["127.0.0.1"])).await.unwrap();
 
-        assert!(
-            matches!(err, berth_acme_core::Error::ChallengeSolver { .. }),
-            "{err:?}"
-        );
-        assert!(err.to_string().contains("--challenge http-01"), "{err}");
-        // The CA was never asked to validate, so no failed authorization counts against
-        // the account. (`POST /chalZ/` is how a client asks Pebble to validate.)
-        assert!(!pebble.log().contains("POST /chalZ/"), "{}", pebble.log());
+        let ip = cert.info().domains.main();
+        assert!(ip.is_ip(), "{ip}");
+        assert_eq!(ip.as_str(), "127.0.0.1");
+        let root = pebble.issuing_root_pem().await;
+        handshake(&cert, &root, "127.0.0.1").await.unwrap();
+        listener.stop().await;
     })
     .await;
 }

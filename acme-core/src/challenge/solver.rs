@@ -172,17 +172,6 @@ impl Solver for TlsAlpn01Solver {
 
     fn present<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
         Box::pin(async move {
-            if challenge.identifier().is_ip() {
-                // RFC 8738 §6: the CA sends the reverse-DNS name (in-addr.arpa) as SNI for
-                // an IP identifier, which the responder does not map. Refusing here,
-                // before the CA is told to validate, costs no failed authorization.
-                return Err(Error::ChallengeSolver {
-                    action: "publish",
-                    challenge: ChallengeKind::TlsAlpn01,
-                    identifier: challenge.identifier().to_string(),
-                    reason: "berth answers tls-alpn-01 for DNS names only; use --challenge http-01 for IP addresses".into(),
-                });
-            }
             self.responder
                 .insert(challenge.identifier(), challenge.digest())
         })
@@ -229,18 +218,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tls_alpn01_solver_refuses_ip_addresses_with_the_alternative() {
-        let solver = TlsAlpn01Solver::new(TlsAlpn01Responder::new());
-        solver.present(&pending("alpn.example.com")).await.unwrap();
-        let err = solver
-            .present(&pending("127.0.0.1"))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("127.0.0.1") && err.contains("http-01"),
-            "{err}"
+    async fn tls_alpn01_solver_answers_an_ip_under_its_reverse_dns_name() {
+        let responder = TlsAlpn01Responder::new();
+        let solver = TlsAlpn01Solver::new(responder.clone());
+        let challenge = pending("127.0.0.1");
+        solver.present(&challenge).await.unwrap();
+        let cert = responder
+            .get("1.0.0.127.in-addr.arpa")
+            .expect("published under the name the CA sends (RFC 8738 §6)");
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert.cert[0]).unwrap();
+        let san = parsed.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(
+            san.value.general_names,
+            vec![x509_parser::extensions::GeneralName::IPAddress(&[
+                127, 0, 0, 1
+            ])],
+            "the only SAN is the address itself"
         );
+        assert!(responder.get("127.0.0.1").is_none());
+        solver.cleanup(&challenge).await.unwrap();
+        assert!(responder.get("1.0.0.127.in-addr.arpa").is_none());
     }
 
     #[test]

@@ -44,8 +44,10 @@ impl TlsAlpn01Responder {
     }
 
     /// Builds the RFC 8737 §3 certificate for `name` — self-signed, the name as its only
-    /// SAN, and the critical `acmeIdentifier` extension holding the SHA-256 digest of the
-    /// key authorization — and publishes it.
+    /// SAN (an IP address SAN for an IP identifier, RFC 8738 §6), and the critical
+    /// `acmeIdentifier` extension holding the SHA-256 digest of the key authorization —
+    /// and publishes it under the server name the CA will send
+    /// ([`DomainName::tls_alpn_server_name`]: the reverse-DNS name for an IP).
     pub fn insert(&self, name: &DomainName, key_authorization_digest: &[u8]) -> Result<(), Error> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(Error::key_generation)?;
         let mut params = CertificateParams::new(vec![name.as_str().to_owned()])
@@ -61,7 +63,7 @@ impl TlsAlpn01Responder {
         self.certs
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.base().to_owned(), Arc::new(certified));
+            .insert(name.tls_alpn_server_name(), Arc::new(certified));
         Ok(())
     }
 
@@ -70,7 +72,7 @@ impl TlsAlpn01Responder {
         self.certs
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(name.base());
+            .remove(&name.tls_alpn_server_name());
     }
 
     /// The challenge certificate for this handshake, if it offers `acme-tls/1` and a
@@ -82,11 +84,15 @@ impl TlsAlpn01Responder {
         if !offers_acme {
             return None;
         }
-        let name = client_hello.server_name()?.to_ascii_lowercase();
+        self.get(&client_hello.server_name()?.to_ascii_lowercase())
+    }
+
+    /// The pending challenge certificate for a (lower-case) TLS server name.
+    pub(crate) fn get(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
         self.certs
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&name)
+            .get(server_name)
             .cloned()
     }
 
