@@ -555,6 +555,27 @@ struct DirectoryMeta {
     terms_of_service: Option<String>,
     #[serde(default)]
     external_account_required: bool,
+    /// Certificate profiles by name, with their descriptions (the ACME profiles
+    /// extension, draft-ietf-acme-profiles §3).
+    #[serde(default)]
+    profiles: std::collections::BTreeMap<String, String>,
+}
+
+/// The profiles `config`'s CA lists in its directory (name → description); empty when
+/// it lists none. Fetches the directory only: no account is needed or created.
+pub(crate) async fn directory_profiles(
+    config: &AccountConfig,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let http = AcmeHttp::new(config.ca_roots_pem.as_deref())?;
+    Ok(fetch_directory(&http, &config.ca).await?.meta.profiles)
+}
+
+/// The profiles of a directory document, parsed as [`directory_profiles`] parses it.
+#[cfg(test)]
+pub(crate) fn parse_directory_profiles(
+    body: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, serde_json::Error> {
+    Ok(serde_json::from_slice::<Directory>(body)?.meta.profiles)
 }
 
 async fn fetch_directory(http: &AcmeHttp, ca: &Ca) -> Result<Directory, Error> {

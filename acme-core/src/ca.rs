@@ -1,7 +1,11 @@
 //! Certificate authorities: presets for the public ACME CAs and custom directory URLs.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+
+use crate::account::AccountConfig;
+use crate::error::Error;
 
 const LE_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 const LE_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
@@ -41,6 +45,47 @@ pub struct Ca {
     "unknown CA {0:?}; use letsencrypt-staging, letsencrypt, zerossl, google, google-staging or an https:// directory URL"
 )]
 pub struct CaError(pub String);
+
+/// The certificate profiles `config`'s CA lists in its directory (`meta.profiles`,
+/// draft-ietf-acme-profiles §3), name → description; empty when it lists none (Pebble
+/// before 2.7, most CAs other than Let's Encrypt). Reads the directory only.
+pub async fn ca_profiles(config: &AccountConfig) -> Result<BTreeMap<String, String>, Error> {
+    crate::account::directory_profiles(config).await
+}
+
+/// Refuses `profile` unless `offered` (the CA's `meta.profiles`) lists it, naming the
+/// CA's profiles — checked before an order is placed, so a typo costs no order.
+pub fn check_profile(
+    ca: &Ca,
+    offered: &BTreeMap<String, String>,
+    profile: &str,
+) -> Result<(), Error> {
+    if offered.contains_key(profile) {
+        return Ok(());
+    }
+    Err(Error::ProfileUnavailable {
+        ca: ca.to_string(),
+        profile: profile.to_owned(),
+        offered: offered
+            .iter()
+            .map(|(name, description)| (name.clone(), description.clone()))
+            .collect(),
+    })
+}
+
+/// The message of [`Error::ProfileUnavailable`].
+pub(crate) fn profile_refusal(ca: &str, profile: &str, offered: &[(String, String)]) -> String {
+    if offered.is_empty() {
+        return format!(
+            "the CA {ca} offers no certificate profiles (its directory has no meta.profiles), so profile {profile:?} cannot be requested; remove the profile setting to get the CA's default certificate"
+        );
+    }
+    let names: Vec<&str> = offered.iter().map(|(name, _)| name.as_str()).collect();
+    format!(
+        "the CA {ca} has no certificate profile {profile:?}; it offers: {}",
+        names.join(", ")
+    )
+}
 
 impl Ca {
     /// Let's Encrypt's staging endpoint: the default, so that a misconfiguration burns
@@ -201,6 +246,59 @@ impl FromStr for Ca {
 
 #[cfg(test)]
 mod tests {
+    /// Let's Encrypt's staging directory as it answered in 2026 (recorded; Debian's
+    /// Pebble 2.4 lists no profiles, so the accepting side is tested on this).
+    const RECORDED_LE_STAGING_DIRECTORY: &str = r#"{
+  "PnuDTgQP-bo": "https://community.letsencrypt.org/t/adding-random-entries-to-the-directory/33417",
+  "keyChange": "https://acme-staging-v02.api.letsencrypt.org/acme/key-change",
+  "meta": {
+    "caaIdentities": ["letsencrypt.org"],
+    "profiles": {
+      "classic": "https://letsencrypt.org/docs/profiles#classic",
+      "shortlived": "https://letsencrypt.org/docs/profiles#shortlived",
+      "tlsclient": "https://letsencrypt.org/docs/profiles#tlsclient",
+      "tlsserver": "https://letsencrypt.org/docs/profiles#tlsserver"
+    },
+    "termsOfService": "https://letsencrypt.org/documents/LE-SA-v1.7-June-04-2026.pdf",
+    "website": "https://letsencrypt.org/docs/staging-environment/"
+  },
+  "newAccount": "https://acme-staging-v02.api.letsencrypt.org/acme/new-acct",
+  "newNonce": "https://acme-staging-v02.api.letsencrypt.org/acme/new-nonce",
+  "newOrder": "https://acme-staging-v02.api.letsencrypt.org/acme/new-order",
+  "renewalInfo": "https://acme-staging-v02.api.letsencrypt.org/acme/renewal-info",
+  "revokeCert": "https://acme-staging-v02.api.letsencrypt.org/acme/revoke-cert"
+}"#;
+
+    #[test]
+    fn recorded_letsencrypt_directory_accepts_its_profiles_and_refuses_a_typo_with_the_list() {
+        let offered =
+            crate::account::parse_directory_profiles(RECORDED_LE_STAGING_DIRECTORY.as_bytes())
+                .unwrap();
+        let ca = Ca::letsencrypt_staging();
+        for profile in ["classic", "shortlived", "tlsserver"] {
+            check_profile(&ca, &offered, profile).unwrap();
+        }
+        let err = check_profile(&ca, &offered, "shortlive").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the CA {ca} has no certificate profile \"shortlive\"; it offers: classic, shortlived, tlsclient, tlsserver"
+            )
+        );
+    }
+
+    #[test]
+    fn a_ca_without_profiles_refuses_any_profile_and_says_to_remove_it() {
+        let offered =
+            crate::account::parse_directory_profiles(br#"{"newAccount": "https://ca/acct"}"#)
+                .unwrap();
+        assert!(offered.is_empty());
+        let err = check_profile(&Ca::letsencrypt(), &offered, "shortlived").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("offers no certificate profiles"), "{text}");
+        assert!(text.contains("remove the profile setting"), "{text}");
+    }
+
     use super::*;
 
     #[test]

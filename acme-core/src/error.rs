@@ -174,6 +174,17 @@ pub enum Error {
         /// What is wrong with it (never the key itself).
         reason: &'static str,
     },
+    /// A certificate profile the CA does not offer (draft-ietf-acme-profiles): refused
+    /// before any order is placed.
+    #[error("{}", crate::ca::profile_refusal(ca, profile, offered))]
+    ProfileUnavailable {
+        /// The CA (name and directory).
+        ca: String,
+        /// The profile asked for.
+        profile: String,
+        /// The profiles the CA lists (name and description); empty when it lists none.
+        offered: Vec<(String, String)>,
+    },
     /// The CA could not be reached (DNS, connection, timeout, not an ACME directory).
     #[error("cannot reach the CA {ca}: {reason}; check the --ca URL, DNS and outbound HTTPS")]
     CaUnreachable {

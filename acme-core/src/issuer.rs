@@ -64,6 +64,9 @@ pub struct OrderRequest {
     /// the CA supports renewal information, which exempts the renewal from some of its
     /// rate limits; ignored otherwise.
     pub replaces: Option<Certificate>,
+    /// The certificate profile to request (draft-ietf-acme-profiles); `None` takes the
+    /// CA's default. Refused before ordering unless the CA's directory lists it.
+    pub profile: Option<String>,
 }
 
 impl OrderRequest {
@@ -74,6 +77,7 @@ impl OrderRequest {
             key_type: KeyType::default(),
             timeout: DEFAULT_ORDER_TIMEOUT,
             replaces: None,
+            profile: None,
         }
     }
 }
@@ -118,10 +122,27 @@ impl Issuer {
         &self,
         identifiers: &[Identifier],
         replaces: Option<&Certificate>,
+        profile: Option<&str>,
     ) -> Result<Order, Error> {
-        let plain = NewOrder::new(identifiers);
+        if let Some(profile) = profile {
+            let offered = self
+                .account
+                .inner()
+                .profiles()
+                .map(|p| (p.name.to_owned(), p.description.to_owned()))
+                .collect();
+            crate::ca::check_profile(self.account.ca(), &offered, profile)?;
+        }
+        let new_order = || {
+            let order = NewOrder::new(identifiers);
+            match profile {
+                Some(profile) => order.profile(profile),
+                None => order,
+            }
+        };
+        let plain = new_order();
         if let Some(id) = replaces.map(certificate_id).transpose()?.flatten() {
-            let named = NewOrder::new(identifiers).replaces(id);
+            let named = new_order().replaces(id);
             match retry_bad_nonce!(self.account.inner().new_order(&named)) {
                 Ok(order) => {
                     // Accepted as a replacement: exempt from some of the CA's rate limits
@@ -183,7 +204,11 @@ impl Issuer {
                     None => None,
                 };
                 let order = self
-                    .new_order(&identifiers, request.replaces.as_ref())
+                    .new_order(
+                        &identifiers,
+                        request.replaces.as_ref(),
+                        request.profile.as_deref(),
+                    )
                     .await?;
                 if let Some(journal) = journal {
                     // Stored before any challenge is answered: an order that cannot be

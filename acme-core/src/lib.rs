@@ -35,7 +35,7 @@ mod renewal;
 pub mod store;
 
 pub use account::{AccountConfig, AcmeAccount, Eab, RevocationReason};
-pub use ca::{Ca, CaError, CaFamily};
+pub use ca::{Ca, CaError, CaFamily, ca_profiles, check_profile};
 pub use certificate::{CertInfo, Certificate};
 pub use certset::CertSet;
 pub use challenge::{ChallengeError, ChallengeKind};

@@ -42,6 +42,9 @@ pub struct ManagedCert {
     pub challenge: ChallengeKind,
     /// The certificate key type.
     pub key_type: KeyType,
+    /// The certificate profile to request (draft-ietf-acme-profiles), if any. `None`
+    /// keeps the profile the stored certificate was issued with, else the CA's default.
+    pub profile: Option<String>,
 }
 
 impl ManagedCert {
@@ -57,7 +60,14 @@ impl ManagedCert {
             domains,
             challenge,
             key_type,
+            profile: None,
         })
+    }
+
+    /// Requests `profile` from the CA for this certificate (its renewals too).
+    pub fn with_profile(mut self, profile: Option<String>) -> Self {
+        self.profile = profile;
+        self
     }
 }
 
@@ -929,10 +939,11 @@ impl CertManager {
     ) -> Result<Certificate, Error> {
         let ca = &self.config.account.ca;
         let key = managed.domains.key();
+        let profile = managed.profile.as_deref().or(state.profile.as_deref());
         if let Some(staging) = ca
             .staging_directory()
             .filter(|_| !self.config.skip_staging && replaces.is_none())
-            && !state.staging_proven(ca.directory())
+            && !state.staging_proven_for(ca.directory(), profile)
         {
             let staging_ca =
                 Ca::custom(staging, None).unwrap_or_else(|_| Ca::letsencrypt_staging());
@@ -946,6 +957,7 @@ impl CertManager {
                 staging: staging.to_owned(),
                 domains: key.clone(),
                 at: SystemTime::now(),
+                profile: profile.map(str::to_owned),
             };
             self.update_state(&key, Some(lease), |s| {
                 s.staging.push(proof.clone());
@@ -987,6 +999,9 @@ impl CertManager {
             key_type: managed.key_type,
             timeout: self.config.order_timeout,
             replaces: replaces.cloned(),
+            // The configured profile, else the one the stored certificate came from:
+            // a renewal never silently falls back to the CA's default profile.
+            profile: managed.profile.clone().or_else(|| state.profile.clone()),
         };
         let now = SystemTime::now();
         let resume = state
@@ -1084,6 +1099,21 @@ impl CertManager {
             return Ok(());
         }
         history.await?;
+        let profile = managed.profile.clone().or_else(|| {
+            self.index()
+                .states
+                .get(&key)
+                .and_then(|s| s.profile.clone())
+        });
+        let recorded = self
+            .index()
+            .states
+            .get(&key)
+            .and_then(|s| s.profile.clone());
+        if profile != recorded {
+            self.update_state(&key, Some(lease), move |s| s.profile = profile.clone())
+                .await?;
+        }
         Ok(())
     }
 

@@ -64,6 +64,10 @@ pub(crate) async fn serve_tls(
     peer: std::net::SocketAddr,
     shutdown: CancellationToken,
 ) {
+    let acceptor = match &shared.tls_resolver {
+        Some(resolver) => resolver.acceptor_for(acceptor, &stream),
+        None => acceptor,
+    };
     let handshake =
         tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
     let tls = tokio::select! {
@@ -71,10 +75,6 @@ pub(crate) async fn serve_tls(
         result = handshake => match result {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
-    let acceptor = match &shared.tls_resolver {
-        Some(resolver) => resolver.acceptor_for(acceptor, &stream),
-        None => acceptor,
-    };
                 shared.metrics.handshake_failed();
                 tracing::debug!(%peer, %error, "TLS handshake failed");
                 return;

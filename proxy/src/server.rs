@@ -141,10 +141,10 @@ impl Proxy {
             hard_stop: CancellationToken::new(),
             http01,
             trusted_proxies,
+            tls_resolver: tls.as_ref().map(|tls| Arc::clone(&tls.resolver)),
             // Without TLS the plain listener forwards like the HTTPS side would.
             redirect_port: tls
                 .as_ref()
-            tls_resolver: tls.as_ref().map(|tls| Arc::clone(&tls.resolver)),
                 .map(|tls| https_port.unwrap_or(tls.listener.local.port())),
         };
         Ok(BoundProxy {
@@ -431,11 +431,11 @@ struct Template {
     /// Where the plain listener redirects to; `None` (no TLS listener): it forwards.
     redirect_port: Option<u16>,
     trusted_proxies: TrustedProxies,
+    /// The TLS listener's resolver, for IP certificates chosen by local address.
+    tls_resolver: Option<Arc<CertResolver>>,
 }
 
 impl Template {
-    /// The TLS listener's resolver, for IP certificates chosen by local address.
-    tls_resolver: Option<Arc<CertResolver>>,
     /// One worker's connection state, with its own upstream connection pool.
     /// `tracker` is the worker's: WebSocket tunnels are its tasks too.
     fn worker_shared(&self, tracker: &TaskTracker) -> Arc<Shared> {
@@ -463,10 +463,10 @@ impl Template {
             metrics: self.metrics.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             hard_stop: self.hard_stop.clone(),
+            tls_resolver: self.tls_resolver.clone(),
         })
     }
 }
-            tls_resolver: self.tls_resolver.clone(),
 
 /// One worker: its handles on the listeners and the connections it accepted.
 struct Worker {

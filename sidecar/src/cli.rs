@@ -379,6 +379,10 @@ pub(crate) struct IssueArgs {
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
     pub(crate) key_type: String,
+    /// Certificate profile to request (shortlived, tlsserver, classic at Let's Encrypt);
+    /// refused before ordering unless the CA's directory lists it.
+    #[arg(long, env = "BERTH_PROFILE")]
+    pub(crate) profile: Option<String>,
     /// Where to answer HTTP-01 (the CA connects to port 80).
     #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
     pub(crate) http_addr: SocketAddr,
@@ -534,6 +538,10 @@ pub(crate) struct RunArgs {
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
     pub(crate) key_type: String,
+    /// Certificate profile to request (shortlived, tlsserver, classic at Let's Encrypt);
+    /// refused before ordering unless the CA's directory lists it.
+    #[arg(long, env = "BERTH_PROFILE")]
+    pub(crate) profile: Option<String>,
     /// Plain HTTP listener: HTTP-01 answers and redirects to HTTPS.
     #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
     pub(crate) http_addr: SocketAddr,

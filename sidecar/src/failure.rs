@@ -62,7 +62,11 @@ impl From<berth_acme_core::Error> for Failure {
         use berth_acme_core::Error as E;
         let usage = matches!(
             error,
-            E::Domain(_) | E::Challenge(_) | E::InvalidKey { .. } | E::InvalidCertificate { .. }
+            E::Domain(_)
+                | E::Challenge(_)
+                | E::InvalidKey { .. }
+                | E::InvalidCertificate { .. }
+                | E::ProfileUnavailable { .. }
         );
         if usage {
             Self::usage(error)

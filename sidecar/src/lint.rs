@@ -155,6 +155,7 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
         Ok(_) => StateSnapshot::default(),
     };
     staging(settings, plan, &state, &mut add);
+    ip_identifiers(plan, &mut add);
 
     if probe == Probe::Live {
         for (setting, addr, needed) in [
@@ -182,6 +183,7 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
         if let Some(dns) = &plan.dns {
             dns_preflight(dns, plan, &mut add).await;
         }
+        profiles(plan, &mut add).await;
         for upstream in &plan.upstreams {
             if let Err(e) = reachable(upstream).await {
                 add(
@@ -196,6 +198,109 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     findings
+}
+
+/// The CA's certificate profiles (its directory's `meta.profiles`) with their
+/// descriptions, and an error for each configured profile it does not list.
+async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)) {
+    let ca = &plan.account.ca;
+    let wanted: Vec<&str> = plan
+        .managed
+        .iter()
+        .filter_map(|m| m.profile.as_deref())
+        .collect();
+    let offered = match berth_acme_core::ca_profiles(&plan.account).await {
+        Ok(offered) => offered,
+        Err(e) => {
+            let level = if wanted.is_empty() {
+                Level::Note
+            } else {
+                Level::Warning
+            };
+            add(
+                level,
+                "--profile",
+                format!("could not read the CA's directory to list its certificate profiles: {e}"),
+            );
+            return;
+        }
+    };
+    if offered.is_empty() {
+        add(
+            Level::Note,
+            "--profile",
+            format!(
+                "the CA {ca} lists no certificate profiles; its certificates all have its default lifetime"
+            ),
+        );
+    } else {
+        let list: Vec<String> = offered
+            .iter()
+            .map(|(name, description)| format!("{name} ({description})"))
+            .collect();
+        add(
+            Level::Note,
+            "--profile",
+            format!(
+                "the CA {ca} offers these certificate profiles: {}",
+                list.join("; ")
+            ),
+        );
+    }
+    let mut reported = Vec::new();
+    for profile in wanted {
+        if reported.contains(&profile) {
+            continue;
+        }
+        reported.push(profile);
+        if let Err(e) = berth_acme_core::check_profile(ca, &offered, profile) {
+            add(Level::Error, "--profile", e.to_string());
+        }
+    }
+}
+
+/// What IP-address certificates (RFC 8738) need: the CA connects to the address itself,
+/// and Let's Encrypt issues them only under its `shortlived` profile.
+fn ip_identifiers(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)) {
+    for managed in &plan.managed {
+        let ips: Vec<&str> = managed
+            .domains
+            .names()
+            .iter()
+            .filter(|n| n.is_ip())
+            .map(|n| n.as_str())
+            .collect();
+        if ips.is_empty() {
+            continue;
+        }
+        add(
+            Level::Note,
+            "--domain",
+            format!(
+                "{} is an IP address: the CA validates it by connecting to that address ({} on port {}); clients connecting to it without a server name get this certificate",
+                ips.join(", "),
+                managed.challenge,
+                if managed.challenge == ChallengeKind::TlsAlpn01 {
+                    443
+                } else {
+                    80
+                },
+            ),
+        );
+        if plan.account.ca.family() == CaFamily::LetsEncrypt
+            && managed.profile.as_deref() != Some("shortlived")
+        {
+            add(
+                Level::Error,
+                "--profile",
+                format!(
+                    "Let's Encrypt issues certificates for IP addresses ({}) only under the shortlived profile (6-day certificates); set profile = \"shortlived\" for {} (--profile shortlived)",
+                    ips.join(", "),
+                    managed.domains
+                ),
+            );
+        }
+    }
 }
 
 /// Where each dns-01 name's TXT record would go, found as an order would find it (CNAME,
@@ -243,8 +348,12 @@ fn staging(
     let unproven: Vec<&DomainSet> = plan
         .managed
         .iter()
+        .filter(|m| {
+            let cert = state.cert(&m.domains.key());
+            let profile = m.profile.as_deref().or(cert.profile.as_deref());
+            !cert.staging_proven_for(ca.directory(), profile)
+        })
         .map(|m| &m.domains)
-        .filter(|d| !state.cert(&d.key()).staging_proven(ca.directory()))
         .collect();
     match ca.staging_directory() {
         Some(staging) if !unproven.is_empty() => {

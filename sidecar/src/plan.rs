@@ -61,9 +61,12 @@ impl Plan {
                     "the domain set {domains} is listed twice; list each certificate once"
                 )));
             }
+            let profile = profile(cert.profile.as_ref().or(settings.profile.as_ref()))
+                .map_err(|e| Failure::usage(format!("profile for {domains}: {e}")))?;
             managed.push(
                 ManagedCert::new(domains.clone(), challenge, key_type)
-                    .map_err(|e| Failure::usage(format!("{domains}: {e}")))?,
+                    .map_err(|e| Failure::usage(format!("{domains}: {e}")))?
+                    .with_profile(profile),
             );
         }
 
@@ -108,4 +111,18 @@ impl Plan {
             dns,
         })
     }
+}
+
+/// A profile name as given (`--profile`, `profile = "…"`): trimmed; empty means none.
+/// Whether the CA offers it is checked against its directory before ordering.
+pub(crate) fn profile(text: Option<&String>) -> Result<Option<String>, String> {
+    let Some(name) = text.map(|t| t.trim()).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{name:?} is not a profile name; profile names are short ASCII words such as shortlived or tlsserver"
+        ));
+    }
+    Ok(Some(name.to_owned()))
 }

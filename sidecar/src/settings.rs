@@ -28,6 +28,9 @@ pub(crate) struct CertificateSettings {
     /// Key type for this set (default: the top-level `key_type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) key_type: Option<String>,
+    /// Certificate profile for this set (default: the top-level `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) profile: Option<String>,
 }
 
 /// `[limits]` in the file; durations as "30s", "5m".
@@ -68,6 +71,7 @@ struct FileConfig {
     store_prefix: Option<String>,
     challenge: Option<String>,
     key_type: Option<String>,
+    profile: Option<String>,
     http_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
     https_port: Option<u16>,
@@ -130,6 +134,8 @@ pub(crate) struct RunSettings {
     pub(crate) store_prefix: String,
     pub(crate) challenge: String,
     pub(crate) key_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) profile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) upstream: Option<String>,
     pub(crate) routes: Vec<String>,
@@ -209,6 +215,7 @@ impl RunSettings {
             routes,
             challenge,
             key_type,
+            profile,
             http_addr,
             tls_addr,
             https_port,
@@ -232,6 +239,7 @@ impl RunSettings {
                 domains: domains.clone(),
                 challenge: None,
                 key_type: None,
+                profile: None,
             });
         }
         certificates.extend(file.certificates);
@@ -258,6 +266,7 @@ impl RunSettings {
             store_prefix: pick("store_prefix", store_prefix, file.store_prefix),
             challenge: pick("challenge", challenge, file.challenge),
             key_type: pick("key_type", key_type, file.key_type),
+            profile: profile.clone().or(file.profile),
             upstream: upstream.clone().or(file.upstream),
             routes: if given("routes") {
                 routes.clone()

@@ -72,6 +72,10 @@ pub struct CertState {
     /// another replica) resumes it instead of placing a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<PendingOrder>,
+    /// The certificate profile the stored certificate was issued with
+    /// (draft-ietf-acme-profiles); renewals request it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl CertState {
@@ -81,11 +85,22 @@ impl CertState {
             && self.hints.is_empty()
             && self.staging.is_empty()
             && self.order.is_none()
+            && self.profile.is_none()
     }
 
-    /// Whether the set was proven on `ca`'s staging endpoint.
+    /// Whether the set was proven on `ca`'s staging endpoint with the CA's default
+    /// profile.
     pub fn staging_proven(&self, ca: &str) -> bool {
-        self.staging.iter().any(|p| p.ca == ca)
+        self.staging_proven_for(ca, None)
+    }
+
+    /// Whether the set was proven on `ca`'s staging endpoint with `profile` (a proof
+    /// with one profile says nothing about another: `shortlived` allows IP addresses
+    /// `classic` refuses).
+    pub fn staging_proven_for(&self, ca: &str, profile: Option<&str>) -> bool {
+        self.staging
+            .iter()
+            .any(|p| p.ca == ca && p.profile.as_deref() == profile)
     }
 }
 
@@ -177,6 +192,9 @@ pub struct StagingProof {
     pub domains: String,
     /// When.
     pub at: SystemTime,
+    /// The certificate profile the staging certificate was ordered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// A certificate berth revoked.

@@ -26,8 +26,16 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
         .key_type
         .parse()
         .map_err(|e| Failure::usage(format!("--key-type: {e}")))?;
-    let managed = ManagedCert::new(domains, challenge, key_type)?;
+    let profile = crate::plan::profile(args.profile.as_ref())
+        .map_err(|e| Failure::usage(format!("--profile: {e}")))?;
+    let managed = ManagedCert::new(domains, challenge, key_type)?.with_profile(profile);
     let account = account_config(&args.ca)?;
+    if let Some(profile) = &managed.profile {
+        // Before the store is opened or a listener bound: a profile the CA does not
+        // list is a typo or the wrong CA, and the answer names the CA's profiles.
+        let offered = berth_acme_core::ca_profiles(&account).await?;
+        berth_acme_core::check_profile(&account.ca, &offered, profile)?;
+    }
 
     // Opened (and proven writable) before anything is ordered.
     let store = open_store(&args.store).await?;
