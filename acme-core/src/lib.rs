@@ -44,6 +44,7 @@ pub use error::{AcmeProblem, Error};
 pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderJournal, OrderRequest};
 pub use key::{KeyType, KeyTypeError};
 pub use manager::{
-    CertEvent, CertManager, CertStatus, DEFAULT_CONCURRENCY, ManagedCert, ManagerConfig, Outcome,
+    CertEvent, CertManager, CertStatus, DEFAULT_CONCURRENCY, DryRunError, DryRunResult,
+    ManagedCert, ManagerConfig, Outcome,
 };
 pub use renewal::{RenewalHint, RenewalWindow, due_at, renewal_due};

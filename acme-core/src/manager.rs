@@ -28,6 +28,9 @@ use crate::key::KeyType;
 use crate::ledger::BackoffPolicy;
 use crate::renewal::{RenewalHint, due_at, renewal_due};
 use crate::store::records::{self, CertRecord, CertState};
+
+mod dry_run;
+pub use dry_run::{DryRunError, DryRunResult};
 use crate::store::{
     Change, Expect, Lease, LedgerEntry, PendingOrder, StagingProof, Store, StoreError,
     StoredAccount,

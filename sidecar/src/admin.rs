@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use berth_acme_core::{CertEvent, CertManager, Outcome};
+use berth_acme_core::{CertEvent, CertManager};
 use berth_proxy::Metrics;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -451,6 +451,12 @@ async fn api_certs(State(state): State<AdminState>) -> Response {
 struct RenewQuery {
     #[serde(default)]
     force: bool,
+    /// Order from the staging CA into a throwaway store (`berth renew --dry-run`).
+    #[serde(default)]
+    dry_run: bool,
+    /// Comma-separated names: renew only the certificates carrying one of them.
+    #[serde(default)]
+    names: Option<String>,
 }
 
 /// Renews now (`berth renew`). Only loopback clients may ask: an exposed admin port must
@@ -480,7 +486,8 @@ async fn api_renew(
         .renewals
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .admit(query.force, Instant::now());
+        // A dry run orders from staging only: it does not spend the forced budget.
+        .admit(query.force && !query.dry_run, Instant::now());
     match admitted {
         Ok(()) => {}
         Err(GateRefusal::Running(since, force)) => {
@@ -509,33 +516,33 @@ async fn api_renew(
     let manager = state.manager.load_full();
     tracing::info!(
         force = query.force,
+        dry_run = query.dry_run,
         "renewal requested through the admin API"
     );
-    let results = manager.ensure_all(query.force).await;
-    let failed = results.iter().any(|(_, r)| r.is_err());
-    let body: Vec<_> = results
-        .into_iter()
-        .map(|(domains, result)| match result {
-            Ok(outcome) => {
-                let (status, cert) = match &outcome {
-                    Outcome::Valid { certificate, .. } => ("valid", certificate),
-                    Outcome::Issued(certificate) => ("issued", certificate),
-                    Outcome::Renewed(certificate) => ("renewed", certificate),
-                    _ => ("done", outcome.certificate()),
-                };
-                serde_json::json!({
-                    "domains": domains.to_string(),
-                    "status": status,
-                    "not_after": rfc3339(cert.info().not_after),
-                })
-            }
-            Err(e) => serde_json::json!({
-                "domains": domains.to_string(),
-                "status": "failed",
-                "error": e.to_string(),
-            }),
-        })
+    let names: Vec<String> = query
+        .names
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
         .collect();
+    let body =
+        match crate::commands::renew::renew(&manager, &names, query.force, query.dry_run).await {
+            Ok(body) => body,
+            Err(crate::commands::renew::Refusal::UnknownName(message)) => {
+                return (StatusCode::NOT_FOUND, format!("{message}\n")).into_response();
+            }
+            Err(crate::commands::renew::Refusal::NoStaging(message)) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("{message}; start berth run with --staging-ca URL (BERTH_STAGING_CA) or a CA preset that has one\n"),
+                )
+                    .into_response();
+            }
+        };
+    let failed = body.iter().any(|r| r["status"] == "failed");
     let code = if failed {
         StatusCode::BAD_GATEWAY
     } else {

@@ -153,15 +153,50 @@ pub(crate) struct HealthcheckArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RenewArgs {
+    /// Renew only the certificates that carry one of these names (any of their names);
+    /// all when none is given.
+    pub(crate) names: Vec<String>,
     #[command(flatten)]
     pub(crate) admin: AdminTarget,
     /// Renew even certificates that are not due, and even inside a backoff window
     /// (use sparingly: the CA's rate limits still apply, and berth's budget still checks).
     #[arg(long, env = "BERTH_FORCE")]
     pub(crate) force: bool,
+    /// Order from the CA's staging endpoint (its preset's, or --staging-ca) into a
+    /// throwaway store: validates for real, stores nothing, says whether a renewal would
+    /// succeed.
+    #[arg(long, env = "BERTH_DRY_RUN")]
+    pub(crate) dry_run: bool,
+    /// Renew on --store directly instead of asking a running `berth run`, answering the
+    /// challenges on this process's own listeners (--http-addr, --tls-addr, --dns-*).
+    #[arg(long, env = "BERTH_STANDALONE")]
+    pub(crate) standalone: bool,
     /// Print the result as JSON.
     #[arg(long, env = "BERTH_JSON")]
     pub(crate) json: bool,
+    /// --standalone: the CA and account.
+    #[command(flatten)]
+    pub(crate) ca: CaArgs,
+    /// --standalone: the store whose certificates are renewed.
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// --standalone: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
+    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
+    pub(crate) challenge: String,
+    #[command(flatten)]
+    pub(crate) dns: DnsArgs,
+    /// --standalone: key type of the new certificates: ec256 (default), ec384, rsa2048, rsa4096.
+    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
+    pub(crate) key_type: String,
+    /// --standalone: where to answer HTTP-01 (the CA connects to port 80).
+    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
+    pub(crate) http_addr: SocketAddr,
+    /// --standalone: where to answer TLS-ALPN-01 (the CA connects to port 443).
+    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
+    pub(crate) tls_addr: SocketAddr,
+    /// --standalone: order from the production CA without proving the names on staging.
+    #[arg(long, env = "BERTH_SKIP_STAGING")]
+    pub(crate) skip_staging: bool,
 }
 
 /// Parses `90s`, `5m`, `1h30m`, `250ms` (humantime), or a bare number of seconds.
@@ -400,6 +435,11 @@ pub(crate) struct IssueArgs {
     /// Order from the production CA without proving the names on its staging CA first.
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,
+    /// Order from the CA's staging endpoint (its preset's, or --staging-ca) into a
+    /// throwaway store: validates for real, stores nothing, says whether issuing would
+    /// succeed.
+    #[arg(long, env = "BERTH_DRY_RUN")]
+    pub(crate) dry_run: bool,
     /// Print the result as JSON.
     #[arg(long, env = "BERTH_JSON")]
     pub(crate) json: bool,

@@ -37,8 +37,12 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
         berth_acme_core::check_profile(&account.ca, &offered, profile)?;
     }
 
-    // Opened (and proven writable) before anything is ordered.
-    let store = open_store(&args.store).await?;
+    // Opened (and proven writable) before anything is ordered; a dry run only reads it.
+    let store = if args.dry_run {
+        super::renew::read_only_store(&args.store).await?
+    } else {
+        open_store(&args.store).await?
+    };
     let mut config = ManagerConfig::new(store, account);
     config.skip_staging = args.skip_staging;
     config.rescue_dir = rescue_dir(&args.store);
@@ -69,6 +73,14 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     };
 
     let manager = CertManager::new(config, vec![managed.clone()], vec![solver]);
+    if args.dry_run {
+        let rows = super::renew::renew(&manager, &[], true, true).await;
+        shutdown.cancel();
+        if let Some(listener) = listener {
+            listener.stop().await;
+        }
+        return super::renew::report(rows, args.json, true);
+    }
     let result = manager.ensure(&managed, args.force).await;
     shutdown.cancel();
     if let Some(listener) = listener {

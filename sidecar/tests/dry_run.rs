@@ -1,0 +1,247 @@
+//! `berth renew [NAME…] --dry-run` and `berth issue --dry-run` against real Pebble: a
+//! second Pebble plays the staging CA (`--staging-ca`), validating on the same port as
+//! the first. A dry run orders exactly once from staging, never from production, and
+//! leaves the real store byte for byte as it was — standalone and through `berth run`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use berth_tests::{free_port, Pebble, PebbleOptions};
+use support::{berth_bin, Sidecar};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn berth(args: &[String]) -> Run {
+    let output = Command::new(berth_bin())
+        .args(args)
+        .env_remove("BERTH_DOMAINS")
+        .env("BERTH_LOG_FORMAT", "text")
+        .output()
+        .expect("run berth");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Production and staging Pebbles validating HTTP-01 on one port, and a root file
+/// trusting both of their API certificates.
+async fn ca_pair(dir: &Path) -> (Pebble, Pebble, PathBuf) {
+    let production = Pebble::start().await;
+    let staging = Pebble::start_with(PebbleOptions {
+        http_port: Some(production.http_port()),
+        ..PebbleOptions::default()
+    })
+    .await;
+    let roots = dir.join("roots.pem");
+    std::fs::write(
+        &roots,
+        format!("{}{}", production.tls_root_pem(), staging.tls_root_pem()),
+    )
+    .unwrap();
+    (production, staging, roots)
+}
+
+/// The CA and store flags of every command here.
+fn common(production: &Pebble, staging: &Pebble, roots: &Path, store: &Path) -> Vec<String> {
+    [
+        "--ca",
+        &production.directory_url(),
+        "--staging-ca",
+        &staging.directory_url(),
+        "--ca-root",
+        &roots.display().to_string(),
+        "--agree-tos",
+        "--store",
+        &store.display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn args(head: &[&str], common: &[String], tail: &[&str]) -> Vec<String> {
+    head.iter()
+        .map(|s| s.to_string())
+        .chain(common.iter().cloned())
+        .chain(tail.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+/// Every file of the store directory with its bytes (acme.json, berth's state file).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("acme.json"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (production, staging, roots) = ca_pair(dir.path()).await;
+    let store_dir = dir.path().join("store");
+    std::fs::create_dir(&store_dir).unwrap();
+    let store = store_dir.join("acme.json");
+    let common = common(&production, &staging, &roots, &store);
+    let http = format!("127.0.0.1:{}", production.http_port());
+
+    let issued = berth(&args(
+        &["issue", "-d", "app.example.com", "-d", "www.example.com"],
+        &common,
+        &["--skip-staging", "--http-addr", &http],
+    ));
+    assert_eq!(issued.code, 0, "{}{}", issued.stdout, issued.stderr);
+    assert_eq!(staging.orders_received(), 0);
+    let before = snapshot(&store_dir);
+    assert!(!before.is_empty());
+
+    // Standalone, selected by a name that is not the main one.
+    let dry = berth(&args(
+        &["renew", "www.example.com", "--standalone", "--dry-run"],
+        &common,
+        &["--http-addr", &http],
+    ));
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stdout
+            .contains("app.example.com,www.example.com: dry run succeeded")
+            && dry.stdout.contains("nothing was stored"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(staging.orders_received(), 1, "one order at staging");
+    assert_eq!(production.orders_received(), 1, "none at production");
+    assert_eq!(snapshot(&store_dir), before, "the store changed");
+
+    // `issue --dry-run` for new names: proven on staging, not stored.
+    let dry = berth(&args(
+        &["issue", "-d", "new.example.com", "--dry-run", "--json"],
+        &common,
+        &["--http-addr", &http],
+    ));
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    let doc: serde_json::Value = serde_json::from_str(dry.stdout.trim()).unwrap();
+    assert_eq!(doc["results"][0]["status"], "dry-run", "{doc}");
+    assert_eq!(staging.orders_received(), 2);
+    assert_eq!(snapshot(&store_dir), before, "the store changed");
+
+    // A name whose validation fails (nothing answers on the port the CA connects to).
+    let wrong = format!("127.0.0.1:{}", free_port());
+    let failed = berth(&args(
+        &["issue", "-d", "broken.example.com", "--dry-run"],
+        &common,
+        &["--http-addr", &wrong],
+    ));
+    assert_ne!(failed.code, 0, "{}{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stdout.contains("broken.example.com: failed:")
+            && failed.stdout.to_lowercase().contains("connect"),
+        "the reason is missing: {}{}",
+        failed.stdout,
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("the dry run failed"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(snapshot(&store_dir), before, "the store changed");
+
+    // A name no stored certificate carries.
+    let unknown = berth(&args(
+        &["renew", "other.example.com", "--standalone", "--dry-run"],
+        &common,
+        &["--http-addr", &http],
+    ));
+    assert_eq!(unknown.code, 2, "{}{}", unknown.stdout, unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("no managed certificate has the name other.example.com")
+            && unknown.stderr.contains("app.example.com,www.example.com"),
+        "{}",
+        unknown.stderr
+    );
+    let orders_before_run = staging.orders_received();
+
+    // Through a running `berth run`: its own listener answers the staging CA.
+    // The sidecar harness trusts one root file: make it trust both Pebbles.
+    std::fs::copy(&roots, production.tls_root_path()).unwrap();
+    let upstream = format!("http://{}", support::start_upstream());
+    let sidecar = Sidecar::start(
+        &production,
+        &store_dir,
+        &[
+            "-d",
+            "app.example.com,www.example.com",
+            "--staging-ca",
+            &staging.directory_url(),
+            "--skip-staging",
+            "--agree-tos",
+            "--upstream",
+            &upstream,
+        ],
+    );
+    sidecar.wait_ready(Duration::from_secs(30)).await;
+    let before = snapshot(&store_dir);
+    let admin = sidecar.admin.to_string();
+    let dry = berth(
+        &[
+            "renew",
+            "app.example.com",
+            "--dry-run",
+            "--admin-addr",
+            &admin,
+        ]
+        .map(str::to_owned),
+    );
+    assert_eq!(
+        dry.code,
+        0,
+        "{}{}\n{}",
+        dry.stdout,
+        dry.stderr,
+        sidecar.output()
+    );
+    assert!(dry.stdout.contains("dry run succeeded"), "{}", dry.stdout);
+    assert_eq!(staging.orders_received(), orders_before_run + 1);
+    assert_eq!(production.orders_received(), 1, "none at production");
+    assert_eq!(snapshot(&store_dir), before, "the store changed");
+
+    let unknown = berth(
+        &[
+            "renew",
+            "nope.example.com",
+            "--dry-run",
+            "--admin-addr",
+            &admin,
+        ]
+        .map(str::to_owned),
+    );
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("404") && unknown.stderr.contains("nope.example.com"),
+        "{}",
+        unknown.stderr
+    );
+}
