@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::forward::{Forwarder, Peer};
-use crate::lifecycle::{Activity, Event, IdleIo, Signal, Signals, next_event};
+use crate::lifecycle::{Activity, Event, Signal, Signals, Tracked, next_event};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::plain::PlainHttp;
@@ -36,6 +36,9 @@ pub(crate) struct Shared {
     pub(crate) tls_resolver: Option<Arc<CertResolver>>,
 }
 
+/// Streams one HTTP/2 client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+const MAX_CONCURRENT_STREAMS: u32 = 128;
+
 /// The HTTP server settings both listeners use.
 pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -46,11 +49,15 @@ pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         // A request head that does not fit the read buffer is answered with 431.
         .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
-    // No HTTP/2 keep-alive pings: hyper's server pings even idle connections, and the
-    // traffic would keep every connection from ever reaching the idle timeout.
+    // No HTTP/2 keep-alive pings: the idle timeout closes connections without requests
+    // (a client's own pings do not keep one open either).
     builder
         .http2()
         .timer(TokioTimer::new())
+        // Explicit rather than hyper's default (200, which could change): each stream
+        // is a request the proxy forwards. nginx's default; RFC 9113 §6.5.2 asks for
+        // at least 100.
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
@@ -111,22 +118,21 @@ pub(crate) async fn serve_http<I>(
     let peer_addr = peer.addr;
     let peer = Arc::new(peer);
     let activity = Arc::new(Activity::default());
-    let io = TokioIo::new(IdleIo {
-        inner: io,
-        activity: Arc::clone(&activity),
-    });
+    let io = TokioIo::new(io);
     let service = {
         let shared = Arc::clone(&shared);
+        let activity = Arc::clone(&activity);
         service_fn(move |req| {
             let shared = Arc::clone(&shared);
             let peer = Arc::clone(&peer);
+            let in_flight = activity.request();
             async move {
                 let response = if peer.https {
                     shared.forwarder.handle(req, &peer).await
                 } else {
                     shared.plain.handle(req, &peer).await
                 };
-                Ok::<_, Infallible>(response)
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
             }
         })
     };
@@ -147,6 +153,10 @@ pub(crate) async fn serve_http<I>(
                 return;
             }
             Event::Signal(Signal::HardStop) => return,
+            Event::Signal(Signal::IdleCloseIgnored) => {
+                tracing::debug!(peer = %peer_addr, "idle connection did not close; closing it");
+                return;
+            }
             // HTTP/1.1: finish the request in flight, then close; HTTP/2: GOAWAY.
             Event::Signal(Signal::Shutdown) => conn.as_mut().graceful_shutdown(),
             Event::Signal(Signal::Idle) => {

@@ -143,7 +143,10 @@ impl Forwarder {
     ) -> Self {
         Self {
             routes,
-            pool: Pool::new(limits.upstream_connect_timeout),
+            pool: Pool::new(
+                limits.upstream_connect_timeout,
+                limits.max_upstream_connections,
+            ),
             upstream_timeout: limits.upstream_timeout,
             max_request_body: limits.max_request_body,
             hsts: hsts

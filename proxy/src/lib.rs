@@ -16,9 +16,12 @@
 //!   Server names match exactly, then by one-label wildcard, then an optional default.
 //! - **TLS**: 1.3 and 1.2 only, rustls' default suites, ALPN `h2` / `http/1.1`
 //!   (and `acme-tls/1` for TLS-ALPN-01), session tickets and a session cache.
-//! - **Limits** ([`Limits`]): header read timeout (slowloris), idle timeout, maximum
-//!   header size (431), maximum concurrent connections, optional maximum body (413),
-//!   upstream timeouts (504; 502 when the upstream is down), shutdown drain deadline.
+//! - **Limits** ([`Limits`]): header read timeout (slowloris), idle timeout (counted in
+//!   requests, so HTTP/2 PINGs do not keep a connection open), maximum header size
+//!   (431), maximum concurrent connections, connections per upstream, 128 streams per
+//!   HTTP/2 connection, optional maximum body (413), upstream timeouts (504; 502 when
+//!   the upstream is down), shutdown drain deadline. Request paths holding dot-segments
+//!   get 400, and the target's authority is the `Host` an upstream sees.
 //! - **Forwarding headers**: `X-Forwarded-For`, `Forwarded` (RFC 7239), `X-Real-IP`
 //!   and `X-Forwarded-Proto`/`-Host`/`-Port` say what the proxy saw; a client's own are
 //!   replaced unless it connects from a [`TrustedProxies`] range (a load balancer),

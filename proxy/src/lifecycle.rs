@@ -5,99 +5,97 @@
 //! cancellation tokens (shared by every connection, each behind a mutex) and the idle
 //! timer on every one of those wake-ups showed up in profiles, as did reading the clock
 //! on every read and write to track idleness. So the signals are polled only when one of
-//! them woke the task ([`next_event`]), and idleness is a flag that reads and writes set
-//! and a coarse timer clears ([`Activity`]).
+//! them woke the task ([`next_event`]), and idleness is a flag and a count of requests in
+//! flight that requests set and a coarse timer reads ([`Activity`]).
 
 use std::future::poll_fn;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// The idle timer checks this many times per idle timeout; a connection is idle after
-/// that many checks in a row saw no transfer, so it closes between one and one and a
-/// quarter timeouts after its last byte.
+/// that many checks in a row saw no request in flight, so it closes between one and one
+/// and a quarter timeouts after its last request ended.
 const CHECKS_PER_TIMEOUT: u32 = 4;
 
-/// Whether bytes moved on a connection since the idle timer last looked.
+/// Whether a connection is in use: requests in flight, and whether one started or
+/// ended since the idle timer last looked.
+///
+/// Idleness counts requests, not bytes: an HTTP/2 client can keep a connection moving
+/// bytes forever with PING frames (or SETTINGS, or WINDOW_UPDATEs) and no request, and
+/// it must still idle out. A request is in flight from the moment it reaches the
+/// service until its response body has been sent or dropped.
 #[derive(Default)]
 pub(crate) struct Activity {
     moved: AtomicBool,
+    in_flight: AtomicUsize,
 }
 
 impl Activity {
-    fn touch(&self) {
+    /// A request started; the connection is in use until the guard is dropped.
+    pub(crate) fn request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.moved.store(true, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
     }
 
+    /// Whether the connection was in use since the last call.
     fn take(&self) -> bool {
-        self.moved.swap(false, Ordering::Relaxed)
+        let moved = self.moved.swap(false, Ordering::Relaxed);
+        moved || self.in_flight.load(Ordering::Relaxed) > 0
     }
 }
 
-/// A transport that records that bytes moved, for the idle timeout.
-pub(crate) struct IdleIo<I> {
-    pub(crate) inner: I,
-    pub(crate) activity: Arc<Activity>,
-}
+/// One request in flight on a connection ([`Activity::request`]).
+pub(crate) struct InFlight(Arc<Activity>);
 
-impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        result
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.moved.store(true, Ordering::Relaxed);
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
-    fn poll_write(
+/// A response body that keeps its request [in flight](InFlight) until it has been
+/// sent (or dropped).
+pub(crate) struct Tracked<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B> Tracked<B> {
+    pub(crate) fn new(body: B, in_flight: InFlight) -> Self {
+        Self {
+            body,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -108,8 +106,12 @@ pub(crate) enum Signal {
     HardStop,
     /// Shutdown began: finish what is in flight, then close.
     Shutdown,
-    /// Nothing moved for the idle timeout.
+    /// No request was in flight for the idle timeout: close gracefully.
     Idle,
+    /// Still open and unused a check period after [`Signal::Idle`]: an HTTP/2 client
+    /// that never acknowledges the graceful GOAWAY's PING would hold it forever. Close
+    /// at once (no request is in flight).
+    IdleCloseIgnored,
 }
 
 /// The signals one connection watches. After [`Signal::Shutdown`] or [`Signal::Idle`]
@@ -126,6 +128,8 @@ struct IdleTimer {
     activity: Arc<Activity>,
     checks: Interval,
     quiet_checks: u32,
+    /// [`Signal::Idle`] was sent: the next quiet check closes the connection.
+    closing: bool,
 }
 
 impl Signals {
@@ -145,6 +149,7 @@ impl Signals {
                 activity,
                 checks,
                 quiet_checks: 0,
+                closing: false,
             }),
             waker: Arc::new(SignalWaker {
                 // Poll everything once, so each signal registers to wake us.
@@ -171,8 +176,15 @@ impl Signals {
                     continue;
                 }
                 idle.quiet_checks += 1;
-                if idle.quiet_checks >= CHECKS_PER_TIMEOUT {
+                if idle.closing {
                     self.draining();
+                    return Poll::Ready(Signal::IdleCloseIgnored);
+                }
+                if idle.quiet_checks >= CHECKS_PER_TIMEOUT {
+                    // Keep checking: a client that does not let the connection close
+                    // gracefully gets one more quiet check period.
+                    idle.closing = true;
+                    self.shutdown = None;
                     return Poll::Ready(Signal::Idle);
                 }
             }
@@ -222,6 +234,9 @@ pub(crate) async fn next_event<C: Future>(
             let waker = Waker::from(Arc::clone(&signals.waker));
             let mut signal_cx = Context::from_waker(&waker);
             if let Poll::Ready(signal) = signals.poll_signal(&mut signal_cx) {
+                // A signal that fired may not have registered for the next one (the
+                // idle timer's next check): look again on the next call.
+                signals.waker.woken.store(true, Ordering::Release);
                 return Poll::Ready(Event::Signal(signal));
             }
         }
@@ -243,7 +258,7 @@ mod tests {
 
     // Virtual time (start_paused): the clock only moves when every task waits.
     #[tokio::test(start_paused = true)]
-    async fn idle_fires_one_to_one_and_a_quarter_timeouts_after_the_last_transfer() {
+    async fn idle_fires_one_to_one_and_a_quarter_timeouts_after_the_last_request() {
         let (mut signals, activity, _hard_stop, _shutdown) = signals(Duration::from_secs(100));
         let conn = std::future::pending::<()>();
         tokio::pin!(conn);
@@ -251,15 +266,19 @@ mod tests {
         tokio::spawn(async move {
             for _ in 0..30 {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                activity.touch();
+                drop(activity.request());
             }
+            // One request in flight for 200 s: not idle while it lasts.
+            let long = activity.request();
+            tokio::time::sleep(Duration::from_secs(200)).await;
+            drop(long);
         });
         let event = next_event(conn.as_mut(), &mut signals).await;
         let elapsed = started.elapsed();
         assert_eq!(event, Event::Signal(Signal::Idle));
-        // Last transfer at 300 s.
+        // Last request ended at 500 s.
         assert!(
-            elapsed >= Duration::from_secs(400) && elapsed <= Duration::from_secs(425),
+            elapsed >= Duration::from_secs(600) && elapsed <= Duration::from_secs(625),
             "{elapsed:?}"
         );
     }
@@ -282,6 +301,35 @@ mod tests {
         hard_stop.cancel();
         let event = next_event(conn.as_mut(), &mut signals).await;
         assert_eq!(event, Event::Signal(Signal::HardStop));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_still_open_a_check_after_idle_is_closed_unless_in_use() {
+        let (mut first, _activity, _hard_stop, _shutdown) = signals(Duration::from_secs(4));
+        let conn = std::future::pending::<()>();
+        tokio::pin!(conn);
+        let started = Instant::now();
+        let event = next_event(conn.as_mut(), &mut first).await;
+        assert_eq!(event, Event::Signal(Signal::Idle));
+        assert_eq!(started.elapsed(), Duration::from_secs(4));
+        let event = next_event(conn.as_mut(), &mut first).await;
+        assert_eq!(event, Event::Signal(Signal::IdleCloseIgnored));
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+
+        // A request that arrived before the GOAWAY took effect keeps it open.
+        let (mut signals, activity, _hard_stop, _shutdown) = signals(Duration::from_secs(4));
+        let event = next_event(conn.as_mut(), &mut signals).await;
+        assert_eq!(event, Event::Signal(Signal::Idle));
+        let in_flight = activity.request();
+        let waited = tokio::time::timeout(
+            Duration::from_secs(30),
+            next_event(conn.as_mut(), &mut signals),
+        )
+        .await;
+        assert!(waited.is_err(), "closed with a request in flight");
+        drop(in_flight);
+        let event = next_event(conn.as_mut(), &mut signals).await;
+        assert_eq!(event, Event::Signal(Signal::IdleCloseIgnored));
     }
 
     #[tokio::test(start_paused = true)]

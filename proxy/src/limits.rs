@@ -42,6 +42,12 @@ pub struct Limits {
     /// How long to wait for a TCP connection to an upstream; a timeout answers `504`,
     /// a refusal `502`. Default 5 s.
     pub upstream_connect_timeout: Duration,
+    /// Connections open at once to one upstream, idle or busy, the whole proxy
+    /// (each worker gets an equal share, at least one). At the cap a request waits for
+    /// a connection to be free, within `upstream_timeout`. Without a cap every HTTP/2
+    /// stream could open a connection of its own. Default 1024 (Envoy's default
+    /// `max_connections` per upstream cluster).
+    pub max_upstream_connections: usize,
     /// On shutdown, how long requests in flight may take to finish before their
     /// connections are closed. Default 8 s, inside Docker's default 10 s stop timeout
     /// so draining ends before the container is killed.
@@ -58,6 +64,7 @@ impl Default for Limits {
             max_request_body: None,
             upstream_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(5),
+            max_upstream_connections: 1024,
             shutdown_timeout: Duration::from_secs(8),
         }
     }
@@ -77,6 +84,9 @@ impl Limits {
         }
         if self.max_connections == 0 {
             return bad("max_connections", "must be at least 1");
+        }
+        if self.max_upstream_connections == 0 {
+            return bad("max_upstream_connections", "must be at least 1");
         }
         for (setting, value) in [
             ("header_read_timeout", self.header_read_timeout),

@@ -8,6 +8,11 @@
 //! connection goes out again on the next one (nothing of it reached the upstream, so
 //! this is safe for any method).
 //!
+//! Connections to one upstream are capped ([`Limits::max_upstream_connections`](crate::Limits)):
+//! without a cap, every HTTP/2 stream a client opens could open a connection of its own.
+//! At the cap a request waits for a connection to come back or to close, within the
+//! upstream timeout.
+//!
 //! hyper's own pooled client does the same in general form; this one is the forwarding
 //! path's hottest code and does only what a proxy to a few plain-HTTP upstreams needs,
 //! with no per-request allocations of its own.
@@ -28,6 +33,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Request bodies sent upstream: the client's, optionally capped (`max_request_body`).
 pub(crate) type RequestBody = Either<Incoming, Limited<Incoming>>;
@@ -79,16 +85,22 @@ pub(crate) struct Pool {
 struct Shared {
     upstreams: Mutex<HashMap<Authority, Arc<UpstreamConns>>>,
     connect_timeout: Duration,
+    /// Connections open at once to one upstream, idle or busy.
+    max_per_upstream: usize,
     /// Advanced by the sweeper; an idle connection remembers the sweep it was
     /// returned in, so no clock is read per request.
     sweep: AtomicU64,
     sweeper_started: AtomicBool,
 }
 
-/// The idle connections to one upstream.
+/// The connections to one upstream: the idle ones, and a slot for each open one.
 struct UpstreamConns {
     authority: Authority,
     idle: Mutex<Vec<Idle>>,
+    /// One permit per open connection, held by the connection's task until it ends.
+    slots: Arc<Semaphore>,
+    /// Signalled when a connection goes back to `idle`, for requests waiting at the cap.
+    returned: Notify,
 }
 
 struct Idle {
@@ -97,11 +109,14 @@ struct Idle {
 }
 
 impl Pool {
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
+    /// A pool opening at most `max_per_upstream` connections to each upstream (at
+    /// least one).
+    pub(crate) fn new(connect_timeout: Duration, max_per_upstream: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 upstreams: Mutex::new(HashMap::new()),
                 connect_timeout,
+                max_per_upstream: max_per_upstream.clamp(1, Semaphore::MAX_PERMITS),
                 sweep: AtomicU64::new(0),
                 sweeper_started: AtomicBool::new(false),
             }),
@@ -117,10 +132,7 @@ impl Pool {
     ) -> Result<Response<UpstreamBody>, SendError> {
         let upstream = self.shared.upstream(authority);
         loop {
-            let (mut sender, reused) = match upstream.take_idle().await {
-                Some(sender) => (sender, true),
-                None => (self.connect(authority).await?, false),
-            };
+            let (mut sender, reused) = self.checkout(&upstream).await?;
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let checkin = Checkin {
@@ -143,7 +155,41 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<SendRequest<RequestBody>, SendError> {
+    /// An idle connection to `upstream` (`true`), or a new one (`false`) if the cap
+    /// allows; at the cap, waits until a connection comes back or closes.
+    async fn checkout(
+        &self,
+        upstream: &UpstreamConns,
+    ) -> Result<(SendRequest<RequestBody>, bool), SendError> {
+        loop {
+            if let Some(sender) = upstream.take_idle().await {
+                return Ok((sender, true));
+            }
+            let slot = match Arc::clone(&upstream.slots).try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    tracing::debug!(
+                        upstream = %upstream.authority,
+                        max = self.shared.max_per_upstream,
+                        "upstream connection limit reached; waiting for a connection"
+                    );
+                    tokio::select! {
+                        // The semaphore is never closed, so this is a permit.
+                        Ok(slot) = Arc::clone(&upstream.slots).acquire_owned() => slot,
+                        () = upstream.returned.notified() => continue,
+                    }
+                }
+            };
+            return Ok((self.connect(&upstream.authority, slot).await?, false));
+        }
+    }
+
+    /// Opens a connection to `authority`; `slot` is held until it closes.
+    async fn connect(
+        &self,
+        authority: &Authority,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<SendRequest<RequestBody>, SendError> {
         self.start_sweeper();
         let host = authority.host();
         // `[::1]` in a URL is `::1` to the resolver.
@@ -171,6 +217,9 @@ impl Pool {
             if let Err(error) = connection.with_upgrades().await {
                 tracing::debug!(%upstream, %error, "upstream connection ended with an error");
             }
+            // After a `101` the tunnel owns the socket; it counts against the client
+            // connection limit instead.
+            drop(slot);
         });
         Ok(sender)
     }
@@ -206,6 +255,8 @@ impl Shared {
         let upstream = Arc::new(UpstreamConns {
             authority: authority.clone(),
             idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(self.max_per_upstream)),
+            returned: Notify::new(),
         });
         upstreams.insert(authority.clone(), Arc::clone(&upstream));
         upstream
@@ -232,8 +283,11 @@ impl Shared {
                     "closed idle upstream connections"
                 );
             }
-            // An upstream in use by a request in flight is kept (its Arc is shared).
-            !idle.is_empty() || Arc::strong_count(upstream) > 1
+            // An upstream in use by a request in flight is kept (its Arc is shared), and
+            // so is one with connections open: forgetting it would forget their slots.
+            !idle.is_empty()
+                || Arc::strong_count(upstream) > 1
+                || upstream.slots.available_permits() < self.max_per_upstream
         });
     }
 }
@@ -279,6 +333,8 @@ impl Checkin {
                 sender: self.sender,
                 returned_in_sweep: pool.sweep.load(Ordering::Relaxed),
             });
+            drop(idle);
+            self.upstream.returned.notify_one();
         }
     }
 }

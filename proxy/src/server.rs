@@ -102,6 +102,9 @@ impl Proxy {
             workers,
             trusted_proxies,
         } = self.config;
+        // Each worker keeps its own upstream connections: the cap is split between them.
+        let mut limits = limits;
+        limits.max_upstream_connections = (limits.max_upstream_connections / workers.get()).max(1);
 
         let mut tls = None;
         let mut feed = None;

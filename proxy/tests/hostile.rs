@@ -167,3 +167,154 @@ async fn paths_with_dot_segments_are_refused_before_prefix_routes_match() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
     }
 }
+
+#[tokio::test]
+async fn http2_streams_share_a_capped_number_of_upstream_connections() {
+    let mut limits = Limits::default();
+    limits.max_upstream_connections = 2;
+    let f = fixture(limits, |b, _| b).await;
+    let h2 = f.h2("www.example.com").await;
+    // Eight streams at once, each held at the upstream until released: without a cap
+    // each would open an upstream connection of its own.
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let mut h2 = h2.clone();
+            tokio::spawn(async move {
+                let request = http::Request::builder()
+                    .uri("https://www.example.com/gate")
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                let response = h2.send_request(request).await.unwrap();
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (status, body)
+            })
+        })
+        .collect();
+    let control = std::sync::Arc::clone(&f.upstream.control);
+    let releaser = tokio::spawn(async move {
+        loop {
+            control.release.notify_one();
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    for request in requests {
+        let (status, body) = tokio::time::timeout(DEADLINE, request)
+            .await
+            .expect("every stream was answered")
+            .unwrap();
+        assert_eq!((status.as_u16(), &body[..]), (200, &b"gate passed"[..]));
+    }
+    releaser.abort();
+    let opened = f
+        .upstream
+        .control
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} upstream connections for 8 streams with a cap of 2"
+    );
+}
+
+/// An HTTP/2 connection spoken frame by frame: the client preface and an empty
+/// SETTINGS frame are sent (RFC 9113 §3.4).
+async fn raw_h2(f: &Fixture) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut tls = tls_connect(
+        f.proxy.tls,
+        "www.example.com",
+        client_config(&f.ca.pem, &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    write_frame(&mut tls, 0x4, 0, &[]).await;
+    tls
+}
+
+/// Writes one frame on stream 0 (RFC 9113 §4.1).
+async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(
+    io: &mut W,
+    kind: u8,
+    flags: u8,
+    payload: &[u8],
+) {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    io.write_all(&frame).await.unwrap();
+    io.flush().await.unwrap();
+}
+
+/// Reads one frame: (type, flags, payload); `None` at the end of the connection.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(io: &mut R) -> Option<(u8, u8, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    io.read_exact(&mut head).await.ok()?;
+    let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+    let mut payload = vec![0u8; len];
+    io.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], payload))
+}
+
+#[tokio::test]
+async fn http2_connections_advertise_a_stream_limit() {
+    let f = fixture(Limits::default(), |b, _| b).await;
+    let mut tls = raw_h2(&f).await;
+    let (kind, _, payload) = tokio::time::timeout(DEADLINE, read_frame(&mut tls))
+        .await
+        .unwrap()
+        .expect("the server's SETTINGS");
+    assert_eq!(kind, 0x4, "the server's first frame is SETTINGS");
+    let max_streams = payload
+        .chunks_exact(6)
+        .find(|setting| setting[..2] == [0, 0x3])
+        .map(|setting| u32::from_be_bytes(setting[2..].try_into().unwrap()));
+    assert_eq!(max_streams, Some(128), "SETTINGS_MAX_CONCURRENT_STREAMS");
+}
+
+#[tokio::test]
+async fn http2_connections_kept_busy_only_by_pings_still_idle_out() {
+    let mut limits = Limits::default();
+    limits.idle_timeout = std::time::Duration::from_millis(400);
+    let f = fixture(limits, |b, _| b).await;
+    let tls = raw_h2(&f).await;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let started = std::time::Instant::now();
+    // Reads until the server says GOAWAY or closes; answers its SETTINGS.
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel();
+    let closed = tokio::spawn(async move {
+        while let Some((kind, flags, _)) = read_frame(&mut reader).await {
+            match kind {
+                0x4 if flags & 0x1 == 0 => {
+                    let _ = ack_tx.send(());
+                }
+                0x7 => return "goaway",
+                _ => {}
+            }
+        }
+        "closed"
+    });
+    // A PING every 50 ms, well inside the idle timeout, and no request.
+    while !closed.is_finished() && started.elapsed() < std::time::Duration::from_secs(5) {
+        if ack_rx.try_recv().is_ok() {
+            write_frame(&mut writer, 0x4, 0x1, &[]).await;
+        }
+        write_frame(&mut writer, 0x6, 0, &[0, 1, 2, 3, 4, 5, 6, 7]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        closed.is_finished(),
+        "a connection sending only PINGs was still open after 5 s (idle timeout 400 ms)"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    eventually("the connection to be released", || {
+        f.proxy.metrics.snapshot().connections_active == 0
+    })
+    .await;
+}
