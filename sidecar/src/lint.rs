@@ -453,12 +453,23 @@ fn store(path: &Path, add: &mut impl FnMut(Level, &'static str, String)) {
     for file in [path.to_path_buf(), state_path(path)] {
         if let Ok(meta) = std::fs::metadata(&file) {
             let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
+            if mode & 0o007 != 0 {
                 add(
                     Level::Error,
                     "--store",
                     format!(
                         "{} is readable by others (mode {mode:04o}) and holds private keys; run chmod 600 {}",
+                        file.display(),
+                        file.display()
+                    ),
+                );
+            } else if mode & 0o070 != 0 {
+                // What Kubernetes fsGroup leaves; berth run sets it back to 0600.
+                add(
+                    Level::Warning,
+                    "--store",
+                    format!(
+                        "{} is readable by its group (mode {mode:04o}); berth run sets it back to 0600 at start. On Kubernetes set fsGroupChangePolicy: OnRootMismatch, elsewhere run chmod 600 {}",
                         file.display(),
                         file.display()
                     ),
