@@ -16,9 +16,11 @@ declare -A package=(
   [redis-server]=redis-server       # cluster mode: the Redis store's tests
   [etcd]=etcd-server                # cluster mode: the etcd store's tests
   [protoc]=protobuf-compiler        # builds the etcd client's gRPC code
+  [lego]=lego                       # berth import tests: real lego files, made against Pebble
+  [certbot]=certbot                 # berth import tests: real certbot files, made against Pebble
 )
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium redis-server etcd protoc)
+[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium redis-server etcd protoc lego certbot)
 
 missing=()
 for cmd in "${wanted[@]}"; do

@@ -27,6 +27,7 @@ mod domain;
 mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod import;
 mod issuer;
 mod key;
 pub mod ledger;

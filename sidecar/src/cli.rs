@@ -96,6 +96,9 @@ pub(crate) enum Command {
     Store(StoreCommand),
     /// Ask the running `berth run` to renew its certificates now (through the admin API).
     Renew(RenewArgs),
+    /// Import certificates from Traefik (v1, v2/v3 acme.json), certbot (/etc/letsencrypt)
+    /// or lego (.lego): each chain and key pair is checked; the source is only read.
+    Import(ImportArgs),
     /// Check the configuration `berth run` would use.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -197,6 +200,18 @@ pub(crate) struct RenewArgs {
     /// --standalone: order from the production CA without proving the names on staging.
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// What to import: a Traefik acme.json, certbot's config directory (holding live/ and
+    /// renewal/) or lego's .lego directory (holding certificates/).
+    pub(crate) source: PathBuf,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Print the result as JSON.
+    #[arg(long, env = "BERTH_JSON")]
+    pub(crate) json: bool,
 }
 
 /// Parses `90s`, `5m`, `1h30m`, `250ms` (humantime), or a bare number of seconds.

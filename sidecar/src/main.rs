@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             Command::Revoke(args) => commands::revoke::run(args).await,
             Command::Store(command) => commands::store::run(command).await,
             Command::Renew(args) => commands::renew::run(args).await,
+            Command::Import(args) => commands::import::run(args).await,
             Command::Config(ConfigCommand::Check(args)) => {
                 commands::config::check(&args, &sub_matches(&["config", "check"])).await
             }

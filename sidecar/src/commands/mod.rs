@@ -3,6 +3,7 @@
 pub(crate) mod certs;
 pub(crate) mod config;
 pub(crate) mod healthcheck;
+pub(crate) mod import;
 pub(crate) mod issue;
 pub(crate) mod renew;
 pub(crate) mod revoke;
