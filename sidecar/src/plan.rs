@@ -74,12 +74,12 @@ impl Plan {
         for text in settings.routes.iter().filter(|r| !r.trim().is_empty()) {
             let route: Route = text
                 .parse()
-                .map_err(|e| Failure::usage(format!("--route {text:?}: {e}")))?;
+                .map_err(|e| Failure::usage(format!("--route: {e}")))?;
             routes = routes.with(route);
         }
         if let Some(upstream) = &settings.upstream {
             let upstream = Upstream::parse(upstream)
-                .map_err(|e| Failure::usage(format!("--upstream {upstream:?}: {e}")))?;
+                .map_err(|e| Failure::usage(format!("--upstream: {e}")))?;
             routes = routes.with(Route::new(upstream));
         }
         if routes.is_empty() {

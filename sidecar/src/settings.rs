@@ -350,8 +350,12 @@ fn merge_limits(
     given: &dyn Fn(&str) -> bool,
 ) -> Result<LimitSettings, Failure> {
     let duration = |id: &str, arg: Duration, file: Option<String>| match file {
-        Some(text) if !given(id) => crate::cli::duration(&text)
-            .map_err(|e| Failure::usage(format!("--config: limits.{id} = {text:?}: {e}"))),
+        Some(text) if !given(id) => crate::cli::duration(&text).map_err(|_| {
+            // Names the key, never the value (the file may hold pasted secrets).
+            Failure::usage(format!(
+                "--config: limits.{id} is not a duration; write e.g. 30s, 5m, 1h"
+            ))
+        }),
         _ => Ok(arg),
     };
     let number = |id: &str, arg: usize, file: Option<usize>| {
@@ -434,14 +438,26 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// `text` with every double-quoted part replaced by `"…"`.
+/// `text` with every double-quoted part replaced by `"…"`. A `\"` inside one (serde
+/// quotes values with Rust's escapes) does not end it; an unclosed quote hides the rest.
 fn redact_quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for (i, part) in text.split('"').enumerate() {
-        if i > 0 {
-            out.push('"');
+    let (mut quoted, mut escaped) = (false, false);
+    for c in text.chars() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => {
+                quoted = false;
+                out.push('"');
+            }
+            (true, false, _) => {}
+            (false, _, '"') => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            (false, _, c) => out.push(c),
         }
-        out.push_str(if i % 2 == 1 { "…" } else { part });
     }
     out
 }
@@ -457,6 +473,9 @@ mod humantime_serde_text {
         serializer.serialize_str(&humantime::format_duration(*value).to_string())
     }
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
