@@ -33,6 +33,7 @@ mod key;
 pub mod ledger;
 mod manager;
 mod renewal;
+pub mod stale;
 pub mod store;
 
 pub use account::{AccountConfig, AcmeAccount, Eab, RevocationReason};
@@ -48,4 +49,4 @@ pub use manager::{
     CertEvent, CertManager, CertStatus, DEFAULT_CONCURRENCY, DryRunError, DryRunResult,
     ManagedCert, ManagerConfig, Outcome,
 };
-pub use renewal::{RenewalHint, RenewalWindow, due_at, renewal_due};
+pub use renewal::{ExpiryLevel, RenewalHint, RenewalWindow, due_at, renewal_due};

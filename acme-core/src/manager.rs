@@ -379,6 +379,23 @@ impl CertManager {
             .collect()
     }
 
+    /// The certificates in the store whose sets this manager does not manage: never
+    /// renewed or served by it (see [`crate::stale`]).
+    pub async fn unmanaged(&self) -> Result<Vec<crate::stale::StaleCert>, Error> {
+        let configured = crate::stale::ConfiguredSets {
+            sets: self.certs.iter().map(|m| m.domains.key()).collect(),
+            at: None,
+        };
+        Ok(crate::stale::find_stale(
+            self.config.store.as_ref(),
+            Some(&configured),
+            false,
+            true,
+            SystemTime::now(),
+        )
+        .await?)
+    }
+
     /// Reads the managed sets from the store (once; later calls return at once) and
     /// publishes the valid certificates, without contacting any CA: what `berth run`
     /// serves at start-up.
@@ -678,6 +695,16 @@ impl CertManager {
     /// store as they are reported.
     pub async fn run(&self, shutdown: CancellationToken) {
         let mut changes = self.config.store.changes();
+        // What `certs list` and the status page call managed: certificates of other
+        // sets in the store are never renewed here (Traefik #3376 renewed them forever).
+        if let Err(e) = crate::stale::record_configured(
+            self.config.store.as_ref(),
+            self.certs.iter().map(|m| m.domains.key()),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "could not record the configured certificates in the store; certs list cannot tell which are unmanaged");
+        }
         loop {
             let started = Instant::now();
             let results = self.ensure_all(false).await;

@@ -166,6 +166,46 @@ pub fn renewal_due(certificate: &Certificate) -> SystemTime {
     info.not_before + lifetime * 2 / 3 - jitter
 }
 
+/// How near a certificate is to expiring, relative to its own lifetime: a 6-day
+/// certificate with 3 days left is as healthy as a 90-day one with 45 (a fixed "14
+/// days" threshold would show every short-lived certificate as expiring, forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ExpiryLevel {
+    /// More than a quarter of its lifetime left: renewal is not late.
+    Fine,
+    /// Less than a quarter left: renewal (due at two thirds) is late.
+    Soon,
+    /// Less than a tenth left, or expired: it will stop working unless renewed now.
+    Critical,
+}
+
+impl ExpiryLevel {
+    /// The level of a certificate valid from `not_before` to `not_after`, at `now`.
+    pub fn at(not_before: SystemTime, not_after: SystemTime, now: SystemTime) -> Self {
+        let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+        let Ok(left) = not_after.duration_since(now) else {
+            return Self::Critical;
+        };
+        if left <= lifetime / 10 {
+            Self::Critical
+        } else if left <= lifetime / 4 {
+            Self::Soon
+        } else {
+            Self::Fine
+        }
+    }
+
+    /// `fine`, `soon` or `critical`, for JSON and CSS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fine => "fine",
+            Self::Soon => "soon",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,5 +376,26 @@ mod tests {
             check_again_at: at("2025-02-01T00:00:00Z"),
         };
         assert_eq!(due_at(&cert, Some(&hint)), renewal_due(&cert));
+    }
+
+    #[test]
+    fn expiry_level_is_relative_to_the_lifetime() {
+        let start = at("2026-01-01T00:00:00Z");
+        let level = |lifetime_days: u64, elapsed_hours: u64| {
+            ExpiryLevel::at(
+                start,
+                start + DAY * lifetime_days as u32,
+                start + Duration::from_secs(3600 * elapsed_hours),
+            )
+        };
+        // A 6-day certificate half-way through is fine, where "14 days left" said it
+        // was expiring from the moment it was issued.
+        assert_eq!(level(6, 72), ExpiryLevel::Fine);
+        assert_eq!(level(6, 4 * 24 + 12), ExpiryLevel::Soon);
+        assert_eq!(level(6, 5 * 24 + 12), ExpiryLevel::Critical);
+        assert_eq!(level(90, 24 * 45), ExpiryLevel::Fine);
+        assert_eq!(level(90, 24 * 70), ExpiryLevel::Soon);
+        assert_eq!(level(90, 24 * 85), ExpiryLevel::Critical);
+        assert_eq!(level(90, 24 * 91), ExpiryLevel::Critical);
     }
 }

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use berth_acme_core::{CertEvent, CertManager};
+use berth_acme_core::{CertEvent, CertManager, ExpiryLevel};
 use berth_proxy::Metrics;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -555,9 +555,15 @@ async fn status_page(State(state): State<AdminState>) -> Html<String> {
     let mut rows = String::new();
     for r in state.rows() {
         let days = r.not_after.map(days_left);
-        let class = match days {
-            Some(d) if r.valid && d > 14 => "ok",
-            Some(d) if r.valid && d > 3 => "warn",
+        // Relative to the certificate's lifetime: a 6-day certificate is not
+        // "expiring soon" all its life (Traefik #12946).
+        let level = match (r.not_before, r.not_after) {
+            (Some(from), Some(until)) if r.valid => ExpiryLevel::at(from, until, SystemTime::now()),
+            _ => ExpiryLevel::Critical,
+        };
+        let class = match level {
+            ExpiryLevel::Fine => "ok",
+            ExpiryLevel::Soon => "warn",
             _ => "bad",
         };
         let _ = write!(
@@ -569,6 +575,24 @@ async fn status_page(State(state): State<AdminState>) -> Html<String> {
             r.renew_at.map_or("-".into(), rfc3339),
             escape(r.last_error.as_deref().unwrap_or("-")),
             r.backoff_until.map_or("-".into(), rfc3339),
+        );
+    }
+    // Stored certificates of sets this berth is not configured with: listed so that
+    // nobody wonders why they are never renewed.
+    let unmanaged = state
+        .manager
+        .load_full()
+        .unmanaged()
+        .await
+        .unwrap_or_default();
+    for cert in unmanaged {
+        let not_after = cert.certificate.info().not_after;
+        let _ = write!(
+            rows,
+            "<tr class=\"unmanaged\"><td>{}</td><td>{} days</td><td>{}</td><td>unmanaged: never renewed</td><td>-</td><td>-</td></tr>",
+            escape(&cert.domains.to_string()),
+            days_left(not_after),
+            rfc3339(not_after),
         );
     }
     let mut leases = String::new();
@@ -586,7 +610,7 @@ async fn status_page(State(state): State<AdminState>) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth status</title><style>\
 body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse}}td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap}}\
-tr.ok td:nth-child(2){{color:#176f2c}}tr.warn td:nth-child(2){{color:#9a6700}}tr.bad td:nth-child(2){{color:#b42318;font-weight:bold}}</style></head>\
+tr.unmanaged td{{color:#6b7280}}tr.ok td:nth-child(2){{color:#176f2c}}tr.warn td:nth-child(2){{color:#9a6700}}tr.bad td:nth-child(2){{color:#b42318;font-weight:bold}}</style></head>\
 <body><h1>berth</h1><p>CA: {}</p><table><thead><tr><th>Domains</th><th>Expires in</th><th>Not after</th><th>Next renewal</th><th>Last error</th><th>Backoff until</th></tr></thead>\
 <tbody>{rows}</tbody></table>{leases}</body></html>",
         escape(state.manager.load().ca().directory())

@@ -468,6 +468,9 @@ pub(crate) enum CertsCommand {
     Show(CertsShowArgs),
     /// Write one certificate as PEM files, or every certificate as a Traefik acme.json.
     Export(CertsExportArgs),
+    /// Remove stale certificates from the store: expired ones (--expired) and ones whose
+    /// names the last `berth run` was not configured with (--unmanaged).
+    Prune(CertsPruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -503,6 +506,31 @@ impl MigrateArgs {
             shared: self.shared.clone(),
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertsPruneArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Remove certificates past their expiry date.
+    #[arg(long)]
+    pub(crate) expired: bool,
+    /// Remove certificates whose names the last `berth run` on this store was not
+    /// configured with (it never renews them).
+    #[arg(long)]
+    pub(crate) unmanaged: bool,
+    /// Print what would be removed and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Revoke each unexpired certificate (reason cessation-of-operation) before removing
+    /// it; needs the --ca it was issued from and its account in the store.
+    #[arg(long)]
+    pub(crate) revoke: bool,
+    #[command(flatten)]
+    pub(crate) ca: CaArgs,
+    /// Print JSON.
+    #[arg(long, env = "BERTH_JSON")]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,24 @@
-//! `berth certs list | show | export`: read the store, never contact a CA.
+//! `berth certs list | show | export` read the store and never contact a CA; `berth
+//! certs prune` removes stale certificates (revoking them only with --revoke).
 
 use std::time::SystemTime;
 
-use berth_acme_core::due_at;
-use berth_acme_core::store::{StateSnapshot, StoredCert, export_combined, export_live};
+use std::sync::Arc;
 
-use super::{days_left, find_cert, read_store, rfc3339};
-use crate::cli::{CertsCommand, CertsExportArgs, CertsListArgs, CertsShowArgs};
+use berth_acme_core::stale::{self, ConfiguredSets};
+use berth_acme_core::store::records;
+use berth_acme_core::store::{
+    FileStore, StateSnapshot, Store, StoredAccount, StoredCert, export_combined, export_live,
+};
+use berth_acme_core::{AcmeAccount, ExpiryLevel, RevocationReason, due_at};
+use berth_stores::StoreLocation;
+
+use super::{
+    account_config, days_left, find_cert, open_store, read_store, rfc3339, store_location,
+};
+use crate::cli::{
+    CertsCommand, CertsExportArgs, CertsListArgs, CertsPruneArgs, CertsShowArgs, StoreArgs,
+};
 use crate::failure::Failure;
 
 pub(crate) async fn run(command: CertsCommand) -> Result<(), Failure> {
@@ -14,10 +26,28 @@ pub(crate) async fn run(command: CertsCommand) -> Result<(), Failure> {
         CertsCommand::List(args) => list(args).await,
         CertsCommand::Show(args) => show(args).await,
         CertsCommand::Export(args) => export(args).await,
+        CertsCommand::Prune(args) => prune(args).await,
     }
 }
 
-fn cert_json(cert: &StoredCert, state: &StateSnapshot) -> serde_json::Value {
+/// Whether `cert` is one the last `berth run` manages: `None` for another resolver's
+/// certificate, or when no `berth run` recorded its configuration in the store.
+fn managed(cert: &StoredCert, resolver: &str, configured: Option<&ConfiguredSets>) -> Option<bool> {
+    (cert.resolver == resolver)
+        .then_some(configured?)
+        .map(|c| c.manages(&cert.domains.key()))
+}
+
+/// What the last `berth run` on the store was configured with. Read-only.
+async fn configured_sets(args: &StoreArgs) -> Result<Option<ConfiguredSets>, Failure> {
+    let store: Arc<dyn Store> = match store_location(args)? {
+        StoreLocation::File(path) => FileStore::open_read_only(&path, &args.resolver).await?,
+        _ => open_store(args).await?,
+    };
+    Ok(stale::configured(store.as_ref()).await?)
+}
+
+fn cert_json(cert: &StoredCert, state: &StateSnapshot, managed: Option<bool>) -> serde_json::Value {
     let info = cert.certificate.info();
     let key = cert.domains.key();
     let backoff = state.ledger().find(|e| e.domains == key);
@@ -31,9 +61,14 @@ fn cert_json(cert: &StoredCert, state: &StateSnapshot) -> serde_json::Value {
         "not_before": rfc3339(info.not_before),
         "not_after": rfc3339(info.not_after),
         "days_left": days_left(info.not_after),
+        // Relative to the lifetime, so a 6-day certificate is not always "expiring".
+        "expiry": ExpiryLevel::at(info.not_before, info.not_after, SystemTime::now()).as_str(),
+        "profile": state.cert(&key).profile,
         "renew_at": rfc3339(due_at(&cert.certificate, state.hint(&info.serial_hex))),
         "renewal_window": state.hint(&info.serial_hex).and_then(|h| h.window).map(|(start, end)| serde_json::json!({"start": rfc3339(start), "end": rfc3339(end)})),
         "revoked": revoked.map(|r| rfc3339(r.at)),
+        // false: berth run is not configured with these names and never renews them.
+        "managed": managed,
         "last_error": backoff.map(|e| e.last_error.clone()),
         "consecutive_failures": backoff.map(|e| e.consecutive_failures),
         "backoff_until": backoff.filter(|e| e.next_attempt_at > SystemTime::now()).map(|e| rfc3339(e.next_attempt_at)),
@@ -42,10 +77,12 @@ fn cert_json(cert: &StoredCert, state: &StateSnapshot) -> serde_json::Value {
 
 async fn list(args: CertsListArgs) -> Result<(), Failure> {
     let (store, state) = read_store(&args.store).await?;
+    let configured = configured_sets(&args.store).await?;
+    let is_managed = |c: &StoredCert| managed(c, &args.store.resolver, configured.as_ref());
     let (certs, unreadable) = store.all_certificates();
     if args.json {
         let doc = serde_json::json!({
-            "certificates": certs.iter().map(|c| cert_json(c, &state)).collect::<Vec<_>>(),
+            "certificates": certs.iter().map(|c| cert_json(c, &state, is_managed(c))).collect::<Vec<_>>(),
             "unreadable": unreadable.iter().map(|u| serde_json::json!({"resolver": u.resolver, "main": u.main, "reason": u.reason})).collect::<Vec<_>>(),
             "backoff": state.ledger().map(|e| serde_json::json!({
                 "ca": e.ca, "domains": e.domains, "consecutive_failures": e.consecutive_failures,
@@ -67,13 +104,18 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
             let names = cert.domains.to_string();
             let revoked = state.revoked(&info.serial_hex).is_some();
             println!(
-                "{:<12} {:<40} {:<25} {:>9}  {}{}",
+                "{:<12} {:<40} {:<25} {:>9}  {}{}{}",
                 cert.resolver,
                 names,
                 rfc3339(info.not_after),
                 days_left(info.not_after),
                 info.issuer,
-                if revoked { "  [revoked]" } else { "" }
+                if revoked { "  [revoked]" } else { "" },
+                if is_managed(cert) == Some(false) {
+                    "  [unmanaged]"
+                } else {
+                    ""
+                }
             );
         }
         for bad in &unreadable {
@@ -103,7 +145,12 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
 async fn show(args: CertsShowArgs) -> Result<(), Failure> {
     let (store, state) = read_store(&args.store).await?;
     let cert = find_cert(&store, &args.store.resolver, &args.name, &args.store.store)?;
-    let doc = cert_json(&cert, &state);
+    let configured = configured_sets(&args.store).await?;
+    let doc = cert_json(
+        &cert,
+        &state,
+        managed(&cert, &args.store.resolver, configured.as_ref()),
+    );
     if args.json {
         println!("{doc}");
     } else if let Some(fields) = doc.as_object() {
@@ -156,4 +203,101 @@ async fn export(args: CertsExportArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+async fn prune(args: CertsPruneArgs) -> Result<(), Failure> {
+    if !args.expired && !args.unmanaged {
+        return Err(Failure::usage(
+            "say what to prune: --expired, --unmanaged, or both (add --dry-run to see the list first)",
+        ));
+    }
+    // A writer like `berth issue`: each removal takes the set's order lock.
+    let store = open_store(&args.store).await?;
+    let configured = stale::configured(store.as_ref()).await?;
+    if args.unmanaged && configured.is_none() {
+        return Err(Failure::usage(format!(
+            "no berth run has recorded its configured certificates in {} yet, so none can be called unmanaged; start berth run with this store once, or prune with --expired only",
+            args.store.store.display()
+        )));
+    }
+    let found = stale::find_stale(
+        store.as_ref(),
+        configured.as_ref(),
+        args.expired,
+        args.unmanaged,
+        SystemTime::now(),
+    )
+    .await?;
+    let account = if args.revoke && !args.dry_run && found.iter().any(|c| !c.expired) {
+        Some(revoking_account(store.as_ref(), &args).await?)
+    } else {
+        None
+    };
+    let mut report = Vec::new();
+    for cert in &found {
+        let why = match (cert.expired, cert.unmanaged) {
+            (true, true) => "expired, unmanaged",
+            (true, false) => "expired",
+            _ => "unmanaged",
+        };
+        let mut revoked = false;
+        if !args.dry_run {
+            if let (Some(account), false) = (&account, cert.expired) {
+                account
+                    .revoke(&cert.certificate, RevocationReason::CessationOfOperation)
+                    .await?;
+                revoked = true;
+            }
+            stale::remove(store.as_ref(), &cert.key).await?;
+            tracing::info!(domains = %cert.domains, reason = why, revoked, "removed a stale certificate");
+        }
+        report.push(serde_json::json!({
+            "domains": cert.domains.names().iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            "not_after": rfc3339(cert.certificate.info().not_after),
+            "reason": why,
+            "revoked": revoked,
+            "removed": !args.dry_run,
+        }));
+        if !args.json {
+            let verb = if args.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            let revoked = if revoked { ", revoked" } else { "" };
+            println!("{verb} {} ({why}{revoked})", cert.domains);
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "dry_run": args.dry_run, "certificates": report })
+        );
+    } else if found.is_empty() {
+        println!("nothing to prune in {}", args.store.store.display());
+    }
+    Ok(())
+}
+
+/// The stored account at `--ca`, to revoke with.
+async fn revoking_account(
+    store: &dyn Store,
+    args: &CertsPruneArgs,
+) -> Result<AcmeAccount, Failure> {
+    let config = account_config(&args.ca)?;
+    let stored =
+        records::get_json::<StoredAccount>(store, &records::account_key(config.ca.directory()))
+            .await?;
+    let Some((stored, _)) = stored else {
+        return Err(Failure::usage(format!(
+            "no account for {} in {}; --revoke needs the --ca the certificates were issued from",
+            config.ca.directory(),
+            args.store.store.display()
+        )));
+    };
+    Ok(
+        AcmeAccount::load_or_create(&config, Some(&stored.credentials))
+            .await?
+            .0,
+    )
 }

@@ -1,0 +1,144 @@
+//! Stale certificates: stored certificates whose names `berth run` no longer manages
+//! (so nothing renews them) or that have expired, and removing them from a store.
+//!
+//! A store can hold certificates no configuration names any more: a domain dropped
+//! from the config, a one-off `berth issue`. They are never renewed (renewing them
+//! forever is how Traefik #3376 burns rate limits) and never served by `berth run`; they
+//! only take space and confuse listings. [`ConfiguredSets`] is what the last `berth run`
+//! was configured with, recorded in the store so that read-only commands can tell
+//! which stored certificates are unmanaged without being given the configuration.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::certificate::Certificate;
+use crate::domain::DomainSet;
+use crate::error::Error;
+use crate::store::records::{self, CERTS, CertRecord};
+use crate::store::{Expect, Store, StoreError};
+
+/// The key of the [`ConfiguredSets`] record.
+pub const CONFIGURED: &str = "configured";
+
+/// How long a removal may hold a set's lock (it deletes two keys).
+const REMOVE_LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// The domain sets the last `berth run` on a store was configured with (set keys,
+/// [`DomainSet::key`]), and when it recorded them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfiguredSets {
+    /// The configured sets' keys.
+    pub sets: BTreeSet<String>,
+    /// When they were recorded.
+    pub at: Option<SystemTime>,
+}
+
+impl ConfiguredSets {
+    /// Whether the set with key `set` is configured.
+    pub fn manages(&self, set: &str) -> bool {
+        self.sets.contains(set)
+    }
+}
+
+/// Records `sets` as the configured ones, unless the store already says exactly that
+/// (a restart with the same configuration writes nothing).
+pub async fn record_configured(
+    store: &dyn Store,
+    sets: impl IntoIterator<Item = String>,
+) -> Result<(), StoreError> {
+    let sets: BTreeSet<String> = sets.into_iter().collect();
+    if configured(store).await?.is_some_and(|c| c.sets == sets) {
+        return Ok(());
+    }
+    records::update_json::<ConfiguredSets, _>(store, CONFIGURED, None, |c| {
+        c.sets.clone_from(&sets);
+        c.at = Some(SystemTime::now());
+    })
+    .await
+    .map(|_| ())
+}
+
+/// What the last `berth run` recorded; `None` if no `berth run` used this store yet.
+pub async fn configured(store: &dyn Store) -> Result<Option<ConfiguredSets>, StoreError> {
+    Ok(records::get_json::<ConfiguredSets>(store, CONFIGURED)
+        .await?
+        .map(|(c, _)| c))
+}
+
+/// A stored certificate and why it is stale.
+#[derive(Debug, Clone)]
+pub struct StaleCert {
+    /// Its set key ([`DomainSet::key`]).
+    pub key: String,
+    /// Its names.
+    pub domains: DomainSet,
+    /// The certificate.
+    pub certificate: Certificate,
+    /// Past its `notAfter`.
+    pub expired: bool,
+    /// Not among the configured sets.
+    pub unmanaged: bool,
+}
+
+/// The stored certificates that are expired (with `expired`) or unmanaged (with
+/// `unmanaged`, judged against `configured`). Unreadable entries are skipped.
+pub async fn find_stale(
+    store: &dyn Store,
+    configured: Option<&ConfiguredSets>,
+    expired: bool,
+    unmanaged: bool,
+    now: SystemTime,
+) -> Result<Vec<StaleCert>, StoreError> {
+    let mut found = Vec::new();
+    for key in store.list(CERTS).await? {
+        let Some(set) = key.strip_prefix(CERTS) else {
+            continue;
+        };
+        let Some(value) = store.get(&key).await? else {
+            continue;
+        };
+        let Ok(record) = CertRecord::decode(&value.value) else {
+            continue;
+        };
+        let is_expired = record.certificate.info().not_after <= now;
+        let is_unmanaged = configured.is_some_and(|c| !c.manages(set));
+        if (expired && is_expired) || (unmanaged && is_unmanaged) {
+            found.push(StaleCert {
+                key: set.to_owned(),
+                domains: record.domains,
+                certificate: record.certificate,
+                expired: is_expired,
+                unmanaged: is_unmanaged,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Removes a set's certificate and state, under the set's order lock (the lock every
+/// berth takes before ordering it), so a removal never races an order of the same set.
+/// Refuses when another process holds the lock.
+pub async fn remove(store: &dyn Store, set: &str) -> Result<(), Error> {
+    let cert_key = records::cert_key(set);
+    let Some(lease) = store.try_lock(&cert_key, REMOVE_LOCK_TTL).await? else {
+        return Err(Error::OrderInProgress {
+            domains: set.to_owned(),
+            store: store.describe(),
+        });
+    };
+    let result = async {
+        store.delete(&cert_key, Expect::Any, Some(&lease)).await?;
+        store
+            .delete(&records::state_key(set), Expect::Any, Some(&lease))
+            .await?;
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Err(e) = store.unlock(lease).await {
+        // The lock expires with its lease; nothing is lost.
+        tracing::debug!(domains = %set, error = %e, "could not release the lock after removing");
+    }
+    Ok(result?)
+}
