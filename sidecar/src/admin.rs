@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use berth_acme_core::store::{LATENCY_BUCKETS, StoreStats};
 use berth_acme_core::{CertEvent, CertManager, ExpiryLevel};
 use berth_proxy::Metrics;
 use tokio::sync::broadcast;
@@ -401,6 +402,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         "berth_ready {}",
         u8::from(rows.iter().all(|r| r.valid))
     );
+    if let Some(stats) = state.manager.load().store().stats() {
+        store_metrics(&mut out, stats);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -421,6 +425,71 @@ async fn lease_holders(state: &AdminState) -> std::collections::BTreeMap<String,
             })
             .collect(),
         _ => std::collections::BTreeMap::new(),
+    }
+}
+
+/// The shared store's counters (see [`StoreStats`]) in Prometheus text.
+fn store_metrics(out: &mut String, stats: &StoreStats) {
+    out.push_str("# HELP berth_store_operation_seconds Time the shared store took to answer, per operation.\n");
+    out.push_str("# TYPE berth_store_operation_seconds histogram\n");
+    let latencies = stats.latencies();
+    for l in &latencies {
+        let op = l.op.name();
+        for (bound, count) in LATENCY_BUCKETS.iter().zip(l.buckets) {
+            let _ = writeln!(
+                out,
+                "berth_store_operation_seconds_bucket{{op=\"{op}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "berth_store_operation_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {}",
+            l.count
+        );
+        let _ = writeln!(
+            out,
+            "berth_store_operation_seconds_sum{{op=\"{op}\"}} {}",
+            l.total.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "berth_store_operation_seconds_count{{op=\"{op}\"}} {}",
+            l.count
+        );
+    }
+    out.push_str(
+        "# HELP berth_store_operation_errors_total Operations the shared store did not answer.\n",
+    );
+    out.push_str("# TYPE berth_store_operation_errors_total counter\n");
+    for l in &latencies {
+        let _ = writeln!(
+            out,
+            "berth_store_operation_errors_total{{op=\"{}\"}} {}",
+            l.op.name(),
+            l.errors
+        );
+    }
+    for (name, help, value) in [
+        (
+            "berth_store_leases_gained_total",
+            "Order leases this replica took.",
+            stats.leases_gained(),
+        ),
+        (
+            "berth_store_leases_lost_total",
+            "Order leases this replica lost before releasing them (expired, taken over, fenced).",
+            stats.leases_lost(),
+        ),
+        (
+            "berth_store_fenced_writes_total",
+            "Writes the store refused because this replica's lease was no longer held.",
+            stats.fenced_writes(),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
     }
 }
 
@@ -528,20 +597,21 @@ async fn api_renew(
         .filter(|n| !n.is_empty())
         .map(str::to_owned)
         .collect();
-    let body =
-        match crate::commands::renew::renew(&manager, &names, query.force, query.dry_run).await {
-            Ok(body) => body,
-            Err(crate::commands::renew::Refusal::UnknownName(message)) => {
-                return (StatusCode::NOT_FOUND, format!("{message}\n")).into_response();
-            }
-            Err(crate::commands::renew::Refusal::NoStaging(message)) => {
-                return (
+    let body = match crate::commands::renew::renew(&manager, &names, query.force, query.dry_run)
+        .await
+    {
+        Ok(body) => body,
+        Err(crate::commands::renew::Refusal::UnknownName(message)) => {
+            return (StatusCode::NOT_FOUND, format!("{message}\n")).into_response();
+        }
+        Err(crate::commands::renew::Refusal::NoStaging(message)) => {
+            return (
                     StatusCode::BAD_REQUEST,
                     format!("{message}; start berth run with --staging-ca URL (BERTH_STAGING_CA) or a CA preset that has one\n"),
                 )
                     .into_response();
-            }
-        };
+        }
+    };
     let failed = body.iter().any(|r| r["status"] == "failed");
     let code = if failed {
         StatusCode::BAD_GATEWAY

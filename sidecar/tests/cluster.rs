@@ -168,6 +168,13 @@ async fn assert_lease_shown(replicas: &[Replica], holder: usize) {
     );
 }
 
+async fn scrape_metrics(replica: &Replica) -> String {
+    berth_tests::https_get(&format!("http://{}/metrics", replica.admin), "")
+        .await
+        .unwrap()
+        .body
+}
+
 async fn all_ready(replicas: &[Replica], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -724,6 +731,7 @@ async fn replicas_serve_through_a_store_outage_and_resume(etcd: bool) {
     let renew = format!(
         "POST /api/renew?force=true HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Berth-Request: 1"
     );
+    let metrics_before = scrape_metrics(&replicas[0]).await;
     let mut renewed = false;
     for _ in 0..3 {
         let (status, body) = support::admin_request(port, &renew);
@@ -737,6 +745,32 @@ async fn replicas_serve_through_a_store_outage_and_resume(etcd: bool) {
     assert!(renewed, "no renewal after the store came back");
     let after = served_serial("cluster.example.com", replicas[0].tls_port);
     assert_ne!(after, before);
+    // The renewal took a lease and wrote through it: the store metrics moved.
+    let metrics_after = scrape_metrics(&replicas[0]).await;
+    for name in [
+        "berth_store_leases_gained_total",
+        "berth_store_operation_seconds_count{op=\"lock\"}",
+        "berth_store_operation_seconds_count{op=\"put\"}",
+        "berth_store_operation_seconds_bucket{op=\"put\",le=\"+Inf\"}",
+    ] {
+        let (was, is) = (
+            support::metric(&metrics_before, name),
+            support::metric(&metrics_after, name),
+        );
+        assert!(
+            is.unwrap_or(0.0) > was.unwrap_or(0.0),
+            "{name}: {was:?} -> {is:?}\n{metrics_after}"
+        );
+    }
+    for name in [
+        "berth_store_leases_lost_total ",
+        "berth_store_fenced_writes_total ",
+    ] {
+        assert!(
+            metrics_after.contains(name),
+            "{name} missing\n{metrics_after}"
+        );
+    }
     wait_for(
         &replicas,
         Duration::from_secs(15),

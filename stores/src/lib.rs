@@ -19,11 +19,13 @@
 
 mod etcd;
 mod identity;
+mod instrumented;
 mod lease;
 mod location;
 mod redis;
 
 pub use crate::etcd::{EtcdOptions, EtcdStore};
 pub use crate::identity::ClientIdentity;
+pub use crate::instrumented::Instrumented;
 pub use crate::location::StoreLocation;
 pub use crate::redis::{RedisOptions, RedisStore};

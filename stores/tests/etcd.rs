@@ -29,7 +29,10 @@ async fn values_revisions_and_lists() {
 #[tokio::test]
 async fn one_lock_holder_and_a_taken_over_lease_cannot_write() {
     let etcd = Etcd::start();
-    let (a, b) = (connect(&etcd).await, connect(&etcd).await);
+    let (a, b) = (
+        berth_stores::Instrumented::wrap(connect(&etcd).await),
+        connect(&etcd).await,
+    );
     let addr = etcd.addr();
     conformance::one_lock_holder_and_a_taken_over_lease_cannot_write(
         a.as_ref(),
@@ -43,6 +46,7 @@ async fn one_lock_holder_and_a_taken_over_lease_cannot_write() {
         },
     )
     .await;
+    conformance::takeover_counted(a.as_ref());
 }
 
 #[tokio::test]

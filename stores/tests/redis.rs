@@ -30,7 +30,10 @@ async fn values_versions_and_lists() {
 #[tokio::test]
 async fn one_lock_holder_and_a_taken_over_lease_cannot_write() {
     let redis = Redis::start();
-    let (a, b) = (connect(&redis).await, connect(&redis).await);
+    let (a, b) = (
+        berth_stores::Instrumented::wrap(connect(&redis).await),
+        connect(&redis).await,
+    );
     let url = redis.url();
     conformance::one_lock_holder_and_a_taken_over_lease_cannot_write(
         a.as_ref(),
@@ -47,6 +50,7 @@ async fn one_lock_holder_and_a_taken_over_lease_cannot_write() {
         },
     )
     .await;
+    conformance::takeover_counted(a.as_ref());
 }
 
 #[tokio::test]

@@ -193,4 +193,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn lock_holders(&self) -> StoreFuture<'_, Vec<(String, String)>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    /// What the store counts about itself (latency, leases, fenced writes), if it
+    /// counts; for `/metrics`.
+    fn stats(&self) -> Option<&super::StoreStats> {
+        None
+    }
 }

@@ -11,6 +11,7 @@ mod file;
 mod kv;
 mod migrate;
 mod mount;
+mod stats;
 pub mod records;
 pub(crate) mod state;
 
@@ -21,6 +22,7 @@ pub use file::FileStore;
 pub use kv::{Bytes, Change, Expect, Lease, Store, StoreFuture, Version, Versioned};
 pub use migrate::{CopyReport, copy_all};
 pub use mount::single_file_mount;
+pub use stats::{LATENCY_BUCKETS, OpLatency, StoreOp, StoreStats};
 pub use records::{
     CertRecord, CertState, LedgerEntry, PendingOrder, RevokedCert, StagingProof, StateSnapshot,
     StoredAccount,

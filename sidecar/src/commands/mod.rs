@@ -18,7 +18,7 @@ use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, Store, StoredCe
 use berth_acme_core::{AccountConfig, Ca, DomainSet, Eab};
 use berth_secrets::Loader;
 use berth_stores::{
-    ClientIdentity, EtcdOptions, EtcdStore, RedisOptions, RedisStore, StoreLocation,
+    ClientIdentity, EtcdOptions, EtcdStore, Instrumented, RedisOptions, RedisStore, StoreLocation,
 };
 
 use crate::cli::{CaArgs, DomainArgs, StoreArgs};
@@ -91,7 +91,10 @@ pub(crate) fn store_location(args: &StoreArgs) -> Result<StoreLocation, Failure>
 pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
     Ok(match store_location(args)? {
         StoreLocation::File(path) => FileStore::open(&path, &args.resolver).await?,
-        StoreLocation::Redis(url) => RedisStore::connect(&url, redis_options(args)?).await?,
+        // Shared stores are timed and their leases counted for /metrics.
+        StoreLocation::Redis(url) => {
+            Instrumented::wrap(RedisStore::connect(&url, redis_options(args)?).await?)
+        }
         StoreLocation::Etcd {
             endpoints,
             tls,
@@ -113,7 +116,7 @@ pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>, Failu
                 identity: options.identity,
                 prefix: options.prefix,
             };
-            EtcdStore::connect(&endpoints, tls, options).await?
+            Instrumented::wrap(EtcdStore::connect(&endpoints, tls, options).await?)
         }
         other => {
             return Err(Failure::usage(format!(

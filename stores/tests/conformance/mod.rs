@@ -110,8 +110,37 @@ pub async fn one_lock_holder_and_a_taken_over_lease_cannot_write(
         &*b.get("certs/x").await.unwrap().unwrap().value,
         b"{\"by\":\"b\"}"
     );
+    // The old holder releasing its lost lease leaves the new holder's lock alone.
+    a.unlock(lease).await.unwrap();
+    assert!(a.try_lock("certs/x", ttl).await.unwrap().is_none());
     b.unlock(taken).await.unwrap();
     assert!(a.try_lock("certs/x", ttl).await.unwrap().is_some());
+}
+
+/// What an [`Instrumented`](berth_stores::Instrumented) `a` counted in
+/// [`one_lock_holder_and_a_taken_over_lease_cannot_write`]: two leases taken, one lost,
+/// one fenced write refused, and every operation timed.
+pub fn takeover_counted(a: &dyn Store) {
+    let stats = a.stats().expect("an instrumented store counts");
+    assert_eq!(stats.leases_gained(), 2);
+    assert_eq!(stats.leases_lost(), 1);
+    assert_eq!(stats.fenced_writes(), 1);
+    let ops: Vec<(&str, u64, u64)> = stats
+        .latencies()
+        .iter()
+        .map(|l| (l.op.name(), l.count, l.errors))
+        .collect();
+    assert_eq!(
+        &ops[..],
+        &[
+            ("get", 0, 0),
+            ("put", 2, 0),
+            ("delete", 0, 0),
+            ("list", 0, 0),
+            ("lock", 3, 0),
+            ("unlock", 1, 0)
+        ]
+    );
 }
 
 /// A write by one replica reaches another's change stream.
