@@ -259,6 +259,29 @@ proptest! {
     }
 }
 
+/// `berth import` reads a Traefik `acme.json` (v1 or v2/v3) with its own walk of the
+/// file; the same files must not make it panic or show a key either.
+fn check_import(bytes: &[u8], secret: &str) -> Result<(), TestCaseError> {
+    thread_local! {
+        static DIR: tempfile::TempDir = tempfile::tempdir().unwrap();
+    }
+    let path = DIR.with(|dir| dir.path().join("acme.json"));
+    std::fs::write(&path, bytes).unwrap();
+    match crate::import::scan(&path) {
+        Ok(scan) => assert_hidden(&format!("{scan:?}"), secret),
+        Err(e) => assert_hidden(&format!("{e} {e:?}"), secret),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    #[test]
+    fn acme_json_import_never_panics_nor_shows_a_key((bytes, secret) in acme_json_bytes()) {
+        check_import(&bytes, &secret)?;
+    }
+}
+
 // ---- the state file ----
 
 fn json_leaf(secret: String) -> impl Strategy<Value = Value> {
