@@ -17,6 +17,7 @@ use crate::lifecycle::{Activity, Event, Signal, Signals, Tracked, next_event};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::plain::PlainHttp;
+use crate::proxy_protocol;
 use crate::resolver::CertResolver;
 use crate::tls;
 use crate::trusted::TrustedProxies;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) trusted_proxies: TrustedProxies,
     /// Cancelled when the drain deadline has passed: connections close at once.
     pub(crate) hard_stop: CancellationToken,
+    /// TLS connections may start with a PROXY protocol header (trusted peers only).
+    pub(crate) proxy_protocol: bool,
     /// The TLS listener's resolver: picks IP certificates by local address.
     pub(crate) tls_resolver: Option<Arc<CertResolver>>,
 }
@@ -63,20 +66,39 @@ pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// Handshakes TLS on `stream`, then serves HTTP on it. ACME TLS-ALPN-01 validation
-/// connections are closed right after the handshake.
+/// connections are closed right after the handshake. With the PROXY protocol on, a
+/// header before the handshake names the client (from trusted peers only).
 pub(crate) async fn serve_tls(
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
+    mut stream: TcpStream,
+    mut peer: std::net::SocketAddr,
     shutdown: CancellationToken,
 ) {
+    // One deadline for the PROXY header and the handshake together.
+    let deadline = tokio::time::Instant::now() + shared.limits.header_read_timeout;
+    if shared.proxy_protocol {
+        let trusted = shared.trusted_proxies.contains(peer.ip());
+        let read = proxy_protocol::read_client_address(&mut stream, peer, trusted);
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok(Ok(client)) => peer = client,
+            Ok(Err(refused)) => {
+                shared.metrics.handshake_failed();
+                tracing::info!(%peer, reason = %refused, "connection refused");
+                return;
+            }
+            Err(_) => {
+                shared.metrics.handshake_failed();
+                tracing::debug!(%peer, "PROXY protocol header timed out");
+                return;
+            }
+        }
+    }
     let acceptor = match &shared.tls_resolver {
         Some(resolver) => resolver.acceptor_for(acceptor, &stream),
         None => acceptor,
     };
-    let handshake =
-        tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
+    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
     let tls = tokio::select! {
         () = shared.hard_stop.cancelled() => return,
         result = handshake => match result {
@@ -101,7 +123,7 @@ pub(crate) async fn serve_tls(
         let _ = tls.shutdown().await;
         return;
     }
-    let peer = Peer::new(peer, true, &shared.trusted_proxies);
+    let peer = Peer::new(peer, true, &shared.trusted_proxies).with_sni(session.server_name());
     serve_http(shared, tls, peer, shutdown).await;
 }
 

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, RequestBody, SendError, UpstreamBody};
+use crate::resolver::CertResolver;
 use crate::routes::{Routes, Upstream, has_dot_segment};
 use crate::trusted::TrustedProxies;
 
@@ -88,6 +89,8 @@ pub(crate) struct Forwarder {
     /// Owns the WebSocket tunnels, so shutdown waits for (or cuts) them too.
     tunnels: TaskTracker,
     hard_stop: CancellationToken,
+    /// The TLS listener's certificates, to answer 421 to misdirected requests.
+    certs: Option<Arc<CertResolver>>,
 }
 
 /// Where a request came from, with the forwarding header values that depend only on
@@ -102,6 +105,8 @@ pub(crate) struct Peer {
     forwarded_for: HeaderValue,
     /// `for=…;proto=…`, this hop's `Forwarded` element without the host.
     forwarded_element: String,
+    /// The server name the client's TLS handshake asked for.
+    sni: Option<Box<str>>,
 }
 
 impl Peer {
@@ -120,7 +125,14 @@ impl Peer {
             forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(ip.to_string()))
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             forwarded_element: format!("for={node};proto={proto}"),
+            sni: None,
         }
+    }
+
+    /// Notes the server name the TLS handshake asked for (SNI).
+    pub(crate) fn with_sni(mut self, sni: Option<&str>) -> Self {
+        self.sni = sni.map(Box::from);
+        self
     }
 
     fn proto(&self) -> &'static str {
@@ -140,6 +152,7 @@ impl Forwarder {
         metrics: Metrics,
         tunnels: TaskTracker,
         hard_stop: CancellationToken,
+        certs: Option<Arc<CertResolver>>,
     ) -> Self {
         Self {
             routes,
@@ -154,6 +167,7 @@ impl Forwarder {
             metrics,
             tunnels,
             hard_stop,
+            certs,
         }
     }
 
@@ -184,8 +198,18 @@ impl Forwarder {
                 "the path holds a dot-segment (/./ or /../, also as %2e); send it resolved (RFC 3986 §5.2.4)\n",
             );
         }
+        let host = request_host(&req);
+        if let (Some(certs), Some(host)) = (&self.certs, host)
+            && peer.https
+            && certs.misdirected(peer.sni.as_deref(), host)
+        {
+            return local(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this host has its own certificate; connect again with it as the TLS server name\n",
+            );
+        }
         let routes = self.routes.load();
-        let Some(route) = routes.find(request_host(&req), req.uri().path()) else {
+        let Some(route) = routes.find(host, req.uri().path()) else {
             return local(StatusCode::NOT_FOUND, "no route for this host and path\n");
         };
         if let (Some(max), Some(length)) = (self.max_request_body, content_length(req.headers()))

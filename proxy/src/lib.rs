@@ -27,7 +27,11 @@
 //!   replaced unless it connects from a [`TrustedProxies`] range (a load balancer),
 //!   whose are kept and appended to. A `Connection` header cannot remove `Host` or
 //!   these, and only WebSocket upgrades are tunnelled (others are forwarded as plain
-//!   HTTP/1.1 requests).
+//!   HTTP/1.1 requests). Behind an L4 load balancer, a PROXY protocol v1/v2 header from
+//!   a trusted peer names the client ([`ProxyBuilder::proxy_protocol`]).
+//! - **Misdirected requests**: a request whose host has another certificate than the
+//!   one the handshake's server name selected gets `421`; the plain-HTTP redirect goes
+//!   only to names a certificate covers.
 //! - **Metrics** ([`Metrics`]): lock-free counters, rendered as Prometheus text by
 //!   [`Metrics::render_prometheus`].
 //!
@@ -68,6 +72,7 @@ mod limits;
 mod metrics;
 mod plain;
 mod pool;
+mod proxy_protocol;
 mod resolver;
 mod routes;
 mod server;

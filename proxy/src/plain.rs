@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 
 use crate::forward::{Forwarder, Peer, ResponseBody, local, request_host};
 use crate::metrics::Metrics;
+use crate::resolver::CertResolver;
 
 /// What the plain-HTTP listener does with requests that are not ACME challenges.
 pub(crate) enum Otherwise {
@@ -24,6 +25,8 @@ pub(crate) struct PlainHttp {
     pub(crate) http01: Option<Http01Responder>,
     pub(crate) otherwise: Otherwise,
     pub(crate) metrics: Metrics,
+    /// The TLS listener's certificates: only names they cover are redirected.
+    pub(crate) certs: Option<Arc<CertResolver>>,
 }
 
 impl PlainHttp {
@@ -58,7 +61,20 @@ impl PlainHttp {
         match &self.otherwise {
             Otherwise::Forward(forwarder) => forwarder.handle(req, peer).await,
             Otherwise::RedirectTo { https_port } => {
-                let response = redirect(&req, *https_port);
+                // A Location built from any Host would send clients wherever a request
+                // said (cache poisoning, open redirects): only names served over TLS.
+                let unknown = match (&self.certs, request_host(&req)) {
+                    (Some(certs), Some(host)) => !certs.covers(host),
+                    _ => false,
+                };
+                let response = if unknown {
+                    local(
+                        StatusCode::NOT_FOUND,
+                        "no certificate for this host, so no https to redirect to\n",
+                    )
+                } else {
+                    redirect(&req, *https_port)
+                };
                 self.metrics.response(response.status());
                 response
             }

@@ -128,6 +128,41 @@ impl CertResolver {
         TlsAcceptor::from(Arc::new(config))
     }
 
+    /// Whether a request for `host` arrived on the wrong connection: `host` has a
+    /// certificate of its own in the current set, and it is not the one a handshake for
+    /// `sni` gets (RFC 9110 §15.5.20: answer 421 Misdirected Request, and the client
+    /// retries on a connection of its own). HTTP/2 clients reuse a connection for every
+    /// name its certificate covers (RFC 9113 §9.1.1), so a certificate naming both is
+    /// fine. A host no certificate names (an IP literal, another alias) is not refused
+    /// here; routes decide. Both names are looked up in the current set, so a reload
+    /// between handshake and request changes nothing.
+    pub(crate) fn misdirected(&self, sni: Option<&str>, host: &str) -> bool {
+        if sni.is_some_and(|sni| sni.trim_end_matches('.').eq_ignore_ascii_case(host)) {
+            return false;
+        }
+        // A client connecting by address sends no SNI (RFC 6066 §3) and may have been
+        // given that address's certificate rather than the default.
+        if sni.is_none() && host.parse::<std::net::IpAddr>().is_ok() {
+            return false;
+        }
+        let set = self.certs.load();
+        let Some(for_host) = set.lookup(host) else {
+            return false;
+        };
+        let for_sni = sni.and_then(|name| set.lookup(name)).or_else(|| {
+            self.default_name
+                .as_deref()
+                .and_then(|name| set.lookup(name))
+        });
+        !for_sni.is_some_and(|served| Arc::ptr_eq(served, for_host))
+    }
+
+    /// Whether the current set has a certificate for `host` (exact or wildcard name,
+    /// not the default).
+    pub(crate) fn covers(&self, host: &str) -> bool {
+        self.certs.load().lookup(host).is_some()
+    }
+
     /// The lookup without metrics or challenge handling, for one server name.
     fn lookup(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let set = self.certs.load();

@@ -56,6 +56,7 @@ struct Config {
     metrics: Metrics,
     workers: NonZeroUsize,
     trusted_proxies: TrustedProxies,
+    proxy_protocol: bool,
 }
 
 /// Collects the proxy's settings; [`build`](ProxyBuilder::build) checks them.
@@ -75,6 +76,7 @@ pub struct ProxyBuilder {
     metrics: Option<Metrics>,
     workers: Option<NonZeroUsize>,
     trusted_proxies: TrustedProxies,
+    proxy_protocol: bool,
 }
 
 impl Proxy {
@@ -101,6 +103,7 @@ impl Proxy {
             metrics,
             workers,
             trusted_proxies,
+            proxy_protocol,
         } = self.config;
         // Each worker keeps its own upstream connections: the cap is split between them.
         let mut limits = limits;
@@ -144,6 +147,7 @@ impl Proxy {
             hard_stop: CancellationToken::new(),
             http01,
             trusted_proxies,
+            proxy_protocol,
             tls_resolver: tls.as_ref().map(|tls| Arc::clone(&tls.resolver)),
             // Without TLS the plain listener forwards like the HTTPS side would.
             redirect_port: tls
@@ -256,6 +260,17 @@ impl ProxyBuilder {
         self
     }
 
+    /// Reads a PROXY protocol header (HAProxy's v1 text or v2 binary) at the start of
+    /// TLS connections from [trusted proxies](Self::trusted_proxies): the address it
+    /// names is the client's, for `X-Forwarded-For` and the rest, as if the client had
+    /// connected directly. For L4 load balancers (AWS NLB, HAProxy in `mode tcp`).
+    /// Connections from trusted peers without a header are served as they are; a header
+    /// from any other peer closes the connection. Off by default; needs trusted proxies.
+    pub fn proxy_protocol(mut self, enabled: bool) -> Self {
+        self.proxy_protocol = enabled;
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<Proxy, Error> {
         let bad = |setting, reason: &str| Error::InvalidConfig {
@@ -286,6 +301,12 @@ impl ProxyBuilder {
         if self.https_port == Some(0) {
             return Err(bad("https_redirect_port", "must be a port from 1 to 65535"));
         }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(bad(
+                "proxy_protocol",
+                "needs trusted proxies: only the load balancers listed there may send a PROXY header",
+            ));
+        }
         self.limits.check()?;
         Ok(Proxy {
             config: Config {
@@ -302,6 +323,7 @@ impl ProxyBuilder {
                 metrics: self.metrics.unwrap_or_default(),
                 workers: self.workers.unwrap_or(NonZeroUsize::MIN),
                 trusted_proxies: self.trusted_proxies,
+                proxy_protocol: self.proxy_protocol,
             },
         })
     }
@@ -434,6 +456,7 @@ struct Template {
     /// Where the plain listener redirects to; `None` (no TLS listener): it forwards.
     redirect_port: Option<u16>,
     trusted_proxies: TrustedProxies,
+    proxy_protocol: bool,
     /// The TLS listener's resolver, for IP certificates chosen by local address.
     tls_resolver: Option<Arc<CertResolver>>,
 }
@@ -449,6 +472,7 @@ impl Template {
             self.metrics.clone(),
             tracker.clone(),
             self.hard_stop.clone(),
+            self.tls_resolver.clone(),
         ));
         let otherwise = match self.redirect_port {
             Some(https_port) => Otherwise::RedirectTo { https_port },
@@ -461,11 +485,13 @@ impl Template {
                 http01: self.http01.clone(),
                 otherwise,
                 metrics: self.metrics.clone(),
+                certs: self.tls_resolver.clone(),
             }),
             limits: self.limits.clone(),
             metrics: self.metrics.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             hard_stop: self.hard_stop.clone(),
+            proxy_protocol: self.proxy_protocol,
             tls_resolver: self.tls_resolver.clone(),
         })
     }

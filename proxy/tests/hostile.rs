@@ -318,3 +318,168 @@ async fn http2_connections_kept_busy_only_by_pings_still_idle_out() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_host_naming_another_certificate_than_the_sni_gets_421() {
+    let f = fixture(Limits::default(), |b, _| b).await;
+    // SNI www.example.com (its own certificate); Host names the wildcard's or another
+    // certificate's: the client is on the wrong connection for that name.
+    for host in [
+        "api.example.com",
+        "other.example.net",
+        "OTHER.example.net:443",
+    ] {
+        let answer = f.raw("www.example.com", &raw_get("/headers", host)).await;
+        assert!(answer.starts_with("HTTP/1.1 421"), "{host}: {answer}");
+    }
+    // The same certificate, a name no certificate covers, or the SNI itself: served.
+    for (sni, host) in [
+        ("www.example.com", "www.example.com"),
+        ("www.example.com", "WWW.example.com.:443"),
+        ("a.example.com", "b.example.com"),
+        ("www.example.com", "unconfigured.example.org"),
+        ("www.example.com", "127.0.0.1"),
+    ] {
+        let answer = f.raw(sni, &raw_get("/headers", host)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{sni} / {host}: {answer}"
+        );
+    }
+    // HTTP/2: a connection for www.example.com reused for other.example.net.
+    let mut h2 = f.h2("www.example.com").await;
+    let request = http::Request::builder()
+        .uri("https://other.example.net/headers")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = h2.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 421);
+}
+
+#[tokio::test]
+async fn the_http_redirect_is_only_for_names_with_a_certificate() {
+    let f = fixture(Limits::default(), |b, _| b).await;
+    let mut plain = http1(tokio::net::TcpStream::connect(f.proxy.http).await.unwrap()).await;
+    let tls_port = f.proxy.tls.port();
+    for (host, location) in [
+        (
+            "www.example.com",
+            format!("https://www.example.com:{tls_port}/x?y"),
+        ),
+        (
+            "API.example.com:80",
+            format!("https://api.example.com:{tls_port}/x?y"),
+        ),
+    ] {
+        let (status, headers, _) = send(&mut plain, get(host, "/x?y")).await;
+        assert_eq!(status, 308, "{host}");
+        assert_eq!(headers["location"], location.as_str(), "{host}");
+    }
+    for host in ["evil.example.org", "a.b.example.com", "127.0.0.1", "[::1]"] {
+        let (status, headers, _) = send(&mut plain, get(host, "/x?y")).await;
+        assert_eq!(status, 404, "{host}");
+        assert!(!headers.contains_key("location"), "{host}: {headers:?}");
+    }
+}
+
+/// Connects to the TLS listener, writes `preface` (a PROXY header) first, then
+/// handshakes and asks `/headers`; the answer, or `None` if the proxy closed.
+async fn headers_behind_proxy_header(f: &Fixture, preface: &[u8]) -> Option<String> {
+    let mut tcp = tokio::net::TcpStream::connect(f.proxy.tls).await.unwrap();
+    tcp.write_all(preface).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("www.example.com").unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_config(&f.ca.pem, &[b"http/1.1"]));
+    let mut tls = tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
+        .await
+        .expect("handshake finished or failed in time")
+        .ok()?;
+    tls.write_all(raw_get("/headers", "www.example.com").as_bytes())
+        .await
+        .ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, tls.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .ok()?;
+    Some(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// A v2 PROXY header for a TCP connection from `source` to 127.0.0.1:443.
+fn v2_header(source: std::net::SocketAddr) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    match source {
+        std::net::SocketAddr::V4(v4) => {
+            header.extend_from_slice(&[0x21, 0x11, 0, 12]);
+            header.extend_from_slice(&v4.ip().octets());
+            header.extend_from_slice(&[127, 0, 0, 1]);
+        }
+        std::net::SocketAddr::V6(v6) => {
+            header.extend_from_slice(&[0x21, 0x21, 0, 36]);
+            header.extend_from_slice(&v6.ip().octets());
+            header.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        }
+    }
+    header.extend_from_slice(&source.port().to_be_bytes());
+    header.extend_from_slice(&443u16.to_be_bytes());
+    header
+}
+
+#[tokio::test]
+async fn proxy_protocol_headers_from_trusted_peers_set_the_client_address() {
+    let f = fixture(Limits::default(), |b, _| {
+        b.trusted_proxies("127.0.0.1".parse().unwrap())
+            .proxy_protocol(true)
+    })
+    .await;
+    let v1 = b"PROXY TCP4 192.0.2.7 127.0.0.1 51234 443\r\n";
+    let answer = headers_behind_proxy_header(&f, v1).await.expect("served");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("x-forwarded-for: 192.0.2.7\n"), "{answer}");
+    assert!(answer.contains("x-real-ip: 192.0.2.7\n"), "{answer}");
+    assert!(
+        answer.contains("forwarded: for=192.0.2.7;proto=https"),
+        "{answer}"
+    );
+
+    let v2 = v2_header("[2001:db8::9]:40000".parse().unwrap());
+    let answer = headers_behind_proxy_header(&f, &v2).await.expect("served");
+    assert!(
+        answer.contains("x-forwarded-for: 2001:db8::9\n"),
+        "{answer}"
+    );
+    let v2 = v2_header("198.51.100.4:40000".parse().unwrap());
+    let answer = headers_behind_proxy_header(&f, &v2).await.expect("served");
+    assert!(
+        answer.contains("x-forwarded-for: 198.51.100.4\n"),
+        "{answer}"
+    );
+
+    // A health check (v2 LOCAL) and a direct client without a header: the peer.
+    let local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+    let answer = headers_behind_proxy_header(&f, local)
+        .await
+        .expect("served");
+    assert!(answer.contains("x-forwarded-for: 127.0.0.1\n"), "{answer}");
+    let answer = headers_behind_proxy_header(&f, b"").await.expect("served");
+    assert!(answer.contains("x-forwarded-for: 127.0.0.1\n"), "{answer}");
+
+    // A broken header closes the connection.
+    let broken = b"PROXY TCP4 192.0.2.999 127.0.0.1 51234 443\r\n";
+    assert!(headers_behind_proxy_header(&f, broken).await.is_none());
+}
+
+#[tokio::test]
+async fn proxy_protocol_headers_from_untrusted_peers_close_the_connection() {
+    let f = fixture(Limits::default(), |b, _| {
+        b.trusted_proxies("10.0.0.0/8".parse().unwrap())
+            .proxy_protocol(true)
+    })
+    .await;
+    let v1 = b"PROXY TCP4 192.0.2.7 127.0.0.1 51234 443\r\n";
+    assert!(headers_behind_proxy_header(&f, v1).await.is_none());
+    let v2 = v2_header("192.0.2.7:40000".parse().unwrap());
+    assert!(headers_behind_proxy_header(&f, &v2).await.is_none());
+    // The same client talking TLS directly is served, as itself.
+    let answer = headers_behind_proxy_header(&f, b"").await.expect("served");
+    assert!(answer.contains("x-forwarded-for: 127.0.0.1\n"), "{answer}");
+}

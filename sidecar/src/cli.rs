@@ -646,6 +646,12 @@ pub(crate) struct RunArgs {
     /// berth sets these headers from what it saw.
     #[arg(long, env = "BERTH_TRUSTED_PROXIES", value_delimiter = ',')]
     pub(crate) trusted_proxies: Vec<String>,
+    /// Read a PROXY protocol header (v1 or v2, as HAProxy and L4 load balancers send)
+    /// at the start of TLS connections from --trusted-proxies: the client address it
+    /// names is the one berth forwards. A header from any other peer closes the
+    /// connection; connections without one are served as they are.
+    #[arg(long, env = "BERTH_PROXY_PROTOCOL")]
+    pub(crate) proxy_protocol: bool,
     /// Order from the production CA without proving the names on its staging CA first.
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,

@@ -222,6 +222,8 @@ impl RunSettings {
             admin_addr,
             hsts_max_age,
             trusted_proxies,
+            // Flag and env only; commands/run.rs hands it to the proxy.
+            proxy_protocol: _,
             skip_staging,
             order_concurrency,
             limits,

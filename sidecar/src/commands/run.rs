@@ -93,6 +93,7 @@ pub(crate) async fn run(
         .http_addr(settings.http_addr)
         .routes(plan.routes)
         .trusted_proxies(plan.trusted_proxies)
+        .proxy_protocol(args.proxy_protocol)
         .cert_source(CertSource::Watch(served))
         .http01(responders.http01.clone())
         .tls_alpn01(responders.tls_alpn01.clone())
