@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use berth_acme_core::store::{LATENCY_BUCKETS, StoreStats};
+use axum::Router;
+use berth_acme_core::store::{StoreStats, LATENCY_BUCKETS};
 use berth_acme_core::{CertEvent, CertManager, ExpiryLevel};
 use berth_proxy::Metrics;
 use tokio::sync::broadcast;
@@ -192,18 +192,87 @@ pub(crate) async fn serve(
     let router = router.layer(axum::middleware::from_fn(move |request, next| {
         refuse_web_pages(local_addr, request, next)
     }));
-    let task = tokio::spawn(async move {
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "admin server failed");
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, router, shutdown));
     Ok(AdminServer { local_addr, task })
+}
+
+/// Longest a client may take to send a request's headers — also the first request's,
+/// and the next one's on a kept-alive connection — before the connection is closed: an
+/// idle or slowloris client cannot hold a connection open.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; one more is answered 503 and closed (the admin server is
+/// for a few operators and probes, and must not become a way to exhaust file descriptors).
+const MAX_CONNECTIONS: usize = 64;
+/// How long connections in flight may finish after shutdown is asked.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves connections until `shutdown`, at most [`MAX_CONNECTIONS`] at once, each with
+/// [`HEADER_READ_TIMEOUT`].
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "admin server could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tokio::spawn(refuse_busy(stream));
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            router.clone().layer(axum::Extension(ConnectInfo(peer))),
+        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "admin connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("admin connections still open after the drain; closing them");
+    }
+}
+
+/// Answers a connection over [`MAX_CONNECTIONS`] with 503 and closes it.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = "too many admin connections; try again\n";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
+    // Read what the client sent, so that closing does not reset the connection and
+    // discard the answer before the client reads it.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt;
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// The header `berth renew` sends with a mutation; its value is not checked.
