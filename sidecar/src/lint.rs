@@ -200,8 +200,9 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
     findings
 }
 
-/// The CA's certificate profiles (its directory's `meta.profiles`) with their
-/// descriptions, and an error for each configured profile it does not list.
+/// When a profile is configured: the CA's certificate profiles (its directory's
+/// `meta.profiles`) with their descriptions, and an error for each configured profile
+/// it does not list.
 async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)) {
     let ca = &plan.account.ca;
     let wanted: Vec<&str> = plan
@@ -209,16 +210,16 @@ async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
         .iter()
         .filter_map(|m| m.profile.as_deref())
         .collect();
+    if wanted.is_empty() {
+        // Nothing to check: no request to the CA (config check stays off the network
+        // unless a setting depends on it).
+        return;
+    }
     let offered = match berth_acme_core::ca_profiles(&plan.account).await {
         Ok(offered) => offered,
         Err(e) => {
-            let level = if wanted.is_empty() {
-                Level::Note
-            } else {
-                Level::Warning
-            };
             add(
-                level,
+                Level::Warning,
                 "--profile",
                 format!("could not read the CA's directory to list its certificate profiles: {e}"),
             );

@@ -196,3 +196,56 @@ async fn certs_prune_removes_only_unmanaged_certificates_and_dry_run_changes_not
     assert!(run.stdout.contains("nothing to prune"), "{}", run.stdout);
     assert_eq!(pebble.orders_received(), 2, "prune never orders");
 }
+
+#[tokio::test]
+async fn config_check_explains_ip_identifiers_and_refuses_a_profile_the_ca_does_not_list() {
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("acme.json").display().to_string();
+    let upstream = format!("http://{}", support::start_upstream());
+    let http = format!("127.0.0.1:{}", berth_tests::free_port());
+    let tls = format!("127.0.0.1:{}", berth_tests::free_port());
+    let directory = pebble.directory_url();
+    let ca_root = pebble.tls_root_path().display().to_string();
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "config",
+            "check",
+            "--agree-tos",
+            "--ca",
+            &directory,
+            "--ca-root",
+            &ca_root,
+            "--store",
+            &store,
+            "--upstream",
+            &upstream,
+            "--http-addr",
+            &http,
+            "--tls-addr",
+            &tls,
+            "-d",
+            "127.0.0.1",
+        ];
+        args.extend_from_slice(extra);
+        berth(&args)
+    };
+    let run = check(&[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("note: --domain: 127.0.0.1 is an IP address"),
+        "{}",
+        run.stdout
+    );
+
+    let run = check(&["--profile", "shortlived"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("error: --profile: the CA")
+            && run.stdout.contains("offers no certificate profiles"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(pebble.orders_received(), 0);
+}
