@@ -12,7 +12,7 @@ use crate::challenge::shared::SharedSolver;
 use crate::challenge::{ChallengeKind, Solver};
 use crate::domain::DomainSet;
 use crate::error::Error;
-use crate::store::FileStore;
+use crate::store::{records, Expect, FileStore, Store};
 
 /// Why a dry run could not start (an order that fails is a per-set result instead).
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,14 @@ impl CertManager {
                 source,
             })?;
         let store = FileStore::open(&dir.path().join("acme.json"), "berth").await?;
+        // The staging account the real store holds (from a staging proof) is reused, so
+        // a daily dry run does not register an account every time; a new one is not kept.
+        let account_key = records::account_key(staging.directory());
+        if let Some(found) = self.config.store.get(&account_key).await? {
+            store
+                .put(&account_key, found.value, Expect::Absent, None)
+                .await?;
+        }
         let mut account = self.config.account.clone();
         account.ca = staging;
         let mut config = ManagerConfig::new(store, account);

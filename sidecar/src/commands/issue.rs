@@ -1,19 +1,12 @@
 //! `berth issue`: get one certificate now, through the same ledger, budget and
 //! staging-first logic as `berth run`.
 
-use std::sync::Arc;
-
-use berth_acme_core::challenge::{
-    Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver, serve_http01,
-    serve_tls_alpn01,
-};
 use berth_acme_core::store::{export_combined, export_live};
 use berth_acme_core::{CertManager, ChallengeKind, KeyType, ManagedCert, ManagerConfig, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use super::{account_config, days_left, domain_set, open_store, rescue_dir, rfc3339};
 use crate::cli::IssueArgs;
-use crate::dns;
 use crate::failure::Failure;
 
 pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
@@ -49,28 +42,15 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
 
     // The challenge responder runs only for the duration of this command.
     let shutdown = CancellationToken::new();
-    let (solver, listener): (Arc<dyn Solver>, _) = match challenge {
-        ChallengeKind::Http01 => {
-            let responder = Http01Responder::new();
-            let listener =
-                serve_http01(args.http_addr, responder.clone(), shutdown.clone()).await?;
-            (Arc::new(Http01Solver::new(responder)), Some(listener))
-        }
-        ChallengeKind::TlsAlpn01 => {
-            let responder = TlsAlpn01Responder::new();
-            let listener =
-                serve_tls_alpn01(args.tls_addr, responder.clone(), shutdown.clone()).await?;
-            (Arc::new(TlsAlpn01Solver::new(responder)), Some(listener))
-        }
-        ChallengeKind::Dns01 => (
-            dns::require(dns::solver(
-                &args.dns,
-                rescue_dir(&args.store).map(|_| args.store.store.as_path()),
-            )?)?,
-            None,
-        ),
-        _ => return Err(berth_acme_core::Error::NoSolver { challenge }.into()),
-    };
+    let (solver, listener) = super::renew::start_solver(
+        challenge,
+        args.http_addr,
+        args.tls_addr,
+        &args.dns,
+        &args.store,
+        shutdown.clone(),
+    )
+    .await?;
 
     let manager = CertManager::new(config, vec![managed.clone()], vec![solver]);
     if args.dry_run {
