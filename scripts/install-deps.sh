@@ -18,9 +18,10 @@ declare -A package=(
   [protoc]=protobuf-compiler        # builds the etcd client's gRPC code
   [lego]=lego                       # berth import tests: real lego files, made against Pebble
   [certbot]=certbot                 # berth import tests: real certbot files, made against Pebble
+  [testssl]=testssl.sh              # TLS scan of a running berth (sidecar/tests/testssl.rs)
 )
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium redis-server etcd protoc lego certbot)
+[ ${#wanted[@]} -gt 0 ] || wanted=(pebble curl openssl named nsupdate chromium redis-server etcd protoc lego certbot testssl)
 
 missing=()
 for cmd in "${wanted[@]}"; do
