@@ -117,13 +117,14 @@ impl Issuer {
     /// Places the order, naming the replaced certificate when there is one. A CA without
     /// renewal information, or one that refuses the `replaces` field (see
     /// [`refuses_replaces`]), gets the plain order instead, once: `replaces` is an
-    /// optimisation, never a reason to fail.
+    /// optimisation, never a reason to fail. The flag says whether the CA accepted
+    /// `replaces`.
     async fn new_order(
         &self,
         identifiers: &[Identifier],
         replaces: Option<&Certificate>,
         profile: Option<&str>,
-    ) -> Result<Order, Error> {
+    ) -> Result<(Order, bool), Error> {
         if let Some(profile) = profile {
             let offered = self
                 .account
@@ -148,7 +149,7 @@ impl Issuer {
                     // Accepted as a replacement: exempt from some of the CA's rate limits
                     // (RFC 9773 §5).
                     tracing::info!(ca = %self.account.ca().name(), order = %order.url(), "order accepted as the renewal of the stored certificate (ARI replaces)");
-                    return Ok(order);
+                    return Ok((order, true));
                 }
                 Err(instant_acme::Error::Unsupported(_)) => {}
                 Err(instant_acme::Error::Api(p)) if refuses_replaces(&p) => {
@@ -158,6 +159,7 @@ impl Issuer {
             }
         }
         retry_bad_nonce!(self.account.inner().new_order(&plain))
+            .map(|order| (order, false))
             .map_err(|e| self.account.error("placing an order", e))
     }
 
@@ -203,7 +205,7 @@ impl Issuer {
                     Some(lock) => Some(lock.lock().await),
                     None => None,
                 };
-                let order = self
+                let (order, replaces_accepted) = self
                     .new_order(
                         &identifiers,
                         request.replaces.as_ref(),
@@ -220,6 +222,7 @@ impl Issuer {
                             key_pem: key_pem.clone(),
                             key_type,
                             placed_at: SystemTime::now(),
+                            replaces_accepted,
                         })
                         .await?;
                 }

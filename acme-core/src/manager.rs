@@ -1175,11 +1175,17 @@ impl CertManager {
                 }
                 self.forget_rescued(key);
                 let ca = self.config.account.ca.directory().to_owned();
+                let serial = &certificate.info().serial_hex;
                 let cleared = self
                     .update_state(key, fence, |s| {
                         s.ledger.remove(&ca);
                         // Advice about the replaced certificate no longer applies.
                         s.hints.clear();
+                        s.ari_renewal = s
+                            .order
+                            .as_ref()
+                            .filter(|o| o.replaces_accepted)
+                            .map(|_| serial.clone());
                         s.order = None;
                     })
                     .await;

@@ -18,8 +18,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_acme_core::challenge::{
     ChallengeKind, Http01Responder, Http01Solver, PendingChallenge, Solver, SolverFuture,
 };
+use berth_acme_core::store::PendingOrder;
 use berth_acme_core::{
-    AccountConfig, AcmeAccount, Ca, Certificate, DomainSet, Issuer, OrderRequest,
+    AccountConfig, AcmeAccount, Ca, Certificate, DomainSet, Issuer, OrderJournal, OrderRequest,
 };
 use berth_secrets::Secret;
 use http_body_util::{BodyExt, Full};
@@ -63,6 +64,17 @@ impl Solver for Watched {
 
     fn cleanup<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
         self.inner.cleanup(challenge)
+    }
+}
+
+/// Keeps what the issuer records about each placed order.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<PendingOrder>>);
+
+impl OrderJournal for Recorded {
+    fn placed(&self, order: PendingOrder) -> SolverFuture<'_> {
+        self.0.lock().unwrap().push(order);
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -184,9 +196,9 @@ async fn answer(
         }
         "/new-order" => {
             let order = payload(&body);
-            let replaces = order.get("replaces").is_some();
+            let replaces = order.get("replaces").cloned();
             script.new_orders.push(order);
-            if replaces && script.refuse_replaces {
+            if replaces.is_some() && script.refuse_replaces {
                 // Recorded from Let's Encrypt (lego #2789).
                 json_response(
                     StatusCode::FORBIDDEN,
@@ -197,15 +209,17 @@ async fn answer(
                     }),
                 )
             } else {
-                let mut r = json_response(
-                    StatusCode::CREATED,
-                    serde_json::json!({
-                        "status": "pending",
-                        "identifiers": [{"type": "dns", "value": "app.example.com"}],
-                        "authorizations": [format!("{base}/authz/1")],
-                        "finalize": format!("{base}/finalize/1")
-                    }),
-                );
+                // An accepted `replaces` is echoed in the order (RFC 9773 §5).
+                let mut order = serde_json::json!({
+                    "status": "pending",
+                    "identifiers": [{"type": "dns", "value": "app.example.com"}],
+                    "authorizations": [format!("{base}/authz/1")],
+                    "finalize": format!("{base}/finalize/1")
+                });
+                if let Some(replaces) = replaces {
+                    order["replaces"] = replaces;
+                }
+                let mut r = json_response(StatusCode::CREATED, order);
                 r.headers_mut()
                     .insert("Location", format!("{base}/order/1").parse().unwrap());
                 r
@@ -304,22 +318,45 @@ async fn fake_ca_authorization_for_a_name_not_ordered_gets_no_answer_and_aborts_
     assert!(script.lock().unwrap().validations.is_empty());
 }
 
-#[tokio::test]
-async fn fake_ca_refusing_replaces_for_another_accounts_certificate_gets_one_plain_order() {
+/// Places a renewal of [`replaced_certificate`] against a fake CA that authorizes
+/// `stop.example.net` (so the order ends right after placement); returns the new-order
+/// payloads the CA saw and what the issuer recorded about the order.
+async fn renew_against(refuse_replaces: bool) -> (Vec<serde_json::Value>, Vec<PendingOrder>) {
     let script = Arc::new(Mutex::new(Script {
-        // The order then stops at the authorization check: this test is about new-order.
         authz_for: "stop.example.net".into(),
-        refuse_replaces: true,
+        refuse_replaces,
         ..Script::default()
     }));
     let (issuer, _, _) = issuer_against(&script).await;
     let mut request = OrderRequest::new(DomainSet::parse(["app.example.com"]).unwrap());
     request.timeout = std::time::Duration::from_secs(20);
     request.replaces = Some(replaced_certificate());
-    let err = issuer.issue(&request).await.unwrap_err().to_string();
+    let journal = Recorded::default();
+    let err = issuer
+        .issue_resumable(&request, None, Some(&journal))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("stop.example.net"), "{err}");
     let orders = script.lock().unwrap().new_orders.clone();
+    (orders, journal.0.into_inner().unwrap())
+}
+
+#[tokio::test]
+async fn fake_ca_refusing_replaces_for_another_accounts_certificate_gets_one_plain_order() {
+    let (orders, recorded) = renew_against(true).await;
     assert_eq!(orders.len(), 2, "{orders:?}");
     assert!(orders[0].get("replaces").is_some(), "{orders:?}");
     assert!(orders[1].get("replaces").is_none(), "{orders:?}");
+    assert_eq!(recorded.len(), 1);
+    assert!(!recorded[0].replaces_accepted, "recorded as an ARI renewal");
+}
+
+#[tokio::test]
+async fn fake_ca_accepting_replaces_records_the_order_as_an_ari_renewal() {
+    let (orders, recorded) = renew_against(false).await;
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert!(orders[0].get("replaces").is_some(), "{orders:?}");
+    assert_eq!(recorded.len(), 1);
+    assert!(recorded[0].replaces_accepted);
 }

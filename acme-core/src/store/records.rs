@@ -76,6 +76,11 @@ pub struct CertState {
     /// (draft-ietf-acme-profiles); renewals request it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// The serial (lower-case hex) of the stored certificate when its order was accepted
+    /// as an ARI renewal of the one before (`replaces`, RFC 9773 §5): exempt from some
+    /// of the CA's rate limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari_renewal: Option<String>,
 }
 
 impl CertState {
@@ -86,6 +91,7 @@ impl CertState {
             && self.staging.is_empty()
             && self.order.is_none()
             && self.profile.is_none()
+            && self.ari_renewal.is_none()
     }
 
     /// Whether the set was proven on `ca`'s staging endpoint with the CA's default
@@ -121,6 +127,10 @@ pub struct PendingOrder {
     pub key_type: KeyType,
     /// When it was placed.
     pub placed_at: SystemTime,
+    /// The CA accepted it as the replacement of the stored certificate (RFC 9773
+    /// `replaces`), which exempts it from some rate limits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaces_accepted: bool,
 }
 
 impl std::fmt::Debug for PendingOrder {
@@ -445,6 +455,7 @@ mod tests {
             key_pem: Secret::new("-----BEGIN PRIVATE KEY-----SECRETKEY".into()),
             key_type: KeyType::Ec256,
             placed_at: SystemTime::now(),
+            replaces_accepted: false,
         };
         assert!(!format!("{order:?}").contains("SECRETKEY"));
         let state = CertState {
@@ -469,6 +480,7 @@ mod tests {
             key_pem: Secret::new(String::new()),
             key_type: KeyType::Ec256,
             placed_at: now - Duration::from_secs(age),
+            replaces_accepted: false,
         };
         assert!(order(3600).resumable(now));
         assert!(!order(8 * 24 * 3600).resumable(now));

@@ -67,6 +67,8 @@ fn cert_json(cert: &StoredCert, state: &StateSnapshot, managed: Option<bool>) ->
         "renew_at": rfc3339(due_at(&cert.certificate, state.hint(&info.serial_hex))),
         "renewal_window": state.hint(&info.serial_hex).and_then(|h| h.window).map(|(start, end)| serde_json::json!({"start": rfc3339(start), "end": rfc3339(end)})),
         "revoked": revoked.map(|r| rfc3339(r.at)),
+        // Ordered as an ARI renewal (RFC 9773 `replaces`) and accepted by the CA.
+        "ari_renewal": state.cert(&key).ari_renewal.as_deref() == Some(info.serial_hex.as_str()),
         // false: berth run is not configured with these names and never renews them.
         "managed": managed,
         "last_error": backoff.map(|e| e.last_error.clone()),
