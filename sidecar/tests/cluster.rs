@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use berth_tests::{Etcd, Pebble, Redis, RoundRobin, free_port};
+use berth_tests::{free_port, Etcd, Pebble, Redis, RoundRobin};
 use support::{berth, berth_bin, served_serial, start_upstream};
 
 /// One replica: its process, its ports and the arguments it was started with.
@@ -877,18 +877,19 @@ async fn garbage_under_one_key_is_reported_and_the_rest_keep_working_on_etcd() {
     garbage_under_one_key_is_reported_and_the_rest_keep_working(true).await;
 }
 
-/// A Redis that checks clients' certificates: refused without `--store-cert`, with a
+/// A store that checks clients' certificates: refused without `--store-cert`, with a
 /// message saying so; accepted with it (flags or `BERTH_STORE_CERT`/`BERTH_STORE_KEY`);
 /// the key file's content never printed, nor taken from the variable itself.
-#[tokio::test]
-async fn a_store_checking_client_certificates_takes_store_cert_and_store_key() {
-    let redis = Redis::start_tls_client_auth();
-    let ca = redis.ca().unwrap().display().to_string();
-    let (cert, key) = redis.client_cert().unwrap();
+fn a_store_checking_client_certificates_takes_store_cert_and_store_key(
+    url: &str,
+    ca: &Path,
+    (cert, key): (std::path::PathBuf, std::path::PathBuf),
+) {
+    let ca = ca.display().to_string();
     let (cert, key) = (cert.display().to_string(), key.display().to_string());
     let key_text = std::fs::read_to_string(&key).unwrap();
     let key_body = key_text.lines().nth(1).unwrap().to_owned();
-    let url = redis.url();
+    let url = url.to_owned();
 
     let without = berth(&["certs", "list", "--store", &url, "--store-ca", &ca]);
     assert_eq!(without.code, 1, "{}", without.stderr);
@@ -944,4 +945,24 @@ async fn a_store_checking_client_certificates_takes_store_cert_and_store_key() {
     ] {
         assert!(!out.contains(&key_body), "the key was printed: {out}");
     }
+}
+
+#[test]
+fn a_redis_checking_client_certificates_takes_store_cert_and_store_key() {
+    let redis = Redis::start_tls_client_auth();
+    a_store_checking_client_certificates_takes_store_cert_and_store_key(
+        &redis.url(),
+        &redis.ca().unwrap(),
+        redis.client_cert().unwrap(),
+    );
+}
+
+#[test]
+fn an_etcd_checking_client_certificates_takes_store_cert_and_store_key() {
+    let etcd = Etcd::start_tls_client_auth();
+    a_store_checking_client_certificates_takes_store_cert_and_store_key(
+        &etcd.url(),
+        &etcd.ca().unwrap(),
+        etcd.client_cert().unwrap(),
+    );
 }
