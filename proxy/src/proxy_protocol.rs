@@ -204,6 +204,38 @@ mod tests {
         }
     }
 
+    fn valid_header() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(b"PROXY TCP4 192.0.2.7 10.0.0.1 51234 443\r\n".to_vec()),
+            Just(b"PROXY TCP6 2001:db8::7 2001:db8::1 51234 443\r\n".to_vec()),
+            Just(b"PROXY UNKNOWN\r\n".to_vec()),
+            Just(
+                [
+                    V2_SIGNATURE,
+                    &[
+                        0x21, 0x11, 0, 12, 192, 0, 2, 7, 10, 0, 0, 1, 0xc8, 0x22, 1, 0xbb
+                    ],
+                ]
+                .concat()
+            ),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(berth_tests::fuzz::config(2000))]
+
+        // What a peer sends is outside input: no byte string may panic the parser, and
+        // a header it accepts never claims more bytes than arrived.
+        #[test]
+        fn hostile_headers_never_panic(bytes in berth_tests::fuzz::mutated(valid_header())) {
+            let _ = starts_header(&bytes);
+            if let Ok(Some((len, _))) = parse(&bytes, peer()) {
+                proptest::prop_assert!(len <= bytes.len());
+            }
+        }
+    }
+
     #[test]
     fn tls_and_http_do_not_look_like_a_header() {
         assert!(matches!(starts_header(b"\x16\x03\x01\x02\x00"), Start::No));

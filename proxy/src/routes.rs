@@ -509,6 +509,21 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(berth_tests::fuzz::config(2000))]
+
+        // Any path: no panic, and a literal `..` segment is always found.
+        #[test]
+        fn dot_segment_check_never_panics_and_finds_plain_traversal(
+            before in "[a-zA-Z0-9%./;\\\\-]{0,40}",
+            after in "[a-zA-Z0-9%./;\\\\-]{0,40}",
+        ) {
+            let _ = has_dot_segment(&before);
+            let path = format!("/{before}/../{after}");
+            proptest::prop_assert!(has_dot_segment(&path), "{}", path);
+        }
+    }
+
     #[test]
     fn malformed_routes_are_refused_with_the_syntax() {
         for (input, says) in [
