@@ -245,6 +245,15 @@ async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
     assert_eq!(production.orders_received(), 1, "none at production");
     assert_eq!(snapshot(&store_dir), before, "the store changed");
 
+    // Dry runs do not spend the forced-renewal budget (3 an hour): a fourth is served.
+    for _ in 0..4 {
+        let dry =
+            berth(&["renew", "--dry-run", "--force", "--admin-addr", &admin].map(str::to_owned));
+        assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    }
+    assert_eq!(production.orders_received(), 1, "none at production");
+    assert_eq!(snapshot(&store_dir), before, "the store changed");
+
     let unknown = berth(
         &[
             "renew",

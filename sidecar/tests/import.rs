@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use berth_tests::{require_tool, Pebble, PebbleOptions};
+use berth_tests::{require_tool, Pebble, PebbleOptions, Redis};
 use support::{berth_bin, Sidecar};
 
 fn berth(args: &[&str]) -> (i32, String, String) {
@@ -208,6 +208,20 @@ async fn lego_certbot_and_traefik_v1_files_are_imported_checked_and_left_untouch
         out.contains("skipped lego.example.com") && out.contains("does not belong"),
         "{out}"
     );
+
+    // Any store backend: the same sources into Redis, through the store API.
+    let redis = Redis::start();
+    let (code, out, err) = berth(&[
+        "import",
+        &certbot.display().to_string(),
+        "--store",
+        &redis.url(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("certbot.example.com: imported"), "{out}");
+    let (code, out, err) = berth(&["certs", "list", "--store", &redis.url(), "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"main\":\"certbot.example.com\""), "{out}");
 
     assert_eq!(tree(&sources), before, "a source file changed");
 

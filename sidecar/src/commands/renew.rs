@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_acme_core::challenge::{
-    ChallengeListener, Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver,
-    serve_http01, serve_tls_alpn01,
+    serve_http01, serve_tls_alpn01, ChallengeListener, Http01Responder, Http01Solver, Solver,
+    TlsAlpn01Responder, TlsAlpn01Solver,
 };
-use berth_acme_core::store::{FileStore, Store, records};
+use berth_acme_core::store::{records, FileStore, Store};
 use berth_acme_core::{
     CertManager, ChallengeKind, DomainName, DryRunError, KeyType, ManagedCert, ManagerConfig,
     Outcome,
@@ -339,4 +339,47 @@ pub(crate) async fn start_solver(
         ),
         _ => return Err(berth_acme_core::Error::NoSolver { challenge }.into()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_acme_core::{ChallengeKind, DomainSet, KeyType, ManagedCert};
+
+    use super::{select, Refusal};
+
+    fn managed(names: &[&str]) -> ManagedCert {
+        let domains = DomainSet::parse(names).unwrap();
+        ManagedCert::new(domains, ChallengeKind::Http01, KeyType::Ec256).unwrap()
+    }
+
+    #[test]
+    fn names_select_every_certificate_that_carries_one_once() {
+        let all = [
+            managed(&["a.example.com", "www.example.com"]),
+            managed(&["b.example.com"]),
+            managed(&["c.example.com", "www.example.com"]),
+        ];
+        assert_eq!(select(&all, &[]).unwrap().len(), 3);
+        let picked = select(&all, &["WWW.example.com".into(), "c.example.com".into()]).unwrap();
+        let keys: Vec<String> = picked.iter().map(|m| m.domains.key()).collect();
+        assert_eq!(
+            keys,
+            [
+                "a.example.com,www.example.com",
+                "c.example.com,www.example.com"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_the_certificates_there_are() {
+        let all = [managed(&["a.example.com"])];
+        let Err(Refusal::UnknownName(message)) = select(&all, &["z.example.com".into()]) else {
+            panic!("z.example.com was accepted");
+        };
+        assert!(
+            message.contains("z.example.com") && message.contains("a.example.com"),
+            "{message}"
+        );
+    }
 }
