@@ -94,7 +94,9 @@ pub(crate) enum Command {
     /// Work on whole stores (moving to cluster mode and back).
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Ask the running `berth run` to renew its certificates now (through the admin API).
+    /// Renew now: all certificates or those carrying a NAME, through the running `berth
+    /// run` (admin API) or, with --standalone, on the store; --dry-run proves it on the
+    /// staging CA and stores nothing.
     Renew(RenewArgs),
     /// Import certificates from Traefik (v1, v2/v3 acme.json), certbot (/etc/letsencrypt)
     /// or lego (.lego): each chain and key pair is checked; the source is only read.
