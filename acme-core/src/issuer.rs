@@ -134,13 +134,7 @@ impl Issuer {
                 .collect();
             crate::ca::check_profile(self.account.ca(), &offered, profile)?;
         }
-        let new_order = || {
-            let order = NewOrder::new(identifiers);
-            match profile {
-                Some(profile) => order.profile(profile),
-                None => order,
-            }
-        };
+        let new_order = || order_payload(identifiers, profile);
         let plain = new_order();
         if let Some(id) = replaces.map(certificate_id).transpose()?.flatten() {
             let named = new_order().replaces(id);
@@ -722,6 +716,16 @@ fn csr_der(domains: &DomainSet, key: &KeyPair) -> Result<Vec<u8>, Error> {
     Ok(csr.der().to_vec())
 }
 
+/// The new-order payload (RFC 8555 §7.4), with the profile when one is asked for
+/// (draft-ietf-acme-profiles §4).
+fn order_payload<'a>(identifiers: &'a [Identifier], profile: Option<&'a str>) -> NewOrder<'a> {
+    let order = NewOrder::new(identifiers);
+    match profile {
+        Some(profile) => order.profile(profile),
+        None => order,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -840,5 +844,14 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_new_order_payload_names_the_profile_only_when_one_is_asked_for() {
+        let identifiers = [Identifier::Dns("example.com".into())];
+        let with = serde_json::to_value(order_payload(&identifiers, Some("shortlived"))).unwrap();
+        assert_eq!(with["profile"], "shortlived", "{with}");
+        let without = serde_json::to_value(order_payload(&identifiers, None)).unwrap();
+        assert!(without.get("profile").is_none(), "{without}");
     }
 }
