@@ -68,6 +68,11 @@ pub(crate) async fn run(
     let mut settings = RunSettings::resolve(&args, &matches)?;
     let plan = Plan::build(&settings)?;
     report(&lint::check(&settings, &plan, Probe::Static).await)?;
+    if args.proxy_protocol && plan.trusted_proxies.is_empty() {
+        return Err(Failure::usage(
+            "--proxy-protocol needs --trusted-proxies: only the load balancers listed there may send a PROXY header; add their addresses, e.g. --trusted-proxies 10.0.0.0/8",
+        ));
+    }
 
     let responders = Responders {
         http01: Http01Responder::new(),
