@@ -448,6 +448,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_staging_proof_counts_only_for_its_profile() {
+        let proof = |profile: Option<&str>| StagingProof {
+            ca: "https://ca/dir".into(),
+            staging: "https://staging/dir".into(),
+            domains: "a.example.com".into(),
+            at: SystemTime::UNIX_EPOCH,
+            profile: profile.map(str::to_owned),
+        };
+        let mut state = CertState {
+            staging: vec![proof(None)],
+            ..CertState::default()
+        };
+        assert!(state.staging_proven("https://ca/dir"));
+        assert!(!state.staging_proven_for("https://ca/dir", Some("shortlived")));
+        state.staging.push(proof(Some("shortlived")));
+        assert!(state.staging_proven_for("https://ca/dir", Some("shortlived")));
+        assert!(!state.staging_proven_for("https://other/dir", Some("shortlived")));
+        // A proof written before profiles existed reads as the default profile's.
+        let old: StagingProof = serde_json::from_str(
+            r#"{"ca":"https://ca/dir","staging":"https://staging/dir","domains":"a.example.com","at":{"secs_since_epoch":0,"nanos_since_epoch":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(old.profile, None);
+    }
+
+    #[test]
     fn pending_order_debug_hides_the_key_and_round_trips() {
         let order = PendingOrder {
             ca: "https://ca/dir".into(),
