@@ -249,3 +249,51 @@ async fn config_check_explains_ip_identifiers_and_refuses_a_profile_the_ca_does_
     );
     assert_eq!(pebble.orders_received(), 0);
 }
+
+#[tokio::test]
+async fn certs_prune_revoke_revokes_at_the_ca_before_removing() {
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("acme.json");
+    let store_arg = store.display().to_string();
+    let run = issue(&pebble, &store, "http-01", &["-d", "revoke.example.com"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    {
+        let owner = FileStore::open(&store, DEFAULT_RESOLVER).await.unwrap();
+        stale::record_configured(owner.as_ref(), Vec::new())
+            .await
+            .unwrap();
+    }
+    let directory = pebble.directory_url();
+    let ca_root = pebble.tls_root_path().display().to_string();
+    let run = berth(&[
+        "certs",
+        "prune",
+        "--unmanaged",
+        "--revoke",
+        "--json",
+        "--store",
+        &store_arg,
+        "--ca",
+        &directory,
+        "--ca-root",
+        &ca_root,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let pruned = &doc["certificates"][0];
+    assert_eq!(pruned["domains"][0], "revoke.example.com", "{doc}");
+    assert_eq!(pruned["revoked"], true, "{doc}");
+    assert_eq!(pruned["removed"], true, "{doc}");
+    assert!(
+        pebble.log().contains("POST /revoke-cert"),
+        "the CA was asked to revoke: {}",
+        pebble.log()
+    );
+    assert!(
+        certs_json(&store)["certificates"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
