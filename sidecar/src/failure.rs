@@ -77,13 +77,19 @@ impl From<berth_acme_core::Error> for Failure {
 }
 
 /// A store that cannot be written the way berth writes (single-file mount, unwritable
-/// directory, readable by others) is the user's to fix: exit 2, before any order.
+/// directory, readable by others, a symbolic link, not a regular file, too large) is the
+/// user's to fix: exit 2, before any order.
 impl From<berth_acme_core::store::StoreError> for Failure {
     fn from(error: berth_acme_core::store::StoreError) -> Self {
         use berth_acme_core::store::StoreError as S;
         let usage = matches!(
             error,
-            S::SingleFileMount { .. } | S::NotWritable { .. } | S::Permissions { .. }
+            S::SingleFileMount { .. }
+                | S::NotWritable { .. }
+                | S::Permissions { .. }
+                | S::Symlink { .. }
+                | S::NotRegular { .. }
+                | S::TooLarge { .. }
         );
         let error = berth_acme_core::Error::from(error);
         if usage {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
-use berth_acme_core::store::{FileStore, StateSnapshot, single_file_mount, state_path};
+use berth_acme_core::store::{FileStore, StateSnapshot, single_file_mount, state_path, symlinked};
 use berth_acme_core::{Ca, CaFamily, ChallengeKind, DomainSet};
 use berth_proxy::Upstream;
 use berth_stores::StoreLocation;
@@ -408,7 +408,7 @@ fn staging(
 /// The store must be creatable, writable and private.
 fn store(path: &Path, add: &mut impl FnMut(Level, &'static str, String)) {
     for file in [path.to_path_buf(), state_path(path)] {
-        if let Some(refusal) = single_file_mount(&file) {
+        if let Some(refusal) = single_file_mount(&file).or_else(|| symlinked(&file)) {
             add(Level::Error, "--store", refusal.to_string());
         }
     }

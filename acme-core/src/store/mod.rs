@@ -21,7 +21,7 @@ pub use export::{LivePaths, export_combined, export_live, export_name};
 pub use file::FileStore;
 pub use kv::{Bytes, Change, Expect, Lease, Store, StoreFuture, Version, Versioned};
 pub use migrate::{CopyReport, copy_all};
-pub use mount::single_file_mount;
+pub use mount::{single_file_mount, symlinked};
 pub use stats::{LATENCY_BUCKETS, OpLatency, StoreOp, StoreStats};
 pub use records::{
     CertRecord, CertState, LedgerEntry, PendingOrder, RevokedCert, StagingProof, StateSnapshot,

@@ -25,6 +25,12 @@ pub fn single_file_mount(path: &Path) -> Option<StoreError> {
     })
 }
 
+/// The refusal for a store file that is a symbolic link ([`StoreError::Symlink`]), or
+/// `None`. Reads only; `berth config check` reports it, and the owner refuses it at open.
+pub fn symlinked(path: &Path) -> Option<StoreError> {
+    super::atomic::refuse_symlink(path).err()
+}
+
 /// Refuses `path` when it is a mount point of its own, or when its directory does not
 /// take a new file and a rename.
 pub(crate) fn check_replaceable(path: &Path) -> Result<(), StoreError> {
