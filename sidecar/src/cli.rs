@@ -679,6 +679,10 @@ pub(crate) struct LimitArgs {
     /// Client connections served at once.
     #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub(crate) max_connections: usize,
+    /// Connections to one upstream at once, split between the workers (more requests
+    /// wait for a free one, up to --upstream-timeout).
+    #[arg(long, env = "BERTH_MAX_UPSTREAM_CONNECTIONS", default_value_t = 1024)]
+    pub(crate) max_upstream_connections: usize,
     /// Largest request body in bytes (larger: 413); unlimited when unset.
     #[arg(long, env = "BERTH_MAX_BODY_BYTES")]
     pub(crate) max_body_bytes: Option<u64>,

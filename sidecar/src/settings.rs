@@ -41,6 +41,7 @@ struct FileLimits {
     idle_timeout: Option<String>,
     max_header_bytes: Option<usize>,
     max_connections: Option<usize>,
+    max_upstream_connections: Option<usize>,
     max_body_bytes: Option<u64>,
     upstream_timeout: Option<String>,
     drain_timeout: Option<String>,
@@ -95,6 +96,7 @@ pub(crate) struct LimitSettings {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_connections: usize,
+    pub(crate) max_upstream_connections: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) max_body_bytes: Option<u64>,
     #[serde(with = "humantime_serde_text")]
@@ -339,6 +341,7 @@ impl RunSettings {
         limits.idle_timeout = l.idle_timeout;
         limits.max_header_bytes = l.max_header_bytes;
         limits.max_connections = l.max_connections;
+        limits.max_upstream_connections = l.max_upstream_connections;
         limits.max_request_body = l.max_body_bytes;
         limits.upstream_timeout = l.upstream_timeout;
         limits.shutdown_timeout = l.drain_timeout;
@@ -375,6 +378,11 @@ fn merge_limits(
             "max_connections",
             args.max_connections,
             file.max_connections,
+        ),
+        max_upstream_connections: number(
+            "max_upstream_connections",
+            args.max_upstream_connections,
+            file.max_upstream_connections,
         ),
         max_body_bytes: args.max_body_bytes.or(file.max_body_bytes),
         upstream_timeout: duration(
@@ -568,6 +576,7 @@ mod tests {
             agree_tos = true
             [limits]
             drain_timeout = "3s"
+            max_upstream_connections = 64
             [[certificates]]
             domains = ["extra.example.com"]
             challenge = "tls-alpn-01"
@@ -591,6 +600,8 @@ mod tests {
         assert_eq!(s.tls_addr, "0.0.0.0:443".parse().unwrap(), "default stays");
         assert!(s.agree_tos);
         assert_eq!(s.limits.drain_timeout, Duration::from_secs(3));
+        assert_eq!(s.proxy_limits().max_upstream_connections, 64);
+        assert_eq!(s.proxy_limits().max_connections, 10_000);
         assert_eq!(s.certificates.len(), 2);
         assert_eq!(s.certificates[0].domains, ["flag.example.com"]);
         assert_eq!(s.certificates[1].challenge.as_deref(), Some("tls-alpn-01"));
