@@ -96,6 +96,12 @@ pub async fn find_stale(
         let Some(set) = key.strip_prefix(CERTS) else {
             continue;
         };
+        let is_unmanaged = configured.is_some_and(|c| !c.manages(set));
+        if !expired && !is_unmanaged {
+            // Decided by the key alone: a store of 10,000 managed certificates is not
+            // read (and parsed) for the status page's unmanaged rows.
+            continue;
+        }
         let Some(value) = store.get(&key).await? else {
             continue;
         };
@@ -103,7 +109,6 @@ pub async fn find_stale(
             continue;
         };
         let is_expired = record.certificate.info().not_after <= now;
-        let is_unmanaged = configured.is_some_and(|c| !c.manages(set));
         if (expired && is_expired) || (unmanaged && is_unmanaged) {
             found.push(StaleCert {
                 key: set.to_owned(),
