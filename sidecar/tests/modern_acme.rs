@@ -297,3 +297,48 @@ async fn certs_prune_revoke_revokes_at_the_ca_before_removing() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn berth_run_records_its_sets_and_shows_a_stored_unmanaged_certificate_on_the_status_page() {
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("acme.json");
+    let run = issue(&pebble, &store, "http-01", &["-d", "old.example.com"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let upstream = format!("http://{}", support::start_upstream());
+    let sidecar = support::Sidecar::start(
+        &pebble,
+        dir.path(),
+        &[
+            "-d",
+            "new.example.com",
+            "--upstream",
+            &upstream,
+            "--agree-tos",
+        ],
+    );
+    sidecar.wait_ready(std::time::Duration::from_secs(30)).await;
+    let (status, page) = sidecar.admin_get("/").await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<tr class=\"unmanaged\"><td>old.example.com</td>")
+            && page.contains("unmanaged: never renewed"),
+        "{page}"
+    );
+    // A fresh certificate is green, whatever its lifetime.
+    assert!(
+        page.contains("<tr class=\"ok\"><td>new.example.com</td>"),
+        "{page}"
+    );
+    let listed = certs_json(&store);
+    for cert in listed["certificates"].as_array().unwrap() {
+        let expected = cert["main"] == "new.example.com";
+        assert_eq!(cert["managed"], expected, "{listed}");
+        assert_eq!(cert["expiry"], "fine", "{listed}");
+    }
+    assert_eq!(
+        pebble.orders_received(),
+        2,
+        "old.example.com was not renewed"
+    );
+}
