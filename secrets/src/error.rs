@@ -58,6 +58,17 @@ pub enum Error {
         /// What it is instead.
         kind: &'static str,
     },
+    /// The path is a FIFO whose writer did not write and close it in time.
+    #[error(
+        "secret file {path} is a FIFO (named pipe, or process substitution <(...)) that was not written and closed within {}s; start its writer first, or write the secret to a file (mode 0600) and point to that",
+        waited.as_secs()
+    )]
+    FifoTimeout {
+        /// The path.
+        path: PathBuf,
+        /// How long berth waited.
+        waited: std::time::Duration,
+    },
     /// The file cannot be read for lack of permission.
     #[error(
         "secret file {path} is not readable by this user; fix its owner or mode (chmod 600, owned by the user berth runs as)"

@@ -8,15 +8,20 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::fifo;
 use crate::secret::{Secret, SecretBytes};
 use crate::trim::{TrimMode, Trimmed, trim};
 
 /// Default read cap: a secret larger than this is almost certainly the wrong file.
 pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
+
+/// How long a FIFO secret may take to be written and closed ([`Loader::with_fifo_wait`]).
+pub const DEFAULT_FIFO_WAIT: Duration = Duration::from_secs(5);
 
 /// Where Docker and Swarm mount secrets.
 pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
@@ -91,6 +96,7 @@ pub struct Loader {
     max_bytes: u64,
     mode: TrimMode,
     allow_empty: bool,
+    fifo_wait: Duration,
     warned: Mutex<HashSet<PathBuf>>,
 }
 
@@ -101,6 +107,7 @@ impl fmt::Debug for Loader {
             .field("max_bytes", &self.max_bytes)
             .field("mode", &self.mode)
             .field("allow_empty", &self.allow_empty)
+            .field("fifo_wait", &self.fifo_wait)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +128,7 @@ impl Loader {
             max_bytes: DEFAULT_MAX_BYTES,
             mode: TrimMode::Trim,
             allow_empty: false,
+            fifo_wait: DEFAULT_FIFO_WAIT,
             warned: Mutex::new(HashSet::new()),
         }
     }
@@ -151,6 +159,14 @@ impl Loader {
     /// Trim or keep bytes raw.
     pub fn with_mode(mut self, mode: TrimMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// How long a FIFO given as a secret file (process substitution `<(…)` makes one)
+    /// may take to be written and closed before reading it fails (default 5 s). A
+    /// regular file is read at once; a socket is refused.
+    pub fn with_fifo_wait(mut self, wait: Duration) -> Self {
+        self.fifo_wait = wait;
         self
     }
 
@@ -302,17 +318,18 @@ impl Loader {
                 path: path.to_path_buf(),
             });
         }
-        // A device is read up to the cap like a file; a FIFO or socket may never have a
-        // writer (or an end), so it is refused rather than waited on.
-        if kind.is_fifo() || kind.is_socket() {
+        // A device is read up to the cap like a file. A FIFO (process substitution) is
+        // read until its writer closes it, within `fifo_wait`; a socket is refused.
+        if kind.is_socket() {
             return Err(Error::NotRegular {
                 path: path.to_path_buf(),
-                kind: if kind.is_fifo() {
-                    "a FIFO (named pipe; process substitution <(...) makes one too)"
-                } else {
-                    "a socket"
-                },
+                kind: "a socket",
             });
+        }
+        if kind.is_fifo() {
+            let buffer = fifo::read(&file, self.max_bytes, self.fifo_wait)
+                .map_err(|e| e.at(path, self.max_bytes, self.fifo_wait))?;
+            return Ok(self.trimmed(buffer));
         }
         if meta.len() > self.max_bytes {
             return Err(Error::TooLarge {
@@ -334,11 +351,16 @@ impl Loader {
                 cap: self.max_bytes,
             });
         }
+        Ok(self.trimmed(buffer))
+    }
+
+    /// Applies the trim mode, copying only when something was trimmed.
+    fn trimmed(&self, buffer: Zeroizing<Vec<u8>>) -> (Zeroizing<Vec<u8>>, Trimmed) {
         let (range, trimmed) = trim(&buffer, self.mode);
         if range == (0..buffer.len()) {
-            return Ok((buffer, trimmed));
+            return (buffer, trimmed);
         }
-        Ok((Zeroizing::new(buffer[range].to_vec()), trimmed))
+        (Zeroizing::new(buffer[range].to_vec()), trimmed)
     }
 
     fn warn_if_shared(&self, path: &Path, mode: u32) {

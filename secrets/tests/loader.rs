@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use berth_secrets::{Error, Loader, Source, TrimMode};
 
@@ -391,36 +392,85 @@ fn a_file_others_can_read_warns_once() {
 }
 
 /// A FIFO with no writer given as `X_FILE` (or as the Docker secret): a plain open waits
-/// for a writer forever, so berth would hang at start. It is refused at once instead,
-/// naming the path and what it is.
+/// for a writer forever, so berth would hang at start. It fails after the loader's FIFO
+/// wait instead, naming the path, what it is and the fix.
 #[test]
-fn a_fifo_as_a_secret_file_is_refused_without_blocking() {
+fn a_fifo_without_a_writer_fails_after_the_wait_instead_of_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("api_token");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    mkfifo(&fifo);
     let fifo_text = fifo.display().to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     let secrets_dir = dir.path().to_path_buf();
+    let wait = Duration::from_millis(300);
     std::thread::spawn(move || {
         let by_file = loader(&[("API_TOKEN_FILE", &fifo_text)], &secrets_dir)
+            .with_fifo_wait(wait)
             .from_env("API_TOKEN")
             .map(|_| ());
-        let as_docker_secret = loader(&[], &secrets_dir).from_env("API_TOKEN").map(|_| ());
+        let as_docker_secret = loader(&[], &secrets_dir)
+            .with_fifo_wait(wait)
+            .from_env("API_TOKEN")
+            .map(|_| ());
         let _ = tx.send((by_file, as_docker_secret));
     });
     let (by_file, as_docker_secret) = rx
-        .recv_timeout(std::time::Duration::from_secs(10))
+        .recv_timeout(Duration::from_secs(10))
         .expect("reading a FIFO secret blocked");
     for err in [by_file.unwrap_err(), as_docker_secret.unwrap_err()] {
-        assert!(matches!(err, Error::NotRegular { .. }), "{err}");
+        assert!(matches!(err, Error::FifoTimeout { .. }), "{err}");
         let text = err.to_string();
         assert!(
-            text.contains("FIFO") && text.contains("api_token"),
+            text.contains("FIFO") && text.contains("api_token") && text.contains("writer"),
             "{text}"
         );
     }
+}
+
+/// Process substitution (`--eab-hmac-file <(pass show acme/eab)`) hands over a pipe
+/// whose writer writes the secret and closes it: it is read like a file, and trimmed.
+#[test]
+fn a_fifo_written_and_closed_by_its_writer_is_read_like_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("api_token");
+    mkfifo(&fifo);
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        // Opening for writing waits for the reader, as a shell's writer does.
+        std::fs::write(&writer_path, b"s3cret-from-pipe\n").unwrap();
+    });
+    let fifo_text = fifo.display().to_string();
+    let loaded = loader(&[("API_TOKEN_FILE", &fifo_text)], dir.path())
+        .require_env("API_TOKEN")
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(loaded.secret.expose(), "s3cret-from-pipe");
+}
+
+/// A FIFO that delivers more than the cap is refused like an oversized file.
+#[test]
+fn a_fifo_over_the_cap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("api_token");
+    mkfifo(&fifo);
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        // The reader stops at the cap and closes its end; the writer then sees EPIPE.
+        let _ = std::fs::write(&writer_path, vec![b'a'; 64 * 1024]);
+    });
+    let err = Loader::new()
+        .with_max_bytes(1024)
+        .read_file(&fifo)
+        .unwrap_err();
+    writer.join().unwrap();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
 }
