@@ -191,22 +191,36 @@ impl Forwarder {
         response
     }
 
-    async fn forward(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<ResponseBody> {
-        if has_dot_segment(req.uri().path()) {
-            return local(
+    /// The proxy's own answer to a request it must not route: a path holding
+    /// dot-segments (400), or a host this connection's certificate is not for (421).
+    fn refusal(
+        &self,
+        path: &str,
+        host: Option<&str>,
+        peer: &Peer,
+    ) -> Option<Response<ResponseBody>> {
+        if has_dot_segment(path) {
+            return Some(local(
                 StatusCode::BAD_REQUEST,
                 "the path holds a dot-segment (/./ or /../, also as %2e); send it resolved (RFC 3986 §5.2.4)\n",
-            );
+            ));
         }
-        let host = request_host(&req);
         if let (Some(certs), Some(host)) = (&self.certs, host)
             && peer.https
             && certs.misdirected(peer.sni.as_deref(), host)
         {
-            return local(
+            return Some(local(
                 StatusCode::MISDIRECTED_REQUEST,
                 "this host has its own certificate; connect again with it as the TLS server name\n",
-            );
+            ));
+        }
+        None
+    }
+
+    async fn forward(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<ResponseBody> {
+        let host = request_host(&req);
+        if let Some(refused) = self.refusal(req.uri().path(), host, peer) {
+            return refused;
         }
         let routes = self.routes.load();
         let Some(route) = routes.find(host, req.uri().path()) else {
@@ -259,7 +273,7 @@ impl Forwarder {
                 .send(upstream.authority_ref(), Request::from_parts(parts, body)),
         )
         .await;
-        let mut response = match sent {
+        let response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return failed(&error, upstream),
             Err(_elapsed) => {
@@ -274,31 +288,42 @@ impl Forwarder {
         self.metrics.upstream_latency(started.elapsed());
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let Some(client_upgrade) = client_upgrade else {
-                tracing::warn!(%upstream, "upstream switched protocols without being asked");
-                return local(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream switched protocols unasked\n",
-                );
-            };
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            self.tunnel(client_upgrade, upstream_upgrade, upstream);
-            let upgrade_to = response.headers().get(header::UPGRADE).cloned();
-            let (mut parts, body) = response.into_parts();
-            body.into_detached();
-            remove_hop_by_hop(&mut parts.headers);
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            if let Some(protocol) = upgrade_to {
-                parts.headers.insert(header::UPGRADE, protocol);
-            }
-            return Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
+            return self.switched(response, client_upgrade, upstream);
         }
 
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         Response::from_parts(parts, Either::Left(body))
+    }
+
+    /// An upstream's `101 Switching Protocols`: starts the tunnel and answers the client
+    /// (a `101` nobody asked for is a 502).
+    fn switched(
+        &self,
+        mut response: Response<UpstreamBody>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        upstream: &Upstream,
+    ) -> Response<ResponseBody> {
+        let Some(client_upgrade) = client_upgrade else {
+            tracing::warn!(%upstream, "upstream switched protocols without being asked");
+            return local(
+                StatusCode::BAD_GATEWAY,
+                "upstream switched protocols unasked\n",
+            );
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        self.tunnel(client_upgrade, upstream_upgrade, upstream);
+        let upgrade_to = response.headers().get(header::UPGRADE).cloned();
+        let (mut parts, body) = response.into_parts();
+        body.into_detached();
+        remove_hop_by_hop(&mut parts.headers);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(protocol) = upgrade_to {
+            parts.headers.insert(header::UPGRADE, protocol);
+        }
+        Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
     }
 
     /// Copies bytes both ways between the upgraded client and upstream connections
