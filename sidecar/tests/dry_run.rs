@@ -189,6 +189,34 @@ async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
         "{}",
         unknown.stderr
     );
+    // A CA without a staging endpoint: refused, nothing ordered anywhere.
+    let no_staging: Vec<String> = [
+        "issue",
+        "-d",
+        "x.example.com",
+        "--dry-run",
+        "--ca",
+        &production.directory_url(),
+        "--ca-root",
+        &roots.display().to_string(),
+        "--agree-tos",
+        "--store",
+        &store.display().to_string(),
+        "--http-addr",
+        &http,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let refused = berth(&no_staging);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("has no staging endpoint")
+            && refused.stderr.contains("--staging-ca"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(production.orders_received(), 1, "none at production");
+
     let orders_before_run = staging.orders_received();
 
     // Through a running `berth run`: its own listener answers the staging CA.
