@@ -17,7 +17,7 @@ use berth_acme_core::store::records::{state_key, update_json};
 use berth_acme_core::{
     CertManager, ChallengeKind, DomainSet, Error, KeyType, ManagedCert, ManagerConfig,
 };
-use berth_tests::{Pebble, file_store, read_state};
+use berth_tests::{Pebble, ProfilesFront, file_store, read_state};
 use issue_support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -109,6 +109,105 @@ async fn renewal_asks_for_the_stored_certificates_profile_again() {
             "{err:?}"
         );
         assert_eq!(pebble.orders_received(), 1, "no order without the profile");
+    })
+    .await;
+}
+
+/// The account settings for Pebble behind `front`.
+fn front_config(pebble: &Pebble, front: &ProfilesFront) -> berth_acme_core::AccountConfig {
+    berth_acme_core::AccountConfig {
+        ca: berth_acme_core::Ca::custom(&front.directory_url(), None).unwrap(),
+        ca_roots_pem: Some(front.tls_root_pem().to_owned()),
+        ..pebble_config(pebble)
+    }
+}
+
+#[tokio::test]
+async fn pebble_behind_a_front_listing_profiles_gets_the_profile_in_every_order_and_renewal() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let front = ProfilesFront::start(
+            &pebble,
+            &[
+                ("classic", "https://letsencrypt.org/docs/profiles#classic"),
+                (
+                    "shortlived",
+                    "https://letsencrypt.org/docs/profiles#shortlived",
+                ),
+            ],
+        )
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acme.json");
+        let responder = Http01Responder::new();
+        let _listener = serve_http01(
+            format!("127.0.0.1:{}", pebble.http_port()).parse().unwrap(),
+            responder.clone(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+
+        let short = managed("short.example.com", Some("shortlived"));
+        let first = manager(
+            ManagerConfig::new(file_store(&path).await, front_config(&pebble, &front)),
+            &short,
+            &responder,
+        );
+        first.ensure(&short, false).await.unwrap();
+        // (More than one payload when Pebble turned a nonce down and the POST was
+        // repeated.)
+        let orders = front.new_orders();
+        assert!(!orders.is_empty());
+        assert!(
+            orders.iter().all(|o| o["profile"] == "shortlived"),
+            "{orders:?}"
+        );
+        let posted = orders.len();
+        assert_eq!(
+            read_state(&path)
+                .await
+                .cert("short.example.com")
+                .profile
+                .as_deref(),
+            Some("shortlived")
+        );
+        drop(first);
+
+        // The configuration no longer names a profile: the renewal asks for the
+        // stored certificate's again.
+        let plain = managed("short.example.com", None);
+        let restarted = manager(
+            ManagerConfig::new(file_store(&path).await, front_config(&pebble, &front)),
+            &plain,
+            &responder,
+        );
+        restarted.ensure(&plain, true).await.unwrap();
+        let orders = front.new_orders();
+        assert!(orders.len() > posted, "{orders:?}");
+        assert!(
+            orders[posted..]
+                .iter()
+                .all(|o| o["profile"] == "shortlived"),
+            "{orders:?}"
+        );
+        let posted = orders.len();
+
+        // A profile the directory does not list: refused with the list, nothing posted.
+        let typo = managed("typo.example.com", Some("tlsserver"));
+        let err = manager(
+            ManagerConfig::new(file_store(&path).await, front_config(&pebble, &front)),
+            &typo,
+            &responder,
+        )
+        .ensure(&typo, false)
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().ends_with("it offers: classic, shortlived"),
+            "{err}"
+        );
+        assert_eq!(front.new_orders().len(), posted);
     })
     .await;
 }
