@@ -567,6 +567,25 @@ mod tests {
     }
 
     #[test]
+    fn profiles_come_from_the_set_then_the_top_level_and_a_malformed_one_is_refused() {
+        let file = "agree_tos = true\nupstream = \"http://127.0.0.1:1\"\nprofile = \"tlsserver\"\n\
+            [[certificates]]\ndomains = [\"a.example.com\"]\n\
+            [[certificates]]\ndomains = [\"192.0.2.10\"]\nprofile = \"shortlived\"\n";
+        let plan = crate::plan::Plan::build(&settings(&[], file).unwrap()).unwrap();
+        let profiles: Vec<Option<&str>> =
+            plan.managed.iter().map(|m| m.profile.as_deref()).collect();
+        assert_eq!(profiles, [Some("tlsserver"), Some("shortlived")]);
+        let flag =
+            crate::plan::Plan::build(&settings(&["--profile", "classic"], file).unwrap()).unwrap();
+        assert_eq!(flag.managed[0].profile.as_deref(), Some("classic"));
+        let err = crate::plan::Plan::build(&settings(&["--profile", "short lived"], file).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("is not a profile name"), "{err}");
+    }
+
+    #[test]
     fn flags_override_the_file_and_the_file_overrides_defaults() {
         let file = r#"
             domains = ["file.example.com"]
