@@ -2,6 +2,7 @@
 //! second Pebble plays the staging CA (`--staging-ca`), validating on the same port as
 //! the first. A dry run orders exactly once from staging, never from production, and
 //! leaves the real store byte for byte as it was — standalone and through `berth run`.
+//! Real renewals by NAME, standalone and through `berth run`, are here too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -298,4 +299,98 @@ async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
         "{}",
         unknown.stderr
     );
+
+    // A real renewal by a name, through berth run: production orders, staging does not.
+    let staging_orders = staging.orders_received();
+    let renewed = berth(
+        &[
+            "renew",
+            "www.example.com",
+            "--force",
+            "--admin-addr",
+            &admin,
+        ]
+        .map(str::to_owned),
+    );
+    assert_eq!(renewed.code, 0, "{}{}", renewed.stdout, renewed.stderr);
+    assert!(
+        renewed
+            .stdout
+            .contains("app.example.com,www.example.com: renewed"),
+        "{}",
+        renewed.stdout
+    );
+    assert_eq!(production.orders_received(), 2);
+    assert_eq!(staging.orders_received(), staging_orders);
+}
+
+#[tokio::test]
+async fn standalone_renew_by_name_keeps_a_valid_certificate_and_renews_when_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (production, staging, roots) = ca_pair(dir.path()).await;
+    let store = dir.path().join("acme.json");
+    let common = common(&production, &staging, &roots, &store);
+    let http = format!("127.0.0.1:{}", production.http_port());
+    for names in [["-d", "a.example.com"], ["-d", "b.example.com"]] {
+        let issued = berth(&args(
+            &["issue", names[0], names[1], "--skip-staging"],
+            &common,
+            &["--http-addr", &http],
+        ));
+        assert_eq!(issued.code, 0, "{}{}", issued.stdout, issued.stderr);
+    }
+    assert_eq!(production.orders_received(), 2);
+    let serial = |name: &str| {
+        let shown = berth(
+            &[
+                "certs",
+                "show",
+                name,
+                "--store",
+                &store.display().to_string(),
+                "--json",
+            ]
+            .map(str::to_owned),
+        );
+        let doc: serde_json::Value = serde_json::from_str(shown.stdout.trim()).unwrap();
+        doc["serial"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (serial("a.example.com"), serial("b.example.com"));
+
+    let not_due = berth(&args(
+        &["renew", "a.example.com", "--standalone"],
+        &common,
+        &["--http-addr", &http],
+    ));
+    assert_eq!(not_due.code, 0, "{}{}", not_due.stdout, not_due.stderr);
+    assert!(
+        not_due.stdout.contains("a.example.com: valid until") && not_due.stdout.contains("not due"),
+        "{}",
+        not_due.stdout
+    );
+    assert_eq!(
+        production.orders_received(),
+        2,
+        "a valid certificate was renewed"
+    );
+
+    let forced = berth(&args(
+        &[
+            "renew",
+            "a.example.com",
+            "--standalone",
+            "--force",
+            "--json",
+        ],
+        &common,
+        &["--http-addr", &http],
+    ));
+    assert_eq!(forced.code, 0, "{}{}", forced.stdout, forced.stderr);
+    let doc: serde_json::Value = serde_json::from_str(forced.stdout.trim()).unwrap();
+    assert_eq!(doc["results"].as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(doc["results"][0]["status"], "renewed", "{doc}");
+    assert_eq!(production.orders_received(), 3);
+    assert_eq!(staging.orders_received(), 0);
+    assert_ne!(serial("a.example.com"), a, "a.example.com was not replaced");
+    assert_eq!(serial("b.example.com"), b, "b.example.com was not selected");
 }
