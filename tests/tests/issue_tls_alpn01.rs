@@ -91,3 +91,32 @@ async fn ip_address_with_tls_alpn01_is_validated_under_its_reverse_dns_name() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn ipv6_address_with_tls_alpn01_is_validated_under_its_ip6_arpa_name() {
+    bounded(async {
+        let pebble = Pebble::start().await;
+        let account = pebble_account(&pebble).await;
+        // Pebble connects to the address itself: [::1] on its TLS-ALPN-01 port, SNI
+        // 1.0.0.0.…0.ip6.arpa (RFC 8738 §6).
+        let responder = berth_acme_core::challenge::TlsAlpn01Responder::new();
+        let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, pebble.tls_port()));
+        let listener = berth_acme_core::challenge::serve_tls_alpn01(
+            addr,
+            responder.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let issuer = berth_acme_core::Issuer::new(
+            account,
+            std::sync::Arc::new(berth_acme_core::challenge::TlsAlpn01Solver::new(responder)),
+        );
+
+        let cert = issuer.issue(&order(&["::1"])).await.unwrap();
+
+        assert_eq!(cert.info().domains.main().as_str(), "::1");
+        listener.stop().await;
+    })
+    .await;
+}
