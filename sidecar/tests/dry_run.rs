@@ -293,7 +293,7 @@ async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
         ]
         .map(str::to_owned),
     );
-    assert_ne!(unknown.code, 0);
+    assert_eq!(unknown.code, 2, "{}{}", unknown.stdout, unknown.stderr);
     assert!(
         unknown.stderr.contains("404") && unknown.stderr.contains("nope.example.com"),
         "{}",

@@ -105,11 +105,17 @@ async fn through_admin(args: &RenewArgs) -> Result<(Vec<serde_json::Value>, bool
         .await
         .map_err(Failure::runtime)?;
     let doc: serde_json::Value = serde_json::from_str(&response.body).map_err(|_| {
-        Failure::runtime(format!(
+        let message = format!(
             "{url} answered {}: {}",
             response.status,
             response.body.trim()
-        ))
+        );
+        // An unknown NAME (404) or no staging CA (400) is the caller's to fix, as standalone.
+        if matches!(response.status, 400 | 404) {
+            Failure::usage(message)
+        } else {
+            Failure::runtime(message)
+        }
     })?;
     let rows = doc["results"].as_array().cloned().unwrap_or_default();
     let failed = response.status != 200 || rows.iter().any(|r| r["status"] == "failed");
