@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
+use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
-use berth_acme_core::store::{StoreStats, LATENCY_BUCKETS};
+use berth_acme_core::store::{LATENCY_BUCKETS, StoreStats};
 use berth_acme_core::{CertEvent, CertManager, ExpiryLevel};
 use berth_proxy::Metrics;
 use tokio::sync::broadcast;

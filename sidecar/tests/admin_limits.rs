@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use berth_tests::Pebble;
-use support::{start_upstream, Sidecar};
+use support::{Sidecar, start_upstream};
 
 /// The admin server's limits (see `sidecar/src/admin.rs`).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

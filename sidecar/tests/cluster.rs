@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use berth_tests::{free_port, Etcd, Pebble, Redis, RoundRobin};
+use berth_tests::{Etcd, Pebble, Redis, RoundRobin, free_port};
 use support::{berth, berth_bin, served_serial, start_upstream};
 
 /// One replica: its process, its ports and the arguments it was started with.
