@@ -11,9 +11,9 @@ mod file;
 mod kv;
 mod migrate;
 mod mount;
-mod stats;
 pub mod records;
 pub(crate) mod state;
+mod stats;
 
 pub use acme_json::{AcmeJson, DEFAULT_RESOLVER, Permissions, StoredCert, UnreadableCert};
 pub use error::StoreError;
@@ -22,9 +22,9 @@ pub use file::FileStore;
 pub use kv::{Bytes, Change, Expect, Lease, Store, StoreFuture, Version, Versioned};
 pub use migrate::{CopyReport, copy_all};
 pub use mount::{single_file_mount, symlinked};
-pub use stats::{LATENCY_BUCKETS, OpLatency, StoreOp, StoreStats};
 pub use records::{
     CertRecord, CertState, LedgerEntry, PendingOrder, RevokedCert, StagingProof, StateSnapshot,
     StoredAccount,
 };
 pub use state::{STATE_VERSION, state_path};
+pub use stats::{LATENCY_BUCKETS, OpLatency, StoreOp, StoreStats};
