@@ -137,6 +137,7 @@ impl AdminState {
                         .as_ref()
                         .map(|e| e.next_attempt_at)
                         .filter(|t| *t > now),
+                    stored: status.stored,
                 }
             })
             .collect()
@@ -154,6 +155,9 @@ struct CertRow {
     valid: bool,
     last_error: Option<String>,
     backoff_until: Option<SystemTime>,
+    /// `false` while the served certificate is only in memory (storing it failed, or the
+    /// stored copy was unreadable); it is stored again on the next pass.
+    stored: bool,
 }
 
 /// A running admin server.
@@ -578,6 +582,7 @@ async fn api_certs(State(state): State<AdminState>) -> Response {
                 "valid": r.valid,
                 "last_error": r.last_error,
                 "backoff_until": r.backoff_until.map(rfc3339),
+                "stored": r.stored,
                 "lease_holder": holders.get(&r.key),
             })
         })
@@ -712,7 +717,11 @@ async fn status_page(State(state): State<AdminState>) -> Html<String> {
             days.map_or("none".into(), |d| format!("{d} days")),
             r.not_after.map_or("-".into(), rfc3339),
             r.renew_at.map_or("-".into(), rfc3339),
-            escape(r.last_error.as_deref().unwrap_or("-")),
+            escape(match (&r.last_error, r.stored) {
+                (_, false) => "not in the store: served from memory, stored again on the next pass",
+                (Some(error), true) => error,
+                (None, true) => "-",
+            }),
             r.backoff_until.map_or("-".into(), rfc3339),
         );
     }

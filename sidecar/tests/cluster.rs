@@ -855,6 +855,25 @@ async fn garbage_under_one_key_is_reported_and_the_rest_keep_working(etcd: bool)
         let (status, body) = support::curl("good.example.com", replica.tls_port, "/", &root);
         assert_eq!(status, 200, "{body}");
         assert!(replica.ready().await, "{}", replica.output());
+        // Still served from memory, and the API says it is not in the store.
+        let api = berth_tests::https_get(&format!("http://{}/api/certs", replica.admin), "")
+            .await
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+        let stored = |name: &str| {
+            doc["certificates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["domains"][0] == name)
+                .map(|c| c["stored"].clone())
+        };
+        assert_eq!(stored("bad.example.com"), Some(false.into()), "{doc}");
+        assert_eq!(stored("good.example.com"), Some(true.into()), "{doc}");
+        assert!(
+            !served_serial("bad.example.com", replica.tls_port).is_empty(),
+            "the certificate under the garbage is no longer served"
+        );
     }
     let list = berth(&["certs", "list", "--store", &store.url()]);
     assert_eq!(list.code, 0, "{}", list.stderr);
