@@ -393,4 +393,55 @@ async fn standalone_renew_by_name_keeps_a_valid_certificate_and_renews_when_forc
     assert_eq!(staging.orders_received(), 0);
     assert_ne!(serial("a.example.com"), a, "a.example.com was not replaced");
     assert_eq!(serial("b.example.com"), b, "b.example.com was not selected");
+
+    // Once a berth run on this store is configured with a.example.com only, renewing
+    // "all" leaves b.example.com (unmanaged) alone; naming it still renews it.
+    let upstream = format!("http://{}", support::start_upstream());
+    {
+        let sidecar = Sidecar::start(
+            &production,
+            dir.path(),
+            &[
+                "-d",
+                "a.example.com",
+                "--agree-tos",
+                "--upstream",
+                &upstream,
+            ],
+        );
+        sidecar.wait_ready(Duration::from_secs(30)).await;
+        let state = dir.path().join("acme.json.berth-state");
+        let recorded = support::eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&state).is_ok_and(|t| t.contains("\"configured\""))
+        })
+        .await;
+        assert!(recorded, "berth run did not record its sets");
+    }
+    let all = berth(&args(
+        &["renew", "--standalone", "--force"],
+        &common,
+        &["--http-addr", &http],
+    ));
+    assert_eq!(all.code, 0, "{}{}", all.stdout, all.stderr);
+    assert!(
+        all.stdout.contains("a.example.com: renewed")
+            && all
+                .stdout
+                .contains("b.example.com: not renewed: berth run on this store is not configured"),
+        "{}",
+        all.stdout
+    );
+    assert_eq!(production.orders_received(), 4);
+    let named = berth(&args(
+        &["renew", "b.example.com", "--standalone", "--force"],
+        &common,
+        &["--http-addr", &http],
+    ));
+    assert_eq!(named.code, 0, "{}{}", named.stdout, named.stderr);
+    assert!(
+        named.stdout.contains("b.example.com: renewed"),
+        "{}",
+        named.stdout
+    );
+    assert_eq!(production.orders_received(), 5);
 }

@@ -11,6 +11,7 @@ use berth_acme_core::challenge::{
     serve_http01, serve_tls_alpn01, ChallengeListener, Http01Responder, Http01Solver, Solver,
     TlsAlpn01Responder, TlsAlpn01Solver,
 };
+use berth_acme_core::stale;
 use berth_acme_core::store::{records, FileStore, Store};
 use berth_acme_core::{
     CertManager, ChallengeKind, DomainName, DryRunError, KeyType, ManagedCert, ManagerConfig,
@@ -142,10 +143,29 @@ async fn standalone(args: &RenewArgs) -> Result<Result<Vec<serde_json::Value>, R
     };
     let acme = records::traefik_json(store.as_ref(), &args.store.resolver).await?;
     let (stored, _) = acme.certificates(&args.store.resolver);
-    let managed = stored
+    let mut managed = stored
         .into_iter()
         .map(|c| ManagedCert::new(c.domains, challenge, key_type))
         .collect::<Result<Vec<_>, _>>()?;
+    // Renewing "all" means what berth run manages: a certificate whose names it is no
+    // longer configured with is left alone (renewing those forever burns rate limits,
+    // Traefik #3376) unless it is named.
+    let mut unmanaged = Vec::new();
+    let configured = if args.names.is_empty() {
+        stale::configured(store.as_ref()).await?
+    } else {
+        None
+    };
+    if let Some(configured) = configured {
+        let (keep, skip): (Vec<_>, Vec<_>) = managed
+            .into_iter()
+            .partition(|m| configured.manages(&m.domains.key()));
+        managed = keep;
+        unmanaged = skip
+            .iter()
+            .map(|m| serde_json::json!({ "domains": m.domains.to_string(), "status": "unmanaged" }))
+            .collect();
+    }
     let mut config = ManagerConfig::new(store, account);
     config.skip_staging = args.skip_staging;
     config.rescue_dir = rescue_dir(&args.store);
@@ -166,7 +186,10 @@ async fn standalone(args: &RenewArgs) -> Result<Result<Vec<serde_json::Value>, R
     if let Some(listener) = listener {
         listener.stop().await;
     }
-    Ok(result)
+    Ok(result.map(|mut rows| {
+        rows.extend(unmanaged);
+        rows
+    }))
 }
 
 /// Why a renewal request was not started.
@@ -295,6 +318,9 @@ fn describe(row: &serde_json::Value) -> String {
             "{domains}: dry run succeeded: {} validated every name and issued a test certificate (valid until {}); nothing was stored, a renewal would succeed",
             text("ca"),
             text("not_after")
+        ),
+        Some("unmanaged") => format!(
+            "{domains}: not renewed: berth run on this store is not configured with these names (name one to renew it anyway; berth certs prune --unmanaged removes it)"
         ),
         Some("valid") => format!(
             "{domains}: valid until {}, not due (renewal due {}; --force renews now)",
