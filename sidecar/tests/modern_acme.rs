@@ -342,3 +342,58 @@ async fn berth_run_records_its_sets_and_shows_a_stored_unmanaged_certificate_on_
         "old.example.com was not renewed"
     );
 }
+
+#[tokio::test]
+async fn berth_run_gets_an_ip_certificate_over_tls_alpn01_and_serves_it_to_clients_without_sni() {
+    let tls_port = berth_tests::free_port();
+    let pebble = Pebble::start_with(berth_tests::PebbleOptions {
+        tls_port: Some(tls_port),
+        ..berth_tests::PebbleOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://{}", support::start_upstream());
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", berth_tests::free_port())
+        .parse()
+        .unwrap();
+    // The first set is the default name for clients without SNI; the IP certificate
+    // must still win for a client that connected to 127.0.0.1.
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        "[[certificates]]\ndomains = [\"app.example.com\"]\n[[certificates]]\ndomains = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    // As support::Sidecar::start, but on the port Pebble validates TLS-ALPN-01 on.
+    let child = std::process::Command::new(support::berth_bin())
+        .arg("run")
+        .args(["--ca", &pebble.directory_url()])
+        .args(["--ca-root", &pebble.tls_root_path().display().to_string()])
+        .args([
+            "--store",
+            &dir.path().join("acme.json").display().to_string(),
+        ])
+        .args(["--http-addr", &format!("127.0.0.1:{}", pebble.http_port())])
+        .args(["--tls-addr", &format!("127.0.0.1:{tls_port}")])
+        .args(["--admin-addr", &admin.to_string()])
+        .args(["--config", &config.display().to_string()])
+        .args(["--challenge", "tls-alpn-01"])
+        .args(["--upstream", &upstream, "--agree-tos"])
+        .env_remove("BERTH_LOG_FORMAT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("berth.stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("berth.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let sidecar = support::Sidecar {
+        child,
+        tls_port,
+        admin,
+        dir: dir.path().to_path_buf(),
+    };
+    sidecar.wait_ready(std::time::Duration::from_secs(30)).await;
+    // curl to https://127.0.0.1:port sends no SNI and checks the IP SAN.
+    let root = support::issuing_root(&pebble, dir.path()).await;
+    let (status, body) = support::curl("127.0.0.1", tls_port, "/", &root);
+    assert_eq!(status, 200, "{body}\n{}", sidecar.output());
+}
