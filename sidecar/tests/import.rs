@@ -209,6 +209,23 @@ async fn lego_certbot_and_traefik_v1_files_are_imported_checked_and_left_untouch
         "{out}"
     );
 
+    // Traefik v2/v3: the store written out as a Traefik acme.json and imported anew.
+    let v2 = dir.path().join("traefik-v2-acme.json");
+    let v2_arg = v2.display().to_string();
+    let (code, out, err) = berth(&[
+        "certs", "export", "--format", "traefik", "--out", &v2_arg, "--store", &store_arg,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let other = dir.path().join("other").join("acme.json");
+    std::fs::create_dir(other.parent().unwrap()).unwrap();
+    let (code, out, err) = berth(&["import", &v2_arg, "--store", &other.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Traefik v2/v3 acme.json")
+            && out.contains("2 stored, 0 already in the store, 0 skipped"),
+        "{out}"
+    );
+
     // Any store backend: the same sources into Redis, through the store API.
     let redis = Redis::start();
     let (code, out, err) = berth(&[
