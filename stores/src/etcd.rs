@@ -116,6 +116,14 @@ impl EtcdStore {
             }
             connect = connect.with_tls(config);
         }
+        let identity = options.identity.is_some();
+        let connect_error = |e: &etcd_client::Error| {
+            let text = explain(e);
+            match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
+                Some(hint) => format!("{text}; {hint}"),
+                None => text,
+            }
+        };
         let mut client =
             tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(urls, Some(connect)))
                 .await
@@ -125,7 +133,7 @@ impl EtcdStore {
                         "no answer; check the address and that etcd runs".into(),
                     )
                 })?
-                .map_err(|e| fail("connecting", explain(&e)))?;
+                .map_err(|e| fail("connecting", connect_error(&e)))?;
         tokio::time::timeout(CALL_TIMEOUT, client.status())
             .await
             .map_err(|_| {
@@ -134,7 +142,7 @@ impl EtcdStore {
                     "no answer; check the address and that etcd runs".into(),
                 )
             })?
-            .map_err(|e| fail("connecting", explain(&e)))?;
+            .map_err(|e| fail("connecting", connect_error(&e)))?;
         let prefix = if options.prefix.is_empty() {
             "berth/".to_owned()
         } else {

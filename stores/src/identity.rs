@@ -39,9 +39,51 @@ pub(crate) fn tls_fix(error: &str) -> Option<&'static str> {
     }
 }
 
+/// What to add to a failure to connect over TLS (`error` being the whole error text) when
+/// berth showed no client certificate: a store that checks clients refuses one only after
+/// a TLS 1.3 handshake, so its alert is often lost and the client sees the connection
+/// closed.
+pub(crate) fn connect_hint(error: &str, tls: bool, identity: bool) -> Option<&'static str> {
+    if !tls || identity || tls_fix(error).is_some() {
+        return None;
+    }
+    let closed = [
+        "connection closed",
+        "Canceled",
+        "reset by peer",
+        "Connection reset",
+        "broken pipe",
+        "Broken pipe",
+        "end of file",
+        "UnexpectedEof",
+    ]
+    .iter()
+    .any(|marker| error.contains(marker));
+    closed.then_some(
+        "the store closed the TLS connection; if it checks client certificates, pass --store-cert and --store-key",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_tls_connection_without_a_client_certificate_gets_the_hint() {
+        let closed = "grpc request error: Transport(hyper::Error(Canceled, \"connection closed\"))";
+        assert!(
+            connect_hint(closed, true, false)
+                .unwrap()
+                .contains("--store-cert")
+        );
+        assert_eq!(connect_hint(closed, false, false), None);
+        assert_eq!(connect_hint(closed, true, true), None);
+        assert_eq!(
+            connect_hint("received fatal alert: CertificateRequired", true, false),
+            None
+        );
+        assert_eq!(connect_hint("connection refused", true, false), None);
+    }
 
     #[test]
     fn the_key_never_shows_in_debug() {

@@ -174,6 +174,14 @@ impl RedisStore {
             Client::open(info)
         }
         .map_err(|e| fail("configuring the client", &e))?;
+        let identity = options.identity.is_some();
+        let connect_error = |e: &redis::RedisError| {
+            let text = explain(e);
+            match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
+                Some(hint) => format!("{text}; {hint}"),
+                None => text,
+            }
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -189,11 +197,11 @@ impl RedisStore {
                 &"no answer; check the address and that Redis runs",
             )
         })?
-        .map_err(|e| fail("connecting", &explain(&e)))?;
+        .map_err(|e| fail("connecting", &connect_error(&e)))?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(|e| fail("connecting", &explain(&e)))?;
+            .map_err(|e| fail("connecting", &connect_error(&e)))?;
         let prefix = if options.prefix.is_empty() {
             "berth/".to_owned()
         } else {
