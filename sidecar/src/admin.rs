@@ -678,6 +678,9 @@ async fn api_renew(
         Err(crate::commands::renew::Refusal::UnknownName(message)) => {
             return (StatusCode::NOT_FOUND, format!("{message}\n")).into_response();
         }
+        Err(crate::commands::renew::Refusal::Failed(message)) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{message}\n")).into_response();
+        }
         Err(crate::commands::renew::Refusal::NoStaging(message)) => {
             return (
                     StatusCode::BAD_REQUEST,

@@ -63,6 +63,7 @@ pub(crate) fn report(
         Refusal::NoStaging(message) => Failure::usage(format!(
             "{message}; pass --staging-ca URL (or use a CA preset that has one)"
         )),
+        Refusal::Failed(message) => Failure::runtime(message),
     })?;
     print_rows(&rows, json);
     if rows.iter().any(|r| r["status"] == "failed") {
@@ -199,6 +200,8 @@ pub(crate) enum Refusal {
     UnknownName(String),
     /// `--dry-run` with a CA that has no staging endpoint.
     NoStaging(String),
+    /// The work could not start (the dry run's temporary store).
+    Failed(String),
 }
 
 /// The managed certificates that carry any of `names` (all of them when `names` is
@@ -255,7 +258,7 @@ pub(crate) async fn renew(
         tracing::info!(ca = %staging, certificates = selected.len(), "dry run: ordering from the staging CA into a throwaway store");
         let results = manager.dry_run(&selected).await.map_err(|e| match e {
             DryRunError::NoStagingCa { .. } => Refusal::NoStaging(e.to_string()),
-            other => Refusal::NoStaging(format!("the dry run could not start: {other}")),
+            other => Refusal::Failed(format!("the dry run could not start: {other}")),
         })?;
         return Ok(results
             .into_iter()
