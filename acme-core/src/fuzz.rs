@@ -122,6 +122,9 @@ proptest! {
 
 // ---- acme.json ----
 
+/// The fields of an `acme.json` the generator plants the secret in.
+const ACME_JSON_SECRETS: &[&str] = &["key", "privatekey", "certificate"];
+
 /// A real certificate and key, made once: parsing them is what a store read does.
 fn real_cert() -> &'static Certificate {
     static CERT: OnceLock<Certificate> = OnceLock::new();
@@ -237,6 +240,7 @@ proptest! {
     fn acme_json_never_panics_nor_shows_a_key((bytes, secret) in acme_json_bytes()) {
         match AcmeJson::parse(&bytes) {
             Err(reason) => assert_hidden(&reason, &secret)?,
+            Ok(_) if copied_elsewhere(&bytes, ACME_JSON_SECRETS, &secret) => {}
             Ok(mut doc) => read_everything(&mut doc, &secret)?,
         }
     }
@@ -267,6 +271,10 @@ fn check_import(bytes: &[u8], secret: &str) -> Result<(), TestCaseError> {
     }
     let path = DIR.with(|dir| dir.path().join("acme.json"));
     std::fs::write(&path, bytes).unwrap();
+    if copied_elsewhere(bytes, ACME_JSON_SECRETS, secret) {
+        let _ = crate::import::scan(&path);
+        return Ok(());
+    }
     match crate::import::scan(&path) {
         Ok(scan) => assert_hidden(&format!("{scan:?}"), secret),
         Err(e) => assert_hidden(&format!("{e} {e:?}"), secret),
@@ -381,6 +389,27 @@ fn same_json(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Whether a mutation copied a piece of `secret` out of the fields that hold secrets into
+/// another one (a name, a map key), where showing it is right. Backslashes are ignored:
+/// they escape characters in JSON strings and DNS names.
+fn copied_elsewhere(bytes: &[u8], secret_fields: &[&str], secret: &str) -> bool {
+    fn strip(value: &mut Value, fields: &[&str]) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|k, _| !fields.iter().any(|f| k.eq_ignore_ascii_case(f)));
+                map.values_mut().for_each(|v| strip(v, fields));
+            }
+            Value::Array(list) => list.iter_mut().for_each(|v| strip(v, fields)),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(bytes) else {
+        return false;
+    };
+    strip(&mut value, secret_fields);
+    assert_hidden(&value.to_string().replace('\\', ""), secret).is_err()
+}
+
 /// Reads every record the way the store does; an error names a kind, never content.
 fn read_records(doc: &StateDoc, secret: &str) -> Result<(), TestCaseError> {
     for (key, value) in &doc.records {
@@ -407,7 +436,9 @@ proptest! {
     ) {
         match StateDoc::parse(&bytes) {
             Ok(doc) => {
-                read_records(&doc, &secret)?;
+                if !copied_elsewhere(&bytes, &["credentials", "key_pem"], &secret) {
+                    read_records(&doc, &secret)?;
+                }
                 let written = doc.to_bytes(Path::new("state")).unwrap();
                 let again = StateDoc::parse(&written).unwrap();
                 prop_assert!(
@@ -456,8 +487,8 @@ fn tsig_file(secret: String) -> impl Strategy<Value = String> {
 fn check_tsig(file: &str, secret: &str, name: Option<&str>) -> Result<(), TestCaseError> {
     let parsed = TsigKey::parse(name, None, &Secret::new(file.to_owned()));
     // A mutation may copy part of the secret into the name, which is then the name.
-    let head = file.split('{').next().unwrap_or_default();
-    if assert_hidden(head, secret).is_err() {
+    let head = file.split('{').next().unwrap_or_default().replace('\\', "");
+    if assert_hidden(&head, secret).is_err() {
         return Ok(());
     }
     match parsed {
