@@ -211,6 +211,9 @@ pub(crate) struct ImportArgs {
     pub(crate) source: PathBuf,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    /// Say what would be imported, kept and skipped; write nothing (the store is only read).
+    #[arg(long, env = "BERTH_DRY_RUN")]
+    pub(crate) dry_run: bool,
     /// Print the result as JSON.
     #[arg(long, env = "BERTH_JSON")]
     pub(crate) json: bool,

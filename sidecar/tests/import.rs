@@ -166,6 +166,21 @@ async fn lego_certbot_and_traefik_v1_files_are_imported_checked_and_left_untouch
     let store = store_dir.join("acme.json");
     let store_arg = store.display().to_string();
 
+    // --dry-run first: it says what would happen and writes no store file.
+    let (code, out, err) = berth(&[
+        "import",
+        &lego.display().to_string(),
+        "--store",
+        &store_arg,
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("lego.example.com: would be imported") && out.contains("nothing was written"),
+        "{out}"
+    );
+    assert!(!store.exists(), "--dry-run created the store");
+
     let (code, out, err) = berth(&[
         "import",
         &lego.display().to_string(),

@@ -210,42 +210,60 @@ pub async fn import<'a>(
     let mut done = Vec::with_capacity(found.len());
     for item in found {
         let key = records::cert_key(&item.domains.key());
-        let existing = store.get(&key).await?;
-        let (expect, outcome) = match existing {
-            None => (Expect::Absent, ImportOutcome::Imported),
-            Some(stored) => {
-                // An entry berth cannot read is replaced: the manager would order anew anyway.
-                let stored_not_after = CertRecord::decode(&stored.value)
-                    .ok()
-                    .map(|r| r.certificate.info().not_after);
-                match stored_not_after {
-                    Some(at) if at >= item.certificate.info().not_after => {
-                        done.push((
-                            item,
-                            ImportOutcome::Kept {
-                                stored_not_after: at,
-                            },
-                        ));
-                        continue;
-                    }
-                    at => (
-                        Expect::Version(stored.version),
-                        ImportOutcome::Replaced {
-                            previous_not_after: at.unwrap_or(SystemTime::UNIX_EPOCH),
-                        },
-                    ),
-                }
-            }
-        };
-        let record = CertRecord {
-            domains: item.domains.clone(),
-            certificate: item.certificate.clone(),
-        };
-        store.put(&key, record.encode(), expect, None).await?;
-        tracing::info!(domains = %item.domains, source = %item.path.display(), "certificate imported");
+        let (expect, outcome) = decide(store, &key, item).await?;
+        if let Some(expect) = expect {
+            let record = CertRecord {
+                domains: item.domains.clone(),
+                certificate: item.certificate.clone(),
+            };
+            store.put(&key, record.encode(), expect, None).await?;
+            tracing::info!(domains = %item.domains, source = %item.path.display(), "certificate imported");
+        }
         done.push((item, outcome));
     }
     Ok(done)
+}
+
+/// What [`import`] would do with each certificate, reading `store` only (a dry run).
+pub async fn preview<'a>(
+    store: &dyn Store,
+    found: &'a [Found],
+) -> Result<Vec<(&'a Found, ImportOutcome)>, StoreError> {
+    let mut planned = Vec::with_capacity(found.len());
+    for item in found {
+        let key = records::cert_key(&item.domains.key());
+        planned.push((item, decide(store, &key, item).await?.1));
+    }
+    Ok(planned)
+}
+
+/// Whether to write `item` under `key` (and on what condition), and what that means.
+async fn decide(
+    store: &dyn Store,
+    key: &str,
+    item: &Found,
+) -> Result<(Option<Expect>, ImportOutcome), StoreError> {
+    let Some(stored) = store.get(key).await? else {
+        return Ok((Some(Expect::Absent), ImportOutcome::Imported));
+    };
+    // An entry berth cannot read is replaced: the manager would order anew anyway.
+    let stored_not_after = CertRecord::decode(&stored.value)
+        .ok()
+        .map(|r| r.certificate.info().not_after);
+    Ok(match stored_not_after {
+        Some(at) if at >= item.certificate.info().not_after => (
+            None,
+            ImportOutcome::Kept {
+                stored_not_after: at,
+            },
+        ),
+        at => (
+            Some(Expect::Version(stored.version)),
+            ImportOutcome::Replaced {
+                previous_not_after: at.unwrap_or(SystemTime::UNIX_EPOCH),
+            },
+        ),
+    })
 }
 
 /// Parses a PEM chain and key and checks them as [`scan`] promises; the reason is one

@@ -199,6 +199,16 @@ async fn import_stores_new_certificates_and_keeps_a_longer_stored_one() {
         }
     };
     let short = [found(30)];
+    let planned = preview(store.as_ref(), &short).await.unwrap();
+    assert_eq!(planned[0].1, ImportOutcome::Imported);
+    assert!(
+        store
+            .get(&records::cert_key("a.example.com"))
+            .await
+            .unwrap()
+            .is_none(),
+        "preview wrote to the store"
+    );
     let first = import(store.as_ref(), &short).await.unwrap();
     assert_eq!(first[0].1, ImportOutcome::Imported);
     let again = import(store.as_ref(), &short).await.unwrap();
