@@ -30,11 +30,11 @@ use crate::renewal::{RenewalHint, due_at, renewal_due};
 use crate::store::records::{self, CertRecord, CertState};
 
 mod dry_run;
-pub use dry_run::{DryRunError, DryRunResult};
 use crate::store::{
     Change, Expect, Lease, LedgerEntry, PendingOrder, StagingProof, Store, StoreError,
     StoredAccount,
 };
+pub use dry_run::{DryRunError, DryRunResult};
 
 /// One certificate berth keeps: its names, how to validate them, its key type.
 #[derive(Debug, Clone, PartialEq, Eq)]

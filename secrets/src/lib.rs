@@ -35,7 +35,9 @@ mod trim;
 mod watch;
 
 pub use error::Error;
-pub use loader::{DEFAULT_FIFO_WAIT, DEFAULT_MAX_BYTES, DEFAULT_SECRETS_DIR, Loaded, Loader, Source};
+pub use loader::{
+    DEFAULT_FIFO_WAIT, DEFAULT_MAX_BYTES, DEFAULT_SECRETS_DIR, Loaded, Loader, Source,
+};
 pub use secret::{REDACTED, Secret, SecretBytes};
 pub use trim::{TrimMode, Trimmed};
 pub use watch::{SecretWatcher, WatchOptions, watch};

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_tests::{free_port, Pebble, PebbleOptions};
-use support::{berth_bin, Sidecar};
+use berth_tests::{Pebble, PebbleOptions, free_port};
+use support::{Sidecar, berth_bin};
 
 struct Run {
     code: i32,

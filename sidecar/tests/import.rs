@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use berth_tests::{require_tool, Pebble, PebbleOptions, Redis};
-use support::{berth_bin, Sidecar};
+use berth_tests::{Pebble, PebbleOptions, Redis, require_tool};
+use support::{Sidecar, berth_bin};
 
 fn berth(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(berth_bin())

@@ -12,7 +12,7 @@ use crate::challenge::shared::SharedSolver;
 use crate::challenge::{ChallengeKind, Solver};
 use crate::domain::DomainSet;
 use crate::error::Error;
-use crate::store::{records, Expect, FileStore, Store};
+use crate::store::{Expect, FileStore, Store, records};
 
 /// Why a dry run could not start (an order that fails is a per-set result instead).
 #[derive(Debug, thiserror::Error)]

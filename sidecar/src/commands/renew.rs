@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_acme_core::challenge::{
-    serve_http01, serve_tls_alpn01, ChallengeListener, Http01Responder, Http01Solver, Solver,
-    TlsAlpn01Responder, TlsAlpn01Solver,
+    ChallengeListener, Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver,
+    serve_http01, serve_tls_alpn01,
 };
 use berth_acme_core::stale;
-use berth_acme_core::store::{records, FileStore, Store};
+use berth_acme_core::store::{FileStore, Store, records};
 use berth_acme_core::{
     CertManager, ChallengeKind, DomainName, DryRunError, KeyType, ManagedCert, ManagerConfig,
     Outcome,
@@ -380,7 +380,7 @@ pub(crate) async fn start_solver(
 mod tests {
     use berth_acme_core::{ChallengeKind, DomainSet, KeyType, ManagedCert};
 
-    use super::{select, Refusal};
+    use super::{Refusal, select};
 
     fn managed(names: &[&str]) -> ManagedCert {
         let domains = DomainSet::parse(names).unwrap();
