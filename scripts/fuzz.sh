@@ -8,10 +8,11 @@
 #
 #   scripts/fuzz.sh                 # 1,000,000 inputs per property, every parser
 #   scripts/fuzz.sh 20000           # a quicker pass
-#   scripts/fuzz.sh 1000000 tsig    # only the parsers whose name matches
+#   scripts/fuzz.sh 1000000 TSIG    # only the parsers whose name holds this text
 #
-# Prints one line per parser: inputs per property, properties, seconds. Exits non-zero
-# at the first property that fails; proptest prints the smallest failing input.
+# Prints one line per parser: inputs per property, tests run (its properties, plus any
+# regression test the filter also matches), seconds. Exits non-zero at the first
+# property that fails; proptest prints the smallest failing input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +41,7 @@ for target in "-p berth-acme-core --lib" "-p berth-secrets --test fuzz_secrets" 
 done
 
 echo "FUZZ_CASES=$FUZZ_CASES, $threads test threads"
-printf '%-50s %12s %6s %9s\n' parser inputs/prop props seconds
+printf '%-50s %12s %6s %9s\n' parser inputs/prop tests seconds
 for entry in "${parsers[@]}"; do
   IFS='|' read -r name target filter props <<<"$entry"
   if [[ -n "$only" && "$name" != *"$only"* ]]; then
