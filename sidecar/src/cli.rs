@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_acme_core::{ChallengeKind, KeyType, RevocationReason};
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
@@ -187,12 +188,12 @@ pub(crate) struct RenewArgs {
     pub(crate) store: StoreArgs,
     /// --standalone: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
     #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
-    pub(crate) challenge: String,
+    pub(crate) challenge: ChallengeKind,
     #[command(flatten)]
     pub(crate) dns: DnsArgs,
     /// --standalone: key type of the new certificates: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
-    pub(crate) key_type: String,
+    pub(crate) key_type: KeyType,
     /// --standalone: where to answer HTTP-01 (the CA connects to port 80).
     #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
     pub(crate) http_addr: SocketAddr,
@@ -428,12 +429,12 @@ pub(crate) struct IssueArgs {
     pub(crate) store: StoreArgs,
     /// Challenge: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
     #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
-    pub(crate) challenge: String,
+    pub(crate) challenge: ChallengeKind,
     #[command(flatten)]
     pub(crate) dns: DnsArgs,
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
-    pub(crate) key_type: String,
+    pub(crate) key_type: KeyType,
     /// Certificate profile to request (shortlived, tlsserver, classic at Let's Encrypt);
     /// refused before ordering unless the CA's directory lists it.
     #[arg(long, env = "BERTH_PROFILE")]
@@ -588,7 +589,7 @@ pub(crate) struct RevokeArgs {
     pub(crate) store: StoreArgs,
     /// RFC 5280 reason: unspecified, key-compromise, superseded, cessation-of-operation.
     #[arg(long, default_value = "unspecified")]
-    pub(crate) reason: String,
+    pub(crate) reason: RevocationReason,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -620,12 +621,12 @@ pub(crate) struct RunArgs {
     /// Challenge: http-01 (default, answered on --http-addr), tls-alpn-01 (on
     /// --tls-addr) or dns-01 (with the --dns-* flags).
     #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
-    pub(crate) challenge: String,
+    pub(crate) challenge: ChallengeKind,
     #[command(flatten)]
     pub(crate) dns: DnsArgs,
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
-    pub(crate) key_type: String,
+    pub(crate) key_type: KeyType,
     /// Certificate profile to request (shortlived, tlsserver, classic at Let's Encrypt);
     /// refused before ordering unless the CA's directory lists it.
     #[arg(long, env = "BERTH_PROFILE")]

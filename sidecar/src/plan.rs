@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
-use berth_acme_core::{AccountConfig, ChallengeKind, DomainSet, KeyType, ManagedCert};
+use berth_acme_core::{AccountConfig, ChallengeKind, DomainSet, ManagedCert};
 use berth_proxy::{Route, Routes, TrustedProxies, Upstream};
 
 use crate::commands::account_config;
@@ -48,14 +48,8 @@ impl Plan {
                     .filter(|d| !d.is_empty()),
             )
             .map_err(|e| Failure::usage(format!("domains {:?}: {e}", cert.domains)))?;
-            let challenge_text = cert.challenge.as_deref().unwrap_or(&settings.challenge);
-            let challenge: ChallengeKind = challenge_text
-                .parse()
-                .map_err(|e| Failure::usage(format!("challenge for {domains}: {e}")))?;
-            let key_text = cert.key_type.as_deref().unwrap_or(&settings.key_type);
-            let key_type: KeyType = key_text
-                .parse()
-                .map_err(|e| Failure::usage(format!("key type for {domains}: {e}")))?;
+            let challenge = cert.challenge.unwrap_or(settings.challenge);
+            let key_type = cert.key_type.unwrap_or(settings.key_type);
             if !seen.insert(domains.key()) {
                 return Err(Failure::usage(format!(
                     "the domain set {domains} is listed twice; list each certificate once"

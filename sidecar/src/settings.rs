@@ -13,6 +13,8 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::{Deserialize, Serialize};
 
+use berth_acme_core::{ChallengeKind, KeyType};
+
 use crate::cli::{CaArgs, DnsArgs, LimitArgs, RunArgs, SharedStoreArgs, StoreArgs};
 use crate::failure::Failure;
 
@@ -23,11 +25,15 @@ pub(crate) struct CertificateSettings {
     /// Names, main first.
     pub(crate) domains: Vec<String>,
     /// Challenge for this set (default: the top-level `challenge`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) challenge: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "as_text::option"
+    )]
+    pub(crate) challenge: Option<ChallengeKind>,
     /// Key type for this set (default: the top-level `key_type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) key_type: Option<String>,
+    pub(crate) key_type: Option<KeyType>,
     /// Certificate profile for this set (default: the top-level `profile`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) profile: Option<String>,
@@ -70,8 +76,8 @@ struct FileConfig {
     store_cert: Option<PathBuf>,
     store_key: Option<PathBuf>,
     store_prefix: Option<String>,
-    challenge: Option<String>,
-    key_type: Option<String>,
+    challenge: Option<ChallengeKind>,
+    key_type: Option<KeyType>,
     profile: Option<String>,
     http_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
@@ -134,8 +140,9 @@ pub(crate) struct RunSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) store_key: Option<PathBuf>,
     pub(crate) store_prefix: String,
-    pub(crate) challenge: String,
-    pub(crate) key_type: String,
+    #[serde(serialize_with = "as_text::value")]
+    pub(crate) challenge: ChallengeKind,
+    pub(crate) key_type: KeyType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) profile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,9 +187,6 @@ impl RunSettings {
             } else {
                 file.unwrap_or_else(|| arg.clone())
             }
-        };
-        let pick_copy = |id: &str, arg: SocketAddr, file: Option<SocketAddr>| {
-            if given(id) { arg } else { file.unwrap_or(arg) }
         };
         let flag = |id: &str, arg: bool, file: Option<bool>| {
             if given(id) { arg } else { file.unwrap_or(arg) }
@@ -268,8 +272,8 @@ impl RunSettings {
             store_cert: store_cert.clone().or(file.store_cert),
             store_key: store_key.clone().or(file.store_key),
             store_prefix: pick("store_prefix", store_prefix, file.store_prefix),
-            challenge: pick("challenge", challenge, file.challenge),
-            key_type: pick("key_type", key_type, file.key_type),
+            challenge: choose(given("challenge"), *challenge, file.challenge),
+            key_type: choose(given("key_type"), *key_type, file.key_type),
             profile: profile.clone().or(file.profile),
             upstream: upstream.clone().or(file.upstream),
             routes: if given("routes") {
@@ -277,10 +281,10 @@ impl RunSettings {
             } else {
                 file.routes.unwrap_or_default()
             },
-            http_addr: pick_copy("http_addr", *http_addr, file.http_addr),
-            tls_addr: pick_copy("tls_addr", *tls_addr, file.tls_addr),
+            http_addr: choose(given("http_addr"), *http_addr, file.http_addr),
+            tls_addr: choose(given("tls_addr"), *tls_addr, file.tls_addr),
             https_port: https_port.or(file.https_port),
-            admin_addr: pick_copy("admin_addr", *admin_addr, file.admin_addr),
+            admin_addr: choose(given("admin_addr"), *admin_addr, file.admin_addr),
             hsts_max_age: hsts_max_age.or(file.hsts_max_age),
             trusted_proxies: if given("trusted_proxies") {
                 trusted_proxies.clone()
@@ -347,6 +351,11 @@ impl RunSettings {
         limits.shutdown_timeout = l.drain_timeout;
         limits
     }
+}
+
+/// The flag or variable when `given`, else the file's value, else the flag's default.
+fn choose<T>(given: bool, arg: T, file: Option<T>) -> T {
+    if given { arg } else { file.unwrap_or(arg) }
 }
 
 fn merge_limits(
@@ -473,6 +482,29 @@ fn redact_quoted(text: &str) -> String {
 }
 
 /// Durations printed the way they are written in the file ("30s", "1m 30s").
+/// Serializes a value that has no `Serialize` of its own as its `Display` text (the
+/// spelling `FromStr` reads back).
+mod as_text {
+    use std::fmt::Display;
+
+    pub(super) fn value<S: serde::Serializer, T: Display>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub(super) fn option<S: serde::Serializer, T: Display>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.collect_str(value),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
 mod humantime_serde_text {
     use std::time::Duration;
 
@@ -623,7 +655,7 @@ mod tests {
         assert_eq!(s.proxy_limits().max_connections, 10_000);
         assert_eq!(s.certificates.len(), 2);
         assert_eq!(s.certificates[0].domains, ["flag.example.com"]);
-        assert_eq!(s.certificates[1].challenge.as_deref(), Some("tls-alpn-01"));
+        assert_eq!(s.certificates[1].challenge, Some(ChallengeKind::TlsAlpn01));
     }
 
     #[test]

@@ -105,6 +105,16 @@ impl fmt::Display for ChallengeKind {
     }
 }
 
+/// Read from text through [`FromStr`], so a config file takes the same spellings (and
+/// gives the same refusals) as `--challenge`.
+impl<'de> serde::Deserialize<'de> for ChallengeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for ChallengeKind {
     type Err = ChallengeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -2,7 +2,7 @@
 //! staging-first logic as `berth run`.
 
 use berth_acme_core::store::{export_combined, export_live};
-use berth_acme_core::{CertManager, ChallengeKind, KeyType, ManagedCert, ManagerConfig, Outcome};
+use berth_acme_core::{CertManager, ManagedCert, ManagerConfig, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use super::{account_config, days_left, domain_set, open_store, rescue_dir, rfc3339};
@@ -11,14 +11,7 @@ use crate::failure::Failure;
 
 pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     let domains = domain_set(&args.domains)?;
-    let challenge: ChallengeKind = args
-        .challenge
-        .parse()
-        .map_err(|e| Failure::usage(format!("--challenge: {e}")))?;
-    let key_type: KeyType = args
-        .key_type
-        .parse()
-        .map_err(|e| Failure::usage(format!("--key-type: {e}")))?;
+    let (challenge, key_type) = (args.challenge, args.key_type);
     let profile = crate::plan::profile(args.profile.as_ref())
         .map_err(|e| Failure::usage(format!("--profile: {e}")))?;
     let managed = ManagedCert::new(domains, challenge, key_type)?.with_profile(profile);

@@ -14,8 +14,7 @@ use berth_acme_core::challenge::{
 use berth_acme_core::stale;
 use berth_acme_core::store::{FileStore, Store, records};
 use berth_acme_core::{
-    CertManager, ChallengeKind, DomainName, DryRunError, KeyType, ManagedCert, ManagerConfig,
-    Outcome,
+    CertManager, ChallengeKind, DomainName, DryRunError, ManagedCert, ManagerConfig, Outcome,
 };
 use berth_stores::StoreLocation;
 use hyper::Method;
@@ -127,14 +126,7 @@ async fn through_admin(args: &RenewArgs) -> Result<(Vec<serde_json::Value>, bool
 /// Renews on the store without a running `berth run`: the certificates stored in berth's
 /// resolver section, validated with `--challenge` on this process's own listeners.
 async fn standalone(args: &RenewArgs) -> Result<Result<Vec<serde_json::Value>, Refusal>, Failure> {
-    let challenge: ChallengeKind = args
-        .challenge
-        .parse()
-        .map_err(|e| Failure::usage(format!("--challenge: {e}")))?;
-    let key_type: KeyType = args
-        .key_type
-        .parse()
-        .map_err(|e| Failure::usage(format!("--key-type: {e}")))?;
+    let (challenge, key_type) = (args.challenge, args.key_type);
     let account = account_config(&args.ca)?;
     // A dry run writes nothing to the real store, so it only reads it.
     let store = if args.dry_run {

@@ -11,10 +11,6 @@ use crate::cli::RevokeArgs;
 use crate::failure::Failure;
 
 pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
-    let reason: RevocationReason = args
-        .reason
-        .parse()
-        .map_err(|e| Failure::usage(format!("--reason: {e}")))?;
     let store = open_store(&args.store).await?;
     let (acme, _) = super::read_store(&args.store).await?;
     let cert = find_cert(&acme, &args.store.resolver, &args.name, &args.store.store)?;
@@ -32,14 +28,14 @@ pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
         )));
     };
     let (account, _) = AcmeAccount::load_or_create(&config, Some(&stored.credentials)).await?;
-    account.revoke(&cert.certificate, reason).await?;
+    account.revoke(&cert.certificate, args.reason).await?;
 
     let info = cert.certificate.info();
     let revoked = RevokedCert {
         serial_hex: info.serial_hex.clone(),
         domains: cert.domains.key(),
         at: SystemTime::now(),
-        reason: args.reason.clone(),
+        reason: reason_name(args.reason),
     };
     records::update_json::<Vec<RevokedCert>, _>(store.as_ref(), REVOKED, None, |list| {
         list.push(revoked.clone());
@@ -48,4 +44,18 @@ pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
     tracing::info!(domains = %cert.domains, serial = %info.serial_hex, "certificate revoked");
     println!("revoked {} (serial {})", cert.domains, info.serial_hex);
     Ok(())
+}
+
+/// The RFC 5280 name recorded in the state file (`superseded`, ...), whatever spelling
+/// `--reason` was given in.
+fn reason_name(reason: RevocationReason) -> String {
+    match reason {
+        RevocationReason::Unspecified => "unspecified".to_owned(),
+        RevocationReason::KeyCompromise => "key-compromise".to_owned(),
+        RevocationReason::AffiliationChanged => "affiliation-changed".to_owned(),
+        RevocationReason::Superseded => "superseded".to_owned(),
+        RevocationReason::CessationOfOperation => "cessation-of-operation".to_owned(),
+        // A reason added to the library later: its Debug name, lower-cased.
+        other => format!("{other:?}").to_ascii_lowercase(),
+    }
 }
