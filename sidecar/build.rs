@@ -9,7 +9,9 @@
 //!
 //! Only for release builds linked by rust-lld, Rust's default linker on x86_64 Linux
 //! since 1.90; any other set-up links as before. Names in the file that are no longer in
-//! the binary are skipped, so a stale file costs memory, never a failed build.
+//! the binary are skipped, so a stale file costs memory, never a failed build; its first
+//! line records the compiler and `Cargo.lock` it was made for, and
+//! `sidecar/tests/order_file.rs` fails when either changed (the fix: re-run the script).
 
 use std::env;
 use std::path::Path;

@@ -57,8 +57,8 @@ bench_require pgrep:procps pebble:pebble nginx:nginx caddy:caddy haproxy:haproxy
 bench_build_berth
 # How much of berth's code layout (sidecar/build.rs) still names functions in the binary.
 order_file=sidecar/berth.order
-order_found=$(nm "$BERTH" | awk '{ print $NF }' | sort -u | comm -12 - <(sort -u "$order_file") | wc -l)
-order_listed=$(sort -u "$order_file" | wc -l)
+order_found=$(nm "$BERTH" | awk '{ print $NF }' | sort -u | comm -12 - <(grep -v '^#' "$order_file" | sort -u) | wc -l)
+order_listed=$(grep -v '^#' "$order_file" | sort -u | wc -l)
 
 bench_pebble_workdir proxy
 cgroup=""
