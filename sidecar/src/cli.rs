@@ -186,20 +186,12 @@ pub(crate) struct RenewArgs {
     /// --standalone: the store whose certificates are renewed.
     #[command(flatten)]
     pub(crate) store: StoreArgs,
-    /// --standalone: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
-    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
-    pub(crate) challenge: ChallengeKind,
+    /// --standalone: how the names are proven (the challenge flags of `issue`).
     #[command(flatten)]
-    pub(crate) dns: DnsArgs,
+    pub(crate) challenge: ChallengeArgs,
     /// --standalone: key type of the new certificates: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
     pub(crate) key_type: KeyType,
-    /// --standalone: where to answer HTTP-01 (the CA connects to port 80).
-    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
-    pub(crate) http_addr: SocketAddr,
-    /// --standalone: where to answer TLS-ALPN-01 (the CA connects to port 443).
-    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
-    pub(crate) tls_addr: SocketAddr,
     /// --standalone: order from the production CA without proving the names on staging.
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,
@@ -419,6 +411,23 @@ impl DnsArgs {
     }
 }
 
+/// How `issue` and `renew --standalone` prove control of the names: the challenge and
+/// where this process answers it (its own listeners, or the DNS provider).
+#[derive(Debug, Args)]
+pub(crate) struct ChallengeArgs {
+    /// Challenge: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
+    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
+    pub(crate) challenge: ChallengeKind,
+    #[command(flatten)]
+    pub(crate) dns: DnsArgs,
+    /// Where to answer HTTP-01 (the CA connects to port 80).
+    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
+    pub(crate) http_addr: SocketAddr,
+    /// Where to answer TLS-ALPN-01 (the CA connects to port 443).
+    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
+    pub(crate) tls_addr: SocketAddr,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct IssueArgs {
     #[command(flatten)]
@@ -427,11 +436,8 @@ pub(crate) struct IssueArgs {
     pub(crate) ca: CaArgs,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
-    /// Challenge: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
-    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
-    pub(crate) challenge: ChallengeKind,
     #[command(flatten)]
-    pub(crate) dns: DnsArgs,
+    pub(crate) challenge: ChallengeArgs,
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
     #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
     pub(crate) key_type: KeyType,
@@ -439,12 +445,6 @@ pub(crate) struct IssueArgs {
     /// refused before ordering unless the CA's directory lists it.
     #[arg(long, env = "BERTH_PROFILE")]
     pub(crate) profile: Option<String>,
-    /// Where to answer HTTP-01 (the CA connects to port 80).
-    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
-    pub(crate) http_addr: SocketAddr,
-    /// Where to answer TLS-ALPN-01 (the CA connects to port 443).
-    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
-    pub(crate) tls_addr: SocketAddr,
     /// Also write PEM files: <dir>/live/<name>/{cert,chain,fullchain,privkey}.pem and
     /// <dir>/<name>.pem (HAProxy).
     #[arg(long, env = "BERTH_EXPORT_DIR")]

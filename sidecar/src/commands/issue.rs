@@ -3,15 +3,15 @@
 
 use berth_acme_core::store::{export_combined, export_live};
 use berth_acme_core::{CertManager, ManagedCert, ManagerConfig, Outcome};
-use tokio_util::sync::CancellationToken;
 
+use super::responder::Responder;
 use super::{account_config, days_left, domain_set, open_store, rescue_dir, rfc3339};
 use crate::cli::IssueArgs;
 use crate::failure::Failure;
 
 pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     let domains = domain_set(&args.domains)?;
-    let (challenge, key_type) = (args.challenge, args.key_type);
+    let (challenge, key_type) = (args.challenge.challenge, args.key_type);
     let profile = crate::plan::profile(args.profile.as_ref())
         .map_err(|e| Failure::usage(format!("--profile: {e}")))?;
     let managed = ManagedCert::new(domains, challenge, key_type)?.with_profile(profile);
@@ -34,31 +34,19 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     config.rescue_dir = rescue_dir(&args.store);
 
     // The challenge responder runs only for the duration of this command.
-    let shutdown = CancellationToken::new();
-    let (solver, listener) = super::renew::start_solver(
-        challenge,
-        args.http_addr,
-        args.tls_addr,
-        &args.dns,
-        &args.store,
-        shutdown.clone(),
-    )
-    .await?;
-
-    let manager = CertManager::new(config, vec![managed.clone()], vec![solver]);
+    let responder = Responder::start(&args.challenge, &args.store).await?;
+    let manager = CertManager::new(
+        config,
+        vec![managed.clone()],
+        vec![responder.solver.clone()],
+    );
     if args.dry_run {
         let rows = super::renew::renew(&manager, &[], true, true).await;
-        shutdown.cancel();
-        if let Some(listener) = listener {
-            listener.stop().await;
-        }
+        responder.stop().await;
         return super::renew::report(rows, args.json, true);
     }
     let result = manager.ensure(&managed, args.force).await;
-    shutdown.cancel();
-    if let Some(listener) = listener {
-        listener.stop().await;
-    }
+    responder.stop().await;
     let outcome = result?;
 
     let certificate = outcome.certificate();

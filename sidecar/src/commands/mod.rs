@@ -6,6 +6,7 @@ pub(crate) mod healthcheck;
 pub(crate) mod import;
 pub(crate) mod issue;
 pub(crate) mod renew;
+pub(crate) mod responder;
 pub(crate) mod revoke;
 pub(crate) mod run;
 pub(crate) mod secrets;

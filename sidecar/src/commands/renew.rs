@@ -7,23 +7,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_acme_core::challenge::{
-    ChallengeListener, Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver,
-    serve_http01, serve_tls_alpn01,
-};
 use berth_acme_core::stale;
 use berth_acme_core::store::{FileStore, Store, records};
-use berth_acme_core::{
-    CertManager, ChallengeKind, DomainName, DryRunError, ManagedCert, ManagerConfig, Outcome,
-};
+use berth_acme_core::{CertManager, DomainName, DryRunError, ManagedCert, ManagerConfig, Outcome};
 use berth_stores::StoreLocation;
 use hyper::Method;
-use tokio_util::sync::CancellationToken;
 
+use super::responder::Responder;
 use super::{account_config, open_store, rescue_dir, rfc3339, store_location};
 use crate::admin_client;
-use crate::cli::{DnsArgs, RenewArgs, StoreArgs};
-use crate::dns;
+use crate::cli::{RenewArgs, StoreArgs};
 use crate::failure::Failure;
 
 /// An order with Pebble takes seconds; a production CA under load, minutes.
@@ -126,7 +119,7 @@ async fn through_admin(args: &RenewArgs) -> Result<(Vec<serde_json::Value>, bool
 /// Renews on the store without a running `berth run`: the certificates stored in berth's
 /// resolver section, validated with `--challenge` on this process's own listeners.
 async fn standalone(args: &RenewArgs) -> Result<Result<Vec<serde_json::Value>, Refusal>, Failure> {
-    let (challenge, key_type) = (args.challenge, args.key_type);
+    let (challenge, key_type) = (args.challenge.challenge, args.key_type);
     let account = account_config(&args.ca)?;
     // A dry run writes nothing to the real store, so it only reads it.
     let store = if args.dry_run {
@@ -163,22 +156,10 @@ async fn standalone(args: &RenewArgs) -> Result<Result<Vec<serde_json::Value>, R
     config.skip_staging = args.skip_staging;
     config.rescue_dir = rescue_dir(&args.store);
 
-    let shutdown = CancellationToken::new();
-    let (solver, listener) = start_solver(
-        challenge,
-        args.http_addr,
-        args.tls_addr,
-        &args.dns,
-        &args.store,
-        shutdown.clone(),
-    )
-    .await?;
-    let manager = CertManager::new(config, managed, vec![solver]);
+    let responder = Responder::start(&args.challenge, &args.store).await?;
+    let manager = CertManager::new(config, managed, vec![responder.solver.clone()]);
     let result = renew(&manager, &args.names, args.force, args.dry_run).await;
-    shutdown.cancel();
-    if let Some(listener) = listener {
-        listener.stop().await;
-    }
+    responder.stop().await;
     Ok(result.map(|mut rows| {
         rows.extend(unmanaged);
         rows
@@ -334,38 +315,6 @@ pub(crate) async fn read_only_store(args: &StoreArgs) -> Result<Arc<dyn Store>, 
         StoreLocation::File(path) => Ok(FileStore::open_read_only(&path, &args.resolver).await?),
         _ => open_store(args).await,
     }
-}
-
-/// The solver for `challenge` and, for HTTP-01 and TLS-ALPN-01, the listener this
-/// process answers on until `shutdown`.
-pub(crate) async fn start_solver(
-    challenge: ChallengeKind,
-    http_addr: std::net::SocketAddr,
-    tls_addr: std::net::SocketAddr,
-    dns_args: &DnsArgs,
-    store: &StoreArgs,
-    shutdown: CancellationToken,
-) -> Result<(Arc<dyn Solver>, Option<ChallengeListener>), Failure> {
-    Ok(match challenge {
-        ChallengeKind::Http01 => {
-            let responder = Http01Responder::new();
-            let listener = serve_http01(http_addr, responder.clone(), shutdown).await?;
-            (Arc::new(Http01Solver::new(responder)), Some(listener))
-        }
-        ChallengeKind::TlsAlpn01 => {
-            let responder = TlsAlpn01Responder::new();
-            let listener = serve_tls_alpn01(tls_addr, responder.clone(), shutdown).await?;
-            (Arc::new(TlsAlpn01Solver::new(responder)), Some(listener))
-        }
-        ChallengeKind::Dns01 => (
-            dns::require(dns::solver(
-                dns_args,
-                rescue_dir(store).map(|_| store.store.as_path()),
-            )?)?,
-            None,
-        ),
-        _ => return Err(berth_acme_core::Error::NoSolver { challenge }.into()),
-    })
 }
 
 #[cfg(test)]
