@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_acme_core::challenge::dns01::TsigAlgorithm;
 use berth_acme_core::{ChallengeKind, KeyType, RevocationReason};
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -321,8 +322,12 @@ pub(crate) struct DnsArgs {
         long = "dns-tsig-algorithm",
         env = "BERTH_DNS_TSIG_ALGORITHM"
     )]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tsig_algorithm: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_text::option"
+    )]
+    pub(crate) tsig_algorithm: Option<TsigAlgorithm>,
     /// rfc2136: file holding the TSIG secret, or the whole key file `tsig-keygen` wrote.
     /// Never pass the secret itself in a flag or variable.
     #[arg(
@@ -340,10 +345,15 @@ pub(crate) struct DnsArgs {
     #[arg(
         id = "dns_exec_timeout",
         long = "dns-exec-timeout",
-        env = "BERTH_DNS_EXEC_TIMEOUT"
+        env = "BERTH_DNS_EXEC_TIMEOUT",
+        value_parser = duration
     )]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) exec_timeout: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_text::duration_option"
+    )]
+    pub(crate) exec_timeout: Option<Duration>,
     /// The zone the records go in (default: found by SOA lookup).
     #[arg(id = "dns_zone", long = "dns-zone", env = "BERTH_DNS_ZONE")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -367,18 +377,28 @@ pub(crate) struct DnsArgs {
     #[arg(
         id = "dns_propagation_timeout",
         long = "dns-propagation-timeout",
-        env = "BERTH_DNS_PROPAGATION_TIMEOUT"
+        env = "BERTH_DNS_PROPAGATION_TIMEOUT",
+        value_parser = duration
     )]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) propagation_timeout: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_text::duration_option"
+    )]
+    pub(crate) propagation_timeout: Option<Duration>,
     /// How often to ask while waiting (default 2s).
     #[arg(
         id = "dns_propagation_interval",
         long = "dns-propagation-interval",
-        env = "BERTH_DNS_PROPAGATION_INTERVAL"
+        env = "BERTH_DNS_PROPAGATION_INTERVAL",
+        value_parser = duration
     )]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) propagation_interval: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_text::duration_option"
+    )]
+    pub(crate) propagation_interval: Option<Duration>,
     /// TTL of the TXT records, in seconds (default 60).
     #[arg(id = "dns_ttl", long = "dns-ttl", env = "BERTH_DNS_TTL")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::{
-    Dns01Config, Dns01Solver, DnsProvider, ExecProvider, Rfc2136Provider, TsigAlgorithm, TsigKey,
-    journal_path, parse_server,
+    Dns01Config, Dns01Solver, DnsProvider, ExecProvider, Rfc2136Provider, TsigKey, journal_path,
+    parse_server,
 };
 use berth_secrets::Loader;
 
-use crate::cli::{DnsArgs, duration};
+use crate::cli::DnsArgs;
 use crate::failure::Failure;
 
 /// How long one run of the exec hook may take unless `--dns-exec-timeout` says otherwise.
@@ -50,16 +50,12 @@ pub(crate) fn solver(
             .filter(|s| !s.trim().is_empty())
             .map(|s| server("--dns-propagation-servers", s))
             .collect::<Result<_, _>>()?,
-        propagation_timeout: duration_or(
-            "--dns-propagation-timeout",
-            &args.propagation_timeout,
-            defaults.propagation_timeout,
-        )?,
-        propagation_interval: duration_or(
-            "--dns-propagation-interval",
-            &args.propagation_interval,
-            defaults.propagation_interval,
-        )?,
+        propagation_timeout: args
+            .propagation_timeout
+            .unwrap_or(defaults.propagation_timeout),
+        propagation_interval: args
+            .propagation_interval
+            .unwrap_or(defaults.propagation_interval),
         ttl: args.ttl.unwrap_or(defaults.ttl),
         journal: store.map(journal_path),
         ..defaults
@@ -92,14 +88,8 @@ fn provider(args: &DnsArgs, loader: &Loader) -> Result<Option<Arc<dyn DnsProvide
                 Failure::usage("--dns-provider rfc2136 needs --dns-tsig-secret-file (the key file tsig-keygen wrote)")
             })?;
             let secret = loader.read_file(file)?;
-            let algorithm = args
-                .tsig_algorithm
-                .as_deref()
-                .map(str::parse::<TsigAlgorithm>)
-                .transpose()
-                .map_err(|e| Failure::usage(format!("--dns-tsig-algorithm: {e}")))?;
-            let key =
-                TsigKey::parse(args.tsig_key.as_deref(), algorithm, &secret).map_err(|e| {
+            let key = TsigKey::parse(args.tsig_key.as_deref(), args.tsig_algorithm, &secret)
+                .map_err(|e| {
                     Failure::usage(format!("--dns-tsig-secret-file {}: {e}", file.display()))
                 })?;
             Ok(Some(Arc::new(Rfc2136Provider::new(
@@ -112,23 +102,11 @@ fn provider(args: &DnsArgs, loader: &Loader) -> Result<Option<Arc<dyn DnsProvide
             let program = args.exec.as_deref().ok_or_else(|| {
                 Failure::usage("--dns-provider exec needs --dns-exec (the hook program)")
             })?;
-            let timeout = duration_or(
-                "--dns-exec-timeout",
-                &args.exec_timeout,
-                DEFAULT_EXEC_TIMEOUT,
-            )?;
+            let timeout = args.exec_timeout.unwrap_or(DEFAULT_EXEC_TIMEOUT);
             Ok(Some(Arc::new(ExecProvider::new(program, timeout))))
         }
         other => Err(Failure::usage(format!(
             "--dns-provider {other:?} is not known; use rfc2136 or exec (more providers are planned, see the README)"
         ))),
-    }
-}
-
-/// The duration `flag` was given as, or `default` when it was not.
-fn duration_or(flag: &str, text: &Option<String>, default: Duration) -> Result<Duration, Failure> {
-    match text {
-        Some(text) => duration(text).map_err(|e| Failure::usage(format!("{flag} {text:?}: {e}"))),
-        None => Ok(default),
     }
 }

@@ -9,6 +9,7 @@ mod failure;
 mod lint;
 mod logging;
 mod plan;
+mod serde_text;
 mod settings;
 
 use std::process::ExitCode;

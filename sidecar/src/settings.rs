@@ -28,7 +28,7 @@ pub(crate) struct CertificateSettings {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "as_text::option"
+        with = "crate::serde_text::option"
     )]
     pub(crate) challenge: Option<ChallengeKind>,
     /// Key type for this set (default: the top-level `key_type`).
@@ -140,7 +140,7 @@ pub(crate) struct RunSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) store_key: Option<PathBuf>,
     pub(crate) store_prefix: String,
-    #[serde(serialize_with = "as_text::value")]
+    #[serde(serialize_with = "crate::serde_text::value")]
     pub(crate) challenge: ChallengeKind,
     pub(crate) key_type: KeyType,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -482,29 +482,6 @@ fn redact_quoted(text: &str) -> String {
 }
 
 /// Durations printed the way they are written in the file ("30s", "1m 30s").
-/// Serializes a value that has no `Serialize` of its own as its `Display` text (the
-/// spelling `FromStr` reads back).
-mod as_text {
-    use std::fmt::Display;
-
-    pub(super) fn value<S: serde::Serializer, T: Display>(
-        value: &T,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(value)
-    }
-
-    pub(super) fn option<S: serde::Serializer, T: Display>(
-        value: &Option<T>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(value) => serializer.collect_str(value),
-            None => serializer.serialize_none(),
-        }
-    }
-}
-
 mod humantime_serde_text {
     use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! `--challenge`, `--key-type` and `--reason` (and their `BERTH_*` variables and config
-//! file keys) are parsed once, where they enter: a bad value exits 2 naming the flag or
+//! `--challenge`, `--key-type`, `--reason`, `--dns-tsig-algorithm` and the `--dns-*`
+//! durations (and their `BERTH_*` variables and config file keys) are parsed once, where they enter: a bad value exits 2 naming the flag or
 //! key with the valid choices, and a good one is used in its one canonical spelling.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -51,7 +51,7 @@ fn bad_flag_and_variable_values_exit_2_naming_the_flag_and_the_choices() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("acme.json");
     let store_arg = store.display().to_string();
-    let cases: [Case; 5] = [
+    let cases: [Case<'_>; 7] = [
         (
             &["issue", "-d", "a.example.com", "--challenge", "bogus"],
             &[],
@@ -81,6 +81,18 @@ fn bad_flag_and_variable_values_exit_2_naming_the_flag_and_the_choices() {
             &[("BERTH_KEY_TYPE", "dsa")],
             "--key-type",
             "use ec256, ec384, rsa2048 or rsa4096",
+        ),
+        (
+            &["issue", "-d", "a.example.com", "--dns-exec-timeout", "5x"],
+            &[],
+            "--dns-exec-timeout",
+            "write e.g. 30s, 5m, 1h",
+        ),
+        (
+            &["renew", "--standalone"],
+            &[("BERTH_DNS_TSIG_ALGORITHM", "hmac-md5")],
+            "--dns-tsig-algorithm",
+            "too weak; make a new key with `tsig-keygen -a hmac-sha256`",
         ),
         (
             &["revoke", "a.example.com", "--reason", "bored"],
@@ -121,6 +133,16 @@ fn bad_config_file_values_exit_2_naming_the_key_without_the_value() {
             "[[certificates]]\ndomains = [\"b.example.com\"]\nkey_type = \"s3cr3t-typo\"\n",
             "key certificates.key_type: unknown key type",
             "use ec256, ec384, rsa2048 or rsa4096",
+        ),
+        (
+            "[dns]\nexec_timeout = \"s3cr3t\"\n",
+            "key dns.exec_timeout: not a duration",
+            "write e.g. 30s, 5m, 1h",
+        ),
+        (
+            "[dns]\ntsig_algorithm = \"s3cr3t\"\n",
+            "key dns.tsig_algorithm: invalid DNS-01 settings: unknown TSIG algorithm",
+            "use hmac-sha256, hmac-sha384 or hmac-sha512",
         ),
         (
             "[[certificates]]\ndomains = [\"b.example.com\"]\nchallenge = \"tls-sni-01\"\n",
@@ -164,7 +186,7 @@ fn accepted_spellings_are_shown_in_their_canonical_form() {
     let config = dir.path().join("berth.toml");
     std::fs::write(
         &config,
-        "[[certificates]]\ndomains = [\"b.example.com\"]\nchallenge = \"TLS-ALPN\"\nkey_type = \"RSA2048\"\n",
+        "[dns]\ntsig_algorithm = \"HMAC-SHA384.\"\nexec_timeout = \"90\"\n\n[[certificates]]\ndomains = [\"b.example.com\"]\nchallenge = \"TLS-ALPN\"\nkey_type = \"RSA2048\"\n",
     )
     .unwrap();
     let config_arg = config.display().to_string();
@@ -191,6 +213,13 @@ fn accepted_spellings_are_shown_in_their_canonical_form() {
     assert!(
         out.stdout
             .contains("challenge = \"tls-alpn-01\"\nkey_type = \"rsa2048\""),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("tsig_algorithm = \"hmac-sha384\"\nexec_timeout = \"1m 30s\""),
         "{}{}",
         out.stdout,
         out.stderr
