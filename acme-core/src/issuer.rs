@@ -97,6 +97,31 @@ pub trait OrderJournal: Send + Sync {
 }
 
 /// Gets certificates from one account's CA, answering challenges through one [`Solver`].
+///
+/// [`CertManager`](crate::CertManager) drives issuers for you (storage, renewal,
+/// locking); use one directly for a one-off certificate:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use berth_acme_core::challenge::{Http01Responder, Http01Solver};
+/// use berth_acme_core::{AccountConfig, AcmeAccount, Ca, DomainSet, Issuer, KeyType, OrderRequest};
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = AccountConfig::new(Ca::letsencrypt_staging());
+/// config.agree_tos = true;
+/// // `Some(credentials)` only when an account was registered: persist them and pass
+/// // them back next time, or every run registers another account.
+/// let (account, credentials) = AcmeAccount::load_or_create(&config, None).await?;
+/// let responder = Http01Responder::new(); // serve it on :80 (`serve_http01`)
+/// let issuer = Issuer::new(account, Arc::new(Http01Solver::new(responder)));
+///
+/// let mut request = OrderRequest::new(DomainSet::parse(["example.com", "www.example.com"])?);
+/// request.key_type = KeyType::Rsa2048;
+/// let certificate = issuer.issue(&request).await?;
+/// assert!(certificate.covers(&request.domains));
+/// println!("{}", certificate.chain_pem()); // the key is `certificate.key_pem()`
+/// # drop(credentials); Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Issuer {
     account: AcmeAccount,

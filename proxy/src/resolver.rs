@@ -24,6 +24,28 @@ use crate::metrics::Metrics;
 ///
 /// A server name nothing matches (with no default) makes rustls abort the handshake
 /// with a fatal alert; it is counted in [`Metrics`] as an unknown SNI.
+///
+/// ```
+/// use std::sync::Arc;
+/// use berth_acme_core::{CertSet, Certificate};
+/// use berth_proxy::CertResolver;
+/// # let generated = rcgen::generate_simple_self_signed(vec!["example.com".to_owned()])?;
+/// # let chain_pem = generated.cert.pem();
+/// # let key_pem = berth_secrets::Secret::new(generated.signing_key.serialize_pem());
+///
+/// let certificate = Certificate::from_pem(&chain_pem, key_pem)?;
+/// let certs = CertSet::new(vec![certificate]);
+/// let resolver = Arc::new(CertResolver::new(certs.clone()).with_default_name("example.com"));
+/// // A rustls configuration taking every certificate from the resolver; wrap it in a
+/// // `tokio_rustls::TlsAcceptor` (or `ServerConfig::builder().with_cert_resolver(..)`).
+/// let config = berth_proxy::server_config(Arc::clone(&resolver))?;
+/// assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+///
+/// // After a renewal (`CertManager::subscribe` reports it): one swap, no restart.
+/// resolver.replace(certs);
+/// assert!(resolver.current().lookup("example.com").is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct CertResolver {
     certs: ArcSwap<CertSet>,
     default_name: Option<String>,

@@ -25,6 +25,39 @@ pub type SolverFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Sen
 /// presented challenge once the order is settled — on success and on failure alike.
 /// `cleanup` may be called for a challenge whose `present` failed, so it must tolerate
 /// that. Implementations must never log the key authorization.
+///
+/// The provided solvers are [`Http01Solver`], [`TlsAlpn01Solver`] and
+/// [`Dns01Solver`](super::dns01::Dns01Solver). A solver of your own, here one that
+/// reports each name (never the key authorization) and then answers through another;
+/// it forwards `wait_visible` too, where DNS-01 waits for propagation:
+///
+/// ```
+/// use std::sync::Arc;
+/// use berth_acme_core::ChallengeKind;
+/// use berth_acme_core::challenge::{Http01Responder, Http01Solver};
+/// use berth_acme_core::challenge::{PendingChallenge, Solver, SolverFuture};
+///
+/// #[derive(Debug)]
+/// struct Reported<S>(S);
+/// impl<S: Solver> Solver for Reported<S> {
+///     fn kind(&self) -> ChallengeKind {
+///         self.0.kind()
+///     }
+///     fn present<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
+///         eprintln!("{} for {}", self.kind().as_str(), challenge.identifier().as_str());
+///         self.0.present(challenge)
+///     }
+///     fn cleanup<'a>(&'a self, challenge: &'a PendingChallenge) -> SolverFuture<'a> {
+///         self.0.cleanup(challenge)
+///     }
+///     fn wait_visible<'a>(&'a self, challenges: &'a [PendingChallenge]) -> SolverFuture<'a> {
+///         self.0.wait_visible(challenges)
+///     }
+/// }
+///
+/// let solver: Arc<dyn Solver> = Arc::new(Reported(Http01Solver::new(Http01Responder::new())));
+/// assert_eq!(solver.kind(), ChallengeKind::Http01); // hand it to `CertManager::new`
+/// ```
 pub trait Solver: Send + Sync + fmt::Debug {
     /// The challenge type this solver answers.
     fn kind(&self) -> ChallengeKind;

@@ -33,6 +33,33 @@ pub const DEFAULT_RESOLVER: &str = "berth";
 
 /// An `acme.json` file held in memory as JSON, so everything berth does not manage
 /// round-trips untouched.
+///
+/// ```
+/// use base64::{Engine, engine::general_purpose::STANDARD};
+/// use berth_acme_core::store::{AcmeJson, DEFAULT_RESOLVER};
+/// # let generated = rcgen::generate_simple_self_signed(vec!["example.com".to_owned()])?;
+/// # let (chain_pem, key_pem) = (generated.cert.pem(), generated.signing_key.serialize_pem());
+///
+/// // What Traefik writes: resolver `le`, PEM certificate and key in base64.
+/// let text = format!(
+///     r#"{{"le": {{"Account": null, "Certificates": [{{"domain": {{"main": "example.com"}},
+///         "certificate": "{}", "key": "{}", "Store": "default"}}]}}}}"#,
+///     STANDARD.encode(chain_pem),
+///     STANDARD.encode(key_pem),
+/// );
+/// let mut store = AcmeJson::parse(text.as_bytes())?;
+/// let (certs, unreadable) = store.certificates("le");
+/// assert!(unreadable.is_empty());
+/// assert_eq!(certs[0].domains.to_string(), "example.com");
+///
+/// // berth writes its own resolver section and leaves Traefik's as it was.
+/// store.upsert(DEFAULT_RESOLVER, &certs[0].domains, &certs[0].certificate);
+/// let dir = tempfile::tempdir()?;
+/// store.save(&dir.path().join("acme.json"))?; // atomically, mode 0600
+/// let reread = AcmeJson::read(&dir.path().join("acme.json"))?;
+/// assert_eq!(reread.all_certificates().0.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct AcmeJson {
     root: Map<String, Value>,

@@ -42,6 +42,38 @@ pub struct ProviderError(pub String);
 ///   not there succeeds.
 /// - Credentials come from secret files (`berth-secrets`) and never appear in errors,
 ///   logs or `Debug` output.
+///
+/// A minimal provider, keeping the zone in memory where a real one calls its DNS API,
+/// handed to a [`Dns01Solver`](super::Dns01Solver):
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use berth_acme_core::challenge::dns01::{self, DnsProvider, ProviderFuture, TxtRecord};
+///
+/// #[derive(Debug, Default)]
+/// struct Memory(Mutex<Vec<TxtRecord>>);
+/// impl DnsProvider for Memory {
+///     fn describe(&self) -> String {
+///         "memory".into()
+///     }
+///     fn add_txt<'a>(&'a self, record: &'a TxtRecord) -> ProviderFuture<'a> {
+///         Box::pin(async move { Ok(self.0.lock().unwrap().push(record.clone())) })
+///     }
+///     fn remove_txt<'a>(&'a self, record: &'a TxtRecord) -> ProviderFuture<'a> {
+///         Box::pin(async move { Ok(self.0.lock().unwrap().retain(|r| r != record)) })
+///     }
+/// }
+///
+/// let (zone, rt) = (Memory::default(), tokio::runtime::Runtime::new()?);
+/// let fqdn = "_acme-challenge.example.com.".to_owned();
+/// let record = TxtRecord { fqdn, zone: "example.com.".into(), value: "x".repeat(43), ttl: 60 };
+/// rt.block_on(zone.add_txt(&record))?;
+/// assert_eq!(zone.0.lock().unwrap()[..], [record.clone()]);
+/// rt.block_on(zone.remove_txt(&record))?;
+/// assert!(zone.0.lock().unwrap().is_empty());
+/// let solver = dns01::Dns01Solver::new(Arc::new(zone), dns01::Dns01Config::default());
+/// # drop(solver); Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait DnsProvider: Send + Sync + fmt::Debug {
     /// Names the provider and its target in errors and logs: `rfc2136 (192.0.2.53:53)`.
     fn describe(&self) -> String;
