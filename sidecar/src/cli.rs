@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::TsigAlgorithm;
-use berth_acme_core::{ChallengeKind, KeyType, RevocationReason};
+use berth_acme_core::{Ca, ChallengeKind, KeyType, RevocationReason};
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
@@ -242,7 +242,7 @@ pub(crate) struct CaArgs {
     /// CA: letsencrypt-staging (default), letsencrypt, zerossl, google, google-staging, or
     /// an ACME directory URL.
     #[arg(long, env = "BERTH_CA", default_value = "letsencrypt-staging")]
-    pub(crate) ca: String,
+    pub(crate) ca: Ca,
     /// Staging counterpart of a custom --ca, proven first for new domain sets.
     #[arg(long, env = "BERTH_STAGING_CA")]
     pub(crate) staging_ca: Option<String>,

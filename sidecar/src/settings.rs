@@ -13,7 +13,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::{Deserialize, Serialize};
 
-use berth_acme_core::{ChallengeKind, KeyType};
+use berth_acme_core::{Ca, ChallengeKind, KeyType};
 
 use crate::cli::{CaArgs, DnsArgs, LimitArgs, RunArgs, SharedStoreArgs, StoreArgs};
 use crate::failure::Failure;
@@ -62,7 +62,8 @@ struct FileConfig {
     certificates: Vec<CertificateSettings>,
     upstream: Option<String>,
     routes: Option<Vec<String>>,
-    ca: Option<String>,
+    #[serde(default, deserialize_with = "crate::serde_text::option::deserialize")]
+    ca: Option<Ca>,
     staging_ca: Option<String>,
     ca_root: Option<PathBuf>,
     email: Option<String>,
@@ -117,7 +118,8 @@ pub(crate) struct LimitSettings {
 pub(crate) struct RunSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) config: Option<PathBuf>,
-    pub(crate) ca: String,
+    #[serde(serialize_with = "ca_name")]
+    pub(crate) ca: Ca,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) staging_ca: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,7 +256,7 @@ impl RunSettings {
 
         Ok(Self {
             config: config.clone(),
-            ca: pick("ca", ca, file.ca),
+            ca: choose(given("ca"), ca.clone(), file.ca),
             staging_ca: staging_ca.clone().or(file.staging_ca),
             ca_root: ca_root.clone().or(file.ca_root),
             email: email.clone().or(file.email),
@@ -351,6 +353,12 @@ impl RunSettings {
         limits.shutdown_timeout = l.drain_timeout;
         limits
     }
+}
+
+/// A CA as it is written: its preset name, or its directory URL (what `--ca` reads back;
+/// its `Display` adds the URL to a preset's name).
+fn ca_name<S: serde::Serializer>(ca: &Ca, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(ca.name())
 }
 
 /// The flag or variable when `given`, else the file's value, else the flag's default.
@@ -614,7 +622,7 @@ mod tests {
             file,
         )
         .unwrap();
-        assert_eq!(s.ca, "letsencrypt-staging", "flag beats file");
+        assert_eq!(s.ca.name(), "letsencrypt-staging", "flag beats file");
         assert_eq!(
             s.upstream.as_deref(),
             Some("http://file:1"),

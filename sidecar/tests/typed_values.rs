@@ -1,6 +1,7 @@
-//! `--challenge`, `--key-type`, `--reason`, `--dns-tsig-algorithm` and the `--dns-*`
-//! durations (and their `BERTH_*` variables and config file keys) are parsed once, where they enter: a bad value exits 2 naming the flag or
-//! key with the valid choices, and a good one is used in its one canonical spelling.
+//! `--ca`, `--challenge`, `--key-type`, `--reason`, `--dns-tsig-algorithm` and the
+//! `--dns-*` durations (and their `BERTH_*` variables and config file keys) are parsed
+//! once, where they enter: a bad value exits 2 naming the flag or key with the valid
+//! choices, and a good one is used in its one canonical spelling.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -51,7 +52,7 @@ fn bad_flag_and_variable_values_exit_2_naming_the_flag_and_the_choices() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("acme.json");
     let store_arg = store.display().to_string();
-    let cases: [Case<'_>; 7] = [
+    let cases: [Case<'_>; 8] = [
         (
             &["issue", "-d", "a.example.com", "--challenge", "bogus"],
             &[],
@@ -95,6 +96,12 @@ fn bad_flag_and_variable_values_exit_2_naming_the_flag_and_the_choices() {
             "too weak; make a new key with `tsig-keygen -a hmac-sha256`",
         ),
         (
+            &["certs", "prune", "--expired", "--revoke"],
+            &[("BERTH_CA", "http://ca.example/dir")],
+            "--ca",
+            "use letsencrypt-staging, letsencrypt, zerossl, google, google-staging or an https:// directory URL",
+        ),
+        (
             &["revoke", "a.example.com", "--reason", "bored"],
             &[],
             "--reason",
@@ -133,6 +140,11 @@ fn bad_config_file_values_exit_2_naming_the_key_without_the_value() {
             "[[certificates]]\ndomains = [\"b.example.com\"]\nkey_type = \"s3cr3t-typo\"\n",
             "key certificates.key_type: unknown key type",
             "use ec256, ec384, rsa2048 or rsa4096",
+        ),
+        (
+            "ca = \"http://user:s3cr3t@ca.example/dir\"\n",
+            "key ca: unknown CA",
+            "or an https:// directory URL",
         ),
         (
             "[dns]\nexec_timeout = \"s3cr3t\"\n",
@@ -186,7 +198,7 @@ fn accepted_spellings_are_shown_in_their_canonical_form() {
     let config = dir.path().join("berth.toml");
     std::fs::write(
         &config,
-        "[dns]\ntsig_algorithm = \"HMAC-SHA384.\"\nexec_timeout = \"90\"\n\n[[certificates]]\ndomains = [\"b.example.com\"]\nchallenge = \"TLS-ALPN\"\nkey_type = \"RSA2048\"\n",
+        "ca = \"LE\"\n[dns]\ntsig_algorithm = \"HMAC-SHA384.\"\nexec_timeout = \"90\"\n\n[[certificates]]\ndomains = [\"b.example.com\"]\nchallenge = \"TLS-ALPN\"\nkey_type = \"RSA2048\"\n",
     )
     .unwrap();
     let config_arg = config.display().to_string();
@@ -220,6 +232,12 @@ fn accepted_spellings_are_shown_in_their_canonical_form() {
     assert!(
         out.stdout
             .contains("tsig_algorithm = \"hmac-sha384\"\nexec_timeout = \"1m 30s\""),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("\nca = \"letsencrypt\"\n"),
         "{}{}",
         out.stdout,
         out.stderr

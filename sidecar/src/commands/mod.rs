@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, Store, StoredCert, records};
-use berth_acme_core::{AccountConfig, Ca, DomainSet, Eab};
+use berth_acme_core::{AccountConfig, DomainSet, Eab};
 use berth_secrets::Loader;
 use berth_stores::{
     ClientIdentity, EtcdOptions, EtcdStore, Instrumented, RedisOptions, RedisStore, StoreLocation,
@@ -41,11 +41,9 @@ pub(crate) fn domain_set(args: &DomainArgs) -> Result<DomainSet, Failure> {
 pub(crate) fn account_config(args: &CaArgs) -> Result<AccountConfig, Failure> {
     let loader = Loader::new();
     loader.refuse_plain_env("BERTH_EAB_HMAC")?;
-    let ca: Ca = args
+    let ca = args
         .ca
-        .parse()
-        .map_err(|e| Failure::usage(format!("--ca: {e}")))?;
-    let ca = ca
+        .clone()
         .with_staging(args.staging_ca.as_deref())
         .map_err(|e| Failure::usage(format!("--staging-ca: {e}")))?;
     let mut config = AccountConfig::new(ca);
