@@ -43,14 +43,18 @@ pub(crate) struct CertificateSettings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileLimits {
-    header_timeout: Option<String>,
-    idle_timeout: Option<String>,
+    #[serde(default, with = "crate::serde_text::duration_option")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "crate::serde_text::duration_option")]
+    idle_timeout: Option<Duration>,
     max_header_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_upstream_connections: Option<usize>,
     max_body_bytes: Option<u64>,
-    upstream_timeout: Option<String>,
-    drain_timeout: Option<String>,
+    #[serde(default, with = "crate::serde_text::duration_option")]
+    upstream_timeout: Option<Duration>,
+    #[serde(default, with = "crate::serde_text::duration_option")]
+    drain_timeout: Option<Duration>,
 }
 
 /// The `--config` file as written.
@@ -305,7 +309,7 @@ impl RunSettings {
                 }
                 _ => *order_concurrency,
             },
-            limits: merge_limits(limits, file.limits, &given)?,
+            limits: merge_limits(limits, file.limits, &given),
             dns: dns.clone().or(file.dns),
             certificates,
         })
@@ -366,26 +370,12 @@ fn choose<T>(given: bool, arg: T, file: Option<T>) -> T {
     if given { arg } else { file.unwrap_or(arg) }
 }
 
-fn merge_limits(
-    args: &LimitArgs,
-    file: FileLimits,
-    given: &dyn Fn(&str) -> bool,
-) -> Result<LimitSettings, Failure> {
-    let duration = |id: &str, arg: Duration, file: Option<String>| match file {
-        Some(text) if !given(id) => crate::cli::duration(&text).map_err(|_| {
-            // Names the key, never the value (the file may hold pasted secrets).
-            Failure::usage(format!(
-                "--config: limits.{id} is not a duration; write e.g. 30s, 5m, 1h"
-            ))
-        }),
-        _ => Ok(arg),
-    };
-    let number = |id: &str, arg: usize, file: Option<usize>| {
-        if given(id) { arg } else { file.unwrap_or(arg) }
-    };
-    Ok(LimitSettings {
-        header_timeout: duration("header_timeout", args.header_timeout, file.header_timeout)?,
-        idle_timeout: duration("idle_timeout", args.idle_timeout, file.idle_timeout)?,
+fn merge_limits(args: &LimitArgs, file: FileLimits, given: &dyn Fn(&str) -> bool) -> LimitSettings {
+    let duration = |id: &str, arg: Duration, file: Option<Duration>| choose(given(id), arg, file);
+    let number = |id: &str, arg: usize, file: Option<usize>| choose(given(id), arg, file);
+    LimitSettings {
+        header_timeout: duration("header_timeout", args.header_timeout, file.header_timeout),
+        idle_timeout: duration("idle_timeout", args.idle_timeout, file.idle_timeout),
         max_header_bytes: number(
             "max_header_bytes",
             args.max_header_bytes,
@@ -406,9 +396,9 @@ fn merge_limits(
             "upstream_timeout",
             args.upstream_timeout,
             file.upstream_timeout,
-        )?,
-        drain_timeout: duration("drain_timeout", args.drain_timeout, file.drain_timeout)?,
-    })
+        ),
+        drain_timeout: duration("drain_timeout", args.drain_timeout, file.drain_timeout),
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, Failure> {

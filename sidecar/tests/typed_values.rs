@@ -147,6 +147,11 @@ fn bad_config_file_values_exit_2_naming_the_key_without_the_value() {
             "or an https:// directory URL",
         ),
         (
+            "[limits]\nheader_timeout = \"s3cr3t\"\n",
+            "key limits.header_timeout: not a duration",
+            "write e.g. 30s, 5m, 1h",
+        ),
+        (
             "[dns]\nexec_timeout = \"s3cr3t\"\n",
             "key dns.exec_timeout: not a duration",
             "write e.g. 30s, 5m, 1h",
