@@ -132,12 +132,26 @@ include "{root}/keys.conf";
             child: Some(child),
             addr,
         };
-        if !wait_for_port(addr, Duration::from_secs(20)) {
+        // The port opens before the zones are loaded, and a query in between gets
+        // SERVFAIL: wait for named's "running", which it logs once every zone is loaded.
+        if !wait_for_port(addr, Duration::from_secs(20)) || !bind.wait_running() {
             let log = bind.log();
             bind.stop();
             panic!("named did not start on {addr}:\n{log}");
         }
         bind
+    }
+
+    /// Whether named logged that it is running (all zones loaded) within 20 s.
+    fn wait_running(&self) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if self.log().lines().any(|line| line.ends_with(" running")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Where BIND answers (UDP and TCP).
