@@ -100,7 +100,22 @@ fn config_text(secret: String) -> impl Strategy<Value = String> {
 }
 
 /// Reads, plans and checks what berth would show; an error never shows the secret.
+/// A URL holding the secret anywhere but as its password (a mutation removed the `@`, or
+/// copied the comment into it) is quoted as given: nothing tells a secret from a host or
+/// a path there, so that input is only checked for panics.
 fn check(text: &[u8], secret: &str) -> Result<(), TestCaseError> {
+    let lossy = String::from_utf8_lossy(text);
+    let password = format!(":{secret}@");
+    // Or a mutation spliced it into a key or table name, which errors name on purpose.
+    let unmarked = lossy.lines().any(|l| {
+        let name = l.split('=').next().unwrap_or_default();
+        (l.contains("://") && assert_hidden(&l.replace(&password, ""), secret).is_err())
+            || (!l.trim_start().starts_with('#') && assert_hidden(name, secret).is_err())
+    });
+    if unmarked {
+        let _ = resolve(text).map(|s| crate::plan::Plan::build(&s).is_ok());
+        return Ok(());
+    }
     let settings = match resolve(text) {
         Ok(settings) => settings,
         Err(e) => return assert_hidden(&format!("{e} {e:?}"), secret),
