@@ -336,6 +336,35 @@ impl From<RevocationReason> for instant_acme::RevocationReason {
     }
 }
 
+impl RevocationReason {
+    /// The name `FromStr` reads and the state file records: `superseded`,
+    /// `key-compromise`, ...
+    ///
+    /// ```
+    /// use berth_acme_core::RevocationReason;
+    ///
+    /// let reason: RevocationReason = "KeyCompromise".parse()?;
+    /// assert_eq!(reason.as_str(), "key-compromise");
+    /// assert_eq!(reason.to_string().parse::<RevocationReason>()?, reason);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "key-compromise",
+            Self::AffiliationChanged => "affiliation-changed",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessation-of-operation",
+        }
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for RevocationReason {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

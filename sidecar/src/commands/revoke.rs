@@ -2,9 +2,9 @@
 
 use std::time::SystemTime;
 
+use berth_acme_core::AcmeAccount;
 use berth_acme_core::store::records::{self, REVOKED};
 use berth_acme_core::store::{RevokedCert, StoredAccount};
-use berth_acme_core::{AcmeAccount, RevocationReason};
 
 use super::{account_config, find_cert, open_store};
 use crate::cli::RevokeArgs;
@@ -35,7 +35,7 @@ pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
         serial_hex: info.serial_hex.clone(),
         domains: cert.domains.key(),
         at: SystemTime::now(),
-        reason: reason_name(args.reason),
+        reason: args.reason.as_str().to_owned(),
     };
     records::update_json::<Vec<RevokedCert>, _>(store.as_ref(), REVOKED, None, |list| {
         list.push(revoked.clone());
@@ -44,18 +44,4 @@ pub(crate) async fn run(args: RevokeArgs) -> Result<(), Failure> {
     tracing::info!(domains = %cert.domains, serial = %info.serial_hex, "certificate revoked");
     println!("revoked {} (serial {})", cert.domains, info.serial_hex);
     Ok(())
-}
-
-/// The RFC 5280 name recorded in the state file (`superseded`, ...), whatever spelling
-/// `--reason` was given in.
-fn reason_name(reason: RevocationReason) -> String {
-    match reason {
-        RevocationReason::Unspecified => "unspecified".to_owned(),
-        RevocationReason::KeyCompromise => "key-compromise".to_owned(),
-        RevocationReason::AffiliationChanged => "affiliation-changed".to_owned(),
-        RevocationReason::Superseded => "superseded".to_owned(),
-        RevocationReason::CessationOfOperation => "cessation-of-operation".to_owned(),
-        // A reason added to the library later: its Debug name, lower-cased.
-        other => format!("{other:?}").to_ascii_lowercase(),
-    }
 }
