@@ -22,7 +22,7 @@ use crate::logging::LogFormat;
     propagate_version = true,
     max_term_width = 100
 )]
-pub(crate) struct Cli {
+pub struct Cli {
     /// Log format: auto (JSON when not a terminal), json or text. Level: BERTH_LOG or RUST_LOG.
     #[arg(
         long,
