@@ -20,9 +20,7 @@ mod account;
 pub mod budget;
 mod ca;
 mod certificate;
-mod certset;
 pub mod challenge;
-pub mod crypto;
 mod domain;
 mod error;
 #[cfg(test)]
@@ -37,9 +35,9 @@ pub mod stale;
 pub mod store;
 
 pub use account::{AccountConfig, AcmeAccount, Eab, RevocationReason};
+pub use berth_certs::crypto;
+pub use berth_certs::{CertError, CertInfo, CertSet, Certificate};
 pub use ca::{Ca, CaError, CaFamily, ca_profiles, check_profile};
-pub use certificate::{CertInfo, Certificate};
-pub use certset::CertSet;
 pub use challenge::{ChallengeError, ChallengeKind};
 pub use domain::{DomainError, DomainName, DomainSet, MAX_NAMES_PER_CERTIFICATE};
 pub use error::{AcmeProblem, Error};

@@ -18,7 +18,7 @@ use crate::account::{AccountConfig, AcmeAccount};
 use crate::budget::{self, HistoryEvent, HistoryKind, RateLimits};
 use crate::ca::Ca;
 use crate::certificate::Certificate;
-use crate::certset::CertSet;
+use crate::certificate::CertSet;
 use crate::challenge::shared::{self, SharedSolver};
 use crate::challenge::{ChallengeKind, PendingChallenge, Solver, SolverFuture};
 use crate::domain::DomainSet;

@@ -36,7 +36,7 @@
 //!   [`Metrics::render_prometheus`].
 //!
 //! ```no_run
-//! use berth_acme_core::challenge::Http01Responder;
+//! use berth_certs::challenge::Http01Responder;
 //! use berth_proxy::{CertSource, Proxy, Routes, Upstream};
 //! use tokio_util::sync::CancellationToken;
 //!

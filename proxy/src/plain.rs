@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use berth_acme_core::challenge::{HTTP01_PATH_PREFIX, Http01Responder};
+use berth_certs::challenge::{HTTP01_PATH_PREFIX, Http01Responder};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};

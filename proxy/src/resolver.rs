@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use berth_acme_core::CertSet;
-use berth_acme_core::challenge::TlsAlpn01Responder;
+use berth_certs::CertSet;
+use berth_certs::challenge::TlsAlpn01Responder;
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use berth_acme_core::{CertSet, Certificate};
+/// use berth_certs::{CertSet, Certificate};
 /// use berth_proxy::CertResolver;
 /// # let generated = rcgen::generate_simple_self_signed(vec!["example.com".to_owned()])?;
 /// # let chain_pem = generated.cert.pem();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use berth_acme_core::challenge::{Http01Responder, TlsAlpn01Responder};
+use berth_certs::challenge::{Http01Responder, TlsAlpn01Responder};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use berth_acme_core::challenge::ACME_TLS_ALPN_PROTOCOL;
-use berth_acme_core::crypto;
+use berth_certs::challenge::ACME_TLS_ALPN_PROTOCOL;
+use berth_certs::crypto;
 use rustls::ServerConfig;
 use rustls::server::ServerSessionMemoryCache;
 
@@ -41,15 +41,8 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, Error>
         config.alpn_protocols.push(ACME_TLS_ALPN_PROTOCOL.to_vec());
     }
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-    config.ticketer = ticketer()?;
+    config.ticketer = crypto::ticketer()?;
     Ok(config)
-}
-
-/// The session ticket encrypter. rustls has no provider-neutral constructor for it, so
-/// this is the one line in the proxy that names the provider; it must match
-/// `berth_acme_core::crypto::provider()` (ring).
-fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, Error> {
-    Ok(rustls::crypto::ring::Ticketer::new()?)
 }
 
 /// Whether a completed handshake negotiated `acme-tls/1`: such a connection carries no

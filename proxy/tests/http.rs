@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use berth_acme_core::challenge::Http01Responder;
+use berth_certs::challenge::Http01Responder;
 use berth_proxy::{CertSource, Limits, Proxy, Route, Routes, TrustedProxies, Upstream};
 use http_body_util::BodyExt;
 use support::*;

@@ -4,8 +4,8 @@
 
 mod support;
 
-use berth_acme_core::DomainName;
-use berth_acme_core::challenge::TlsAlpn01Responder;
+use berth_certs::DomainName;
+use berth_certs::challenge::TlsAlpn01Responder;
 use berth_proxy::{CertSource, Proxy, Routes, Upstream};
 use rustls::HandshakeKind;
 use support::*;

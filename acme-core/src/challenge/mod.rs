@@ -7,16 +7,16 @@
 //! from them.
 
 pub mod dns01;
-mod http01;
 mod listener;
 pub(crate) mod shared;
 mod solver;
-mod tls_alpn01;
 
-pub use http01::{HTTP01_PATH_PREFIX, Http01Responder};
+pub use berth_certs::challenge::{
+    ACME_TLS_ALPN_PROTOCOL, AlpnChallengeResolver, HTTP01_PATH_PREFIX, Http01Responder,
+    TlsAlpn01Responder,
+};
 pub use listener::{ChallengeListener, serve_http01, serve_tls_alpn01};
 pub use solver::{Http01Solver, PendingChallenge, Solver, SolverFuture, TlsAlpn01Solver};
-pub use tls_alpn01::{ACME_TLS_ALPN_PROTOCOL, AlpnChallengeResolver, TlsAlpn01Responder};
 
 use std::fmt;
 use std::str::FromStr;

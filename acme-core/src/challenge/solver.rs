@@ -207,6 +207,7 @@ impl Solver for TlsAlpn01Solver {
         Box::pin(async move {
             self.responder
                 .insert(challenge.identifier(), challenge.digest())
+                .map_err(Error::from)
         })
     }
 

@@ -1,14 +1,7 @@
-//! `acme.json` in Traefik's format, so Traefik and berth can read each other's files.
-//!
-//! Verified against Traefik's source (`pkg/provider/acme/local_store.go`, `account.go`,
-//! `store.go`, Traefik v2/v3): the file is a JSON object keyed by resolver name; each
-//! resolver holds `Account` (`Email`, `Registration` {`body`, `uri`}, `PrivateKey` — Go
-//! `[]byte`, i.e. base64 of an RSA-4096 PKCS#1 DER key — and `KeyType`) and
-//! `Certificates`, a list of `CertAndStore`: `domain` {`main`, `sans`}, `certificate`
-//! (base64 of the PEM chain, leaf first), `key` (base64 of a PEM private key, loaded with
-//! Go's `tls.X509KeyPair`, so PKCS#8, SEC1 and PKCS#1 all work) and `Store`
-//! (`"default"`). Go's JSON decoder matches keys case-insensitively, so berth reads any
-//! case and writes Traefik's exact spelling.
+//! `acme.json` as berth's file store writes it: the file operations (read-only display,
+//! owner loads that move a corrupt file aside, atomic 0600 saves) and the edits of a
+//! resolver section. The format itself — field names, base64 PEM, Go's case-insensitive
+//! keys — is [`berth_certs::acme_json`], which the proxy reads files with too.
 //!
 //! berth keeps its ACME account in its own state file (instant-acme's accounts are P-256,
 //! Traefik's are RSA), writes `"Account": null` for a resolver section it creates — Traefik
@@ -17,9 +10,7 @@
 
 use std::path::Path;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use berth_secrets::Secret;
+use berth_certs::acme_json::{Document, field as get_ci, set_field as set_ci};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -27,6 +18,9 @@ use super::StoreError;
 use super::atomic::{self, PRIVATE_MODE};
 use crate::certificate::Certificate;
 use crate::domain::DomainSet;
+
+pub use berth_certs::acme_json::{StoredCert, UnreadableCert};
+pub(crate) use berth_certs::acme_json::{entry as entry_json, entry_domains, read_entry, wipe};
 
 /// The default resolver section berth writes to.
 pub const DEFAULT_RESOLVER: &str = "berth";
@@ -62,58 +56,17 @@ pub const DEFAULT_RESOLVER: &str = "berth";
 /// ```
 #[derive(Clone, Default)]
 pub struct AcmeJson {
-    root: Map<String, Value>,
+    /// Wipes every string (keys included) when dropped.
+    doc: Document,
 }
 
 /// Names the resolvers only: the document holds private keys.
 impl std::fmt::Debug for AcmeJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AcmeJson")
-            .field("resolvers", &self.root.keys().collect::<Vec<_>>())
+            .field("resolvers", &self.doc.fields().keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-/// The document holds private keys (`key` of every certificate, a Traefik account's
-/// `PrivateKey`): every string in it is overwritten when it is dropped.
-impl Drop for AcmeJson {
-    fn drop(&mut self) {
-        self.root.values_mut().for_each(wipe);
-    }
-}
-
-/// Overwrites every string in `value` with zeros (keys of objects are field names and
-/// stay). Recursion is bounded by serde_json's nesting limit (128) on parsed input.
-pub(crate) fn wipe(value: &mut Value) {
-    use zeroize::Zeroize;
-    match value {
-        Value::String(text) => text.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(wipe),
-        Value::Object(fields) => fields.values_mut().for_each(wipe),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// A certificate read from `acme.json`.
-#[derive(Debug, Clone)]
-pub struct StoredCert {
-    /// The resolver section it is in.
-    pub resolver: String,
-    /// The names from its `domain` field (main first).
-    pub domains: DomainSet,
-    /// The parsed certificate and key.
-    pub certificate: Certificate,
-}
-
-/// An entry that could not be read; it stays in the file untouched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadableCert {
-    /// The resolver section it is in.
-    pub resolver: String,
-    /// Its `domain.main`, if readable.
-    pub main: Option<String>,
-    /// Why it could not be used.
-    pub reason: String,
 }
 
 /// How [`AcmeJson::load_with`] treats a file that others can read.
@@ -169,14 +122,7 @@ impl AcmeJson {
     /// own the file (the proxy watching a store another process writes), which must not
     /// move it aside. Empty input is an empty store; the error says where the JSON breaks.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self::default());
-        }
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(root)) => Ok(Self { root }),
-            Ok(_) => Err("the top level is not a JSON object".into()),
-            Err(e) => Err(format!("line {} column {}", e.line(), e.column())),
-        }
+        Document::parse(bytes).map(|doc| Self { doc })
     }
 
     /// Writes the store atomically with mode 0600.
@@ -186,7 +132,7 @@ impl AcmeJson {
 
     /// The file's bytes (pretty JSON, as Traefik writes it).
     pub(crate) fn to_bytes(&self, path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        serde_json::to_vec_pretty(&self.root)
+        serde_json::to_vec_pretty(self.doc.fields())
             .map(Zeroizing::new)
             .map_err(|e| StoreError::io("serialising", path, std::io::Error::other(e)))
     }
@@ -202,7 +148,7 @@ impl AcmeJson {
         path: &Path,
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let out = WithSection {
-            root: &self.root,
+            root: self.doc.fields(),
             resolver,
             unkeyed,
             certs,
@@ -235,7 +181,8 @@ impl AcmeJson {
     pub(crate) fn put_section(&mut self, resolver: &str, entries: Vec<Value>) {
         if self.section_list_mut(resolver).is_none() {
             let section = self
-                .root
+                .doc
+                .fields_mut()
                 .entry(resolver.to_owned())
                 .or_insert_with(|| serde_json::json!({ "Account": null }));
             if !section.is_object() {
@@ -253,7 +200,8 @@ impl AcmeJson {
     /// Every entry outside `resolver` whose names parse, by [`DomainSet::key`]: an
     /// imported Traefik `acme.json`'s certificates, served until berth has its own.
     pub(crate) fn foreign_entries(&self, resolver: &str) -> Vec<(String, Value)> {
-        self.root
+        self.doc
+            .fields()
             .iter()
             .filter(|(name, _)| name.as_str() != resolver)
             .filter_map(|(_, section)| get_ci(section, "Certificates")?.as_array())
@@ -263,7 +211,8 @@ impl AcmeJson {
     }
 
     fn section_list_mut(&mut self, resolver: &str) -> Option<&mut Vec<Value>> {
-        self.root
+        self.doc
+            .fields_mut()
             .get_mut(resolver)?
             .as_object_mut()?
             .iter_mut()
@@ -274,50 +223,17 @@ impl AcmeJson {
 
     /// The resolver names in the file.
     pub fn resolvers(&self) -> Vec<String> {
-        self.root.keys().cloned().collect()
+        self.doc.resolvers()
     }
 
     /// Every readable certificate of every resolver, and the entries that were not.
     pub fn all_certificates(&self) -> (Vec<StoredCert>, Vec<UnreadableCert>) {
-        let mut certs = Vec::new();
-        let mut unreadable = Vec::new();
-        for resolver in self.root.keys() {
-            let (c, u) = self.certificates(resolver);
-            certs.extend(c);
-            unreadable.extend(u);
-        }
-        (certs, unreadable)
+        self.doc.all_certificates()
     }
 
     /// The certificates of one resolver, and the entries that could not be read.
     pub fn certificates(&self, resolver: &str) -> (Vec<StoredCert>, Vec<UnreadableCert>) {
-        let mut certs = Vec::new();
-        let mut unreadable = Vec::new();
-        let entries = self
-            .root
-            .get(resolver)
-            .and_then(|r| get_ci(r, "Certificates"))
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for entry in entries {
-            match read_entry(entry) {
-                Ok((domains, certificate)) => certs.push(StoredCert {
-                    resolver: resolver.to_owned(),
-                    domains,
-                    certificate,
-                }),
-                Err(reason) => unreadable.push(UnreadableCert {
-                    resolver: resolver.to_owned(),
-                    main: get_ci(entry, "domain")
-                        .and_then(|d| get_ci(d, "main"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    reason,
-                }),
-            }
-        }
-        (certs, unreadable)
+        self.doc.certificates(resolver)
     }
 
     /// Adds or replaces the certificate for `domains` in `resolver`, creating the
@@ -325,7 +241,8 @@ impl AcmeJson {
     /// same names keeps its other fields.
     pub fn upsert(&mut self, resolver: &str, domains: &DomainSet, certificate: &Certificate) {
         let section = self
-            .root
+            .doc
+            .fields_mut()
             .entry(resolver.to_owned())
             .or_insert_with(|| serde_json::json!({ "Account": null, "Certificates": [] }));
         if !section.is_object() {
@@ -369,7 +286,8 @@ impl AcmeJson {
     /// Removes the certificate for exactly `domains` from `resolver`; whether one was.
     pub fn remove(&mut self, resolver: &str, domains: &DomainSet) -> bool {
         let Some(list) = self
-            .root
+            .doc
+            .fields_mut()
             .get_mut(resolver)
             .and_then(Value::as_object_mut)
             .and_then(|o| {
@@ -464,89 +382,14 @@ impl serde::Serialize for Section<'_> {
     }
 }
 
-/// A field by name, ignoring case like Go's JSON decoder.
-fn get_ci<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    let object = value.as_object()?;
-    object.get(key).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
-
-/// Sets a field, reusing the existing key's spelling if there is one.
-fn set_ci(object: &mut Map<String, Value>, key: &str, value: Value) {
-    let existing = object.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned();
-    object.insert(existing.unwrap_or_else(|| key.to_owned()), value);
-}
-
-/// One Traefik certificate entry: `domain` {`main`, `sans`}, base64 PEM `certificate`
-/// and `key`, `Store` `"default"`.
-pub(crate) fn entry_json(domains: &DomainSet, certificate: &Certificate) -> Value {
-    let names = Value::Object(Map::from_iter([
-        ("main".into(), Value::String(domains.main().to_string())),
-        (
-            "sans".into(),
-            Value::Array(
-                domains
-                    .sans()
-                    .iter()
-                    .map(|n| Value::String(n.to_string()))
-                    .collect(),
-            ),
-        ),
-    ]));
-    Value::Object(Map::from_iter([
-        ("domain".into(), names),
-        (
-            "certificate".into(),
-            Value::String(STANDARD.encode(certificate.chain_pem())),
-        ),
-        (
-            "key".into(),
-            Value::String(STANDARD.encode(certificate.key_pem().expose())),
-        ),
-        ("Store".into(), Value::String("default".into())),
-    ]))
-}
-
-pub(crate) fn entry_domains(entry: &Value) -> Option<DomainSet> {
-    let domain = get_ci(entry, "domain")?;
-    let main = get_ci(domain, "main")?.as_str()?;
-    let sans = get_ci(domain, "sans")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let names = std::iter::once(main).chain(sans.iter().filter_map(Value::as_str));
-    DomainSet::parse(names).ok()
-}
-
-pub(crate) fn read_entry(entry: &Value) -> Result<(DomainSet, Certificate), String> {
-    let domains = entry_domains(entry).ok_or("missing or invalid domain.main / domain.sans")?;
-    let decode = |field: &str| -> Result<Zeroizing<Vec<u8>>, String> {
-        let text = get_ci(entry, field)
-            .and_then(Value::as_str)
-            .ok_or(format!("missing {field}"))?;
-        STANDARD
-            .decode(text.trim())
-            .map(Zeroizing::new)
-            .map_err(|_| format!("{field} is not base64"))
-    };
-    let chain = decode("certificate")?;
-    let key = decode("key")?;
-    let chain =
-        String::from_utf8(chain.to_vec()).map_err(|_| "certificate is not PEM text".to_owned())?;
-    let key = String::from_utf8(key.to_vec()).map_err(|_| "key is not PEM text".to_owned())?;
-    let certificate = Certificate::from_pem(&chain, Secret::new(key)).map_err(|e| e.to_string())?;
-    Ok((domains, certificate))
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use berth_secrets::Secret;
     use rcgen::{CertificateParams, KeyPair};
 
     use super::*;
@@ -676,14 +519,17 @@ mod tests {
             &domains,
             &cert(&["a.example.com", "b.example.com"]),
         );
-        store.root["berth"]["Certificates"][0]["Extra"] = "kept".into();
+        store.doc.fields_mut()["berth"]["Certificates"][0]["Extra"] = "kept".into();
         let newer = cert(&["a.example.com", "b.example.com"]);
         let reordered = DomainSet::parse(["b.example.com", "a.example.com"]).unwrap();
         store.upsert("berth", &reordered, &newer);
         let (certs, _) = store.certificates("berth");
         assert_eq!(certs.len(), 1);
         assert_eq!(certs[0].certificate.chain_pem(), newer.chain_pem());
-        assert_eq!(store.root["berth"]["Certificates"][0]["Extra"], "kept");
+        assert_eq!(
+            store.doc.fields_mut()["berth"]["Certificates"][0]["Extra"],
+            "kept"
+        );
         assert!(store.remove("berth", &domains));
         assert!(!store.remove("berth", &domains));
     }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_acme_core::store::AcmeJson;
-use berth_acme_core::{CertSet, Certificate};
+use berth_certs::acme_json::Document;
+use berth_certs::{CertSet, Certificate};
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::Notify;
@@ -293,7 +293,7 @@ fn load_dir(dir: &Path) -> Result<CertSet, Error> {
 /// set of names. The file is never modified; a broken one is an error, and the caller
 /// keeps serving the previous set.
 fn load_acme_json(path: &Path, bytes: &[u8]) -> Result<CertSet, Error> {
-    let store = AcmeJson::parse(bytes).map_err(|reason| Error::CertFile {
+    let store = Document::parse(bytes).map_err(|reason| Error::CertFile {
         path: path.to_path_buf(),
         reason: format!("not a valid acme.json: {reason}"),
     })?;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_acme_core::CertSet;
+use berth_certs::CertSet;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +36,9 @@ pub enum CertSource {
     /// combined PEM file. Rewrites are served within a second; a rewrite that does not
     /// load is logged and the previous certificates keep serving.
     ///
-    /// A `*.json` path is taken for an `acme.json` store; this build cannot read one
-    /// yet and refuses it at [`bind`](crate::Proxy::bind) with an explanation.
+    /// A `*.json` path is taken for an `acme.json` store (Traefik's or another berth's):
+    /// every readable, unexpired certificate of every resolver section is served, the
+    /// newest per set of names; the file is never modified.
     File(PathBuf),
     /// A PEM chain file and its PEM private key file, watched like [`CertSource::File`].
     PemPair {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use berth_acme_core::{CertInfo, CertSet, Certificate};
+use berth_certs::{CertInfo, CertSet, Certificate};
 use berth_proxy::{BoundProxy, CertSource, Metrics, Proxy, ProxyBuilder, Routes};
 use berth_secrets::Secret;
 use bytes::Bytes;

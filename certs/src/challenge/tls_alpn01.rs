@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::crypto;
 use crate::domain::DomainName;
-use crate::error::Error;
+use crate::error::CertError;
 
 /// The ALPN protocol id of TLS-ALPN-01 (RFC 8737 §6.2). A server that answers the
 /// challenge must list it in `ServerConfig::alpn_protocols`.
@@ -19,6 +19,20 @@ pub const ACME_TLS_ALPN_PROTOCOL: &[u8] = b"acme-tls/1";
 
 /// Pending TLS-ALPN-01 challenge certificates by name, shared between the order flow and
 /// the TLS server on :443. Cloning shares the same map.
+///
+/// ```
+/// use berth_certs::DomainName;
+/// use berth_certs::challenge::TlsAlpn01Responder;
+///
+/// let responder = TlsAlpn01Responder::new();
+/// let name = DomainName::parse("example.com")?;
+/// // SHA-256 of the key authorization, from the order flow.
+/// responder.insert(&name, &[7; 32])?;
+/// assert!(responder.get("example.com").is_some());
+/// responder.remove(&name);
+/// assert!(responder.get("example.com").is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct TlsAlpn01Responder {
     certs: Arc<RwLock<HashMap<String, Arc<CertifiedKey>>>>,
@@ -48,14 +62,21 @@ impl TlsAlpn01Responder {
     /// `acmeIdentifier` extension holding the SHA-256 digest of the key authorization —
     /// and publishes it under the server name the CA will send
     /// ([`DomainName::tls_alpn_server_name`]: the reverse-DNS name for an IP).
-    pub fn insert(&self, name: &DomainName, key_authorization_digest: &[u8]) -> Result<(), Error> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(Error::key_generation)?;
+    pub fn insert(
+        &self,
+        name: &DomainName,
+        key_authorization_digest: &[u8],
+    ) -> Result<(), CertError> {
+        let key =
+            KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(CertError::key_generation)?;
         let mut params = CertificateParams::new(vec![name.as_str().to_owned()])
-            .map_err(Error::key_generation)?;
+            .map_err(CertError::key_generation)?;
         params.custom_extensions = vec![CustomExtension::new_acme_identifier(
             key_authorization_digest,
         )];
-        let cert = params.self_signed(&key).map_err(Error::key_generation)?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(CertError::key_generation)?;
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let signing_key = crypto::signing_key(&key_der)?;
         let certified =
@@ -87,8 +108,9 @@ impl TlsAlpn01Responder {
         self.get(&client_hello.server_name()?.to_ascii_lowercase())
     }
 
-    /// The pending challenge certificate for a (lower-case) TLS server name.
-    pub(crate) fn get(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+    /// The pending challenge certificate for a lower-case TLS server name (for an IP
+    /// identifier, its reverse-DNS name).
+    pub fn get(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
         self.certs
             .read()
             .unwrap_or_else(PoisonError::into_inner)

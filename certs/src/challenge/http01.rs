@@ -10,6 +10,19 @@ pub const HTTP01_PATH_PREFIX: &str = "/.well-known/acme-challenge/";
 /// them) and every HTTP server that answers the CA. Cloning shares the same map.
 ///
 /// Key authorizations are not secret once published, but they are still never logged.
+///
+/// ```
+/// use berth_certs::challenge::Http01Responder;
+///
+/// let responder = Http01Responder::new();
+/// let order_flow = responder.clone(); // the same map
+/// order_flow.insert("tok", "tok.thumbprint");
+/// assert_eq!(
+///     responder.respond("/.well-known/acme-challenge/tok").as_deref(),
+///     Some("tok.thumbprint")
+/// );
+/// assert_eq!(responder.respond("/index.html"), None); // not a challenge: serve normally
+/// ```
 #[derive(Clone, Default)]
 pub struct Http01Responder {
     tokens: Arc<RwLock<HashMap<String, String>>>,
