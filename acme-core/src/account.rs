@@ -48,6 +48,41 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 /// §6.5), so repeating it is always safe.
 pub(crate) const BAD_NONCE_ROUNDS: usize = 3;
 
+/// An error that may be the CA's `badNonce` rejection (RFC 8555 §6.5), which
+/// [`retry_bad_nonce`] answers by trying again.
+pub(crate) trait MaybeBadNonce {
+    /// Whether the CA rejected the request for a stale nonce.
+    fn is_bad_nonce(&self) -> bool;
+}
+
+impl MaybeBadNonce for instant_acme::Error {
+    fn is_bad_nonce(&self) -> bool {
+        matches!(self, instant_acme::Error::Api(p) if p.is_bad_nonce())
+    }
+}
+
+impl MaybeBadNonce for instant_acme::Problem {
+    fn is_bad_nonce(&self) -> bool {
+        self.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce")
+    }
+}
+
+/// Runs `call`, again while it fails with `badNonce`, for at most [`BAD_NONCE_ROUNDS`]
+/// rounds (each round is instant-acme's own three attempts); any other outcome, or the
+/// last round's `badNonce`, is returned as it is. Every request berth sends to a CA goes
+/// through here, so one rule decides how hard berth tries.
+pub(crate) async fn retry_bad_nonce<T, E: MaybeBadNonce>(
+    mut call: impl AsyncFnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut round = 1;
+    loop {
+        match call().await {
+            Err(e) if e.is_bad_nonce() && round < BAD_NONCE_ROUNDS => round += 1,
+            other => return other,
+        }
+    }
+}
+
 /// How to reach a CA and register with it.
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
@@ -139,27 +174,11 @@ impl AcmeAccount {
         let ca = &config.ca;
         let http = AcmeHttp::new(config.ca_roots_pem.as_deref())?;
         let directory = fetch_directory(&http, ca).await?;
-        let terms_of_service = directory.meta.terms_of_service.clone();
 
         if let Some(stored) = existing {
             let (credentials, stored_directory) = parse_credentials(stored)?;
             if stored_directory.as_deref() == Some(ca.directory()) {
-                let account = Account::builder_with_http(Box::new(http.clone()))
-                    .from_credentials(credentials)
-                    .await
-                    .map_err(|e| match e {
-                        instant_acme::Error::KeyRejected => Error::InvalidAccountCredentials {
-                            reason: "the account key is not an ECDSA P-256 PKCS#8 key".into(),
-                        },
-                        e => map_error(ca, &http, "loading the stored account", e),
-                    })?;
-                tracing::debug!(ca = %ca.name(), account = %account.id(), "reusing stored ACME account");
-                let this = Self {
-                    account,
-                    ca: ca.clone(),
-                    http,
-                    terms_of_service,
-                };
+                let this = Self::from_stored(ca, http, &directory, credentials).await?;
                 return Ok((this, None));
             }
             tracing::info!(
@@ -168,7 +187,43 @@ impl AcmeAccount {
                 "stored ACME account belongs to another CA; registering a new one"
             );
         }
+        let (this, credentials) = Self::register(config, http, &directory).await?;
+        Ok((this, Some(credentials)))
+    }
 
+    /// The account `credentials` stored for `ca`.
+    async fn from_stored(
+        ca: &Ca,
+        http: AcmeHttp,
+        directory: &Directory,
+        credentials: AccountCredentials,
+    ) -> Result<Self, Error> {
+        let account = Account::builder_with_http(Box::new(http.clone()))
+            .from_credentials(credentials)
+            .await
+            .map_err(|e| match e {
+                instant_acme::Error::KeyRejected => Error::InvalidAccountCredentials {
+                    reason: "the account key is not an ECDSA P-256 PKCS#8 key".into(),
+                },
+                e => map_error(ca, &http, "loading the stored account", e),
+            })?;
+        tracing::debug!(ca = %ca.name(), account = %account.id(), "reusing stored ACME account");
+        Ok(Self {
+            account,
+            ca: ca.clone(),
+            http,
+            terms_of_service: directory.meta.terms_of_service.clone(),
+        })
+    }
+
+    /// Registers a new account (RFC 8555 §7.3); returns it and the credentials to store.
+    async fn register(
+        config: &AccountConfig,
+        http: AcmeHttp,
+        directory: &Directory,
+    ) -> Result<(Self, Secret), Error> {
+        let ca = &config.ca;
+        let terms_of_service = directory.meta.terms_of_service.clone();
         if let Some(tos_url) = &terms_of_service
             && !config.agree_tos
         {
@@ -177,16 +232,7 @@ impl AcmeAccount {
                 tos_url: tos_url.clone(),
             });
         }
-        let eab = match &config.eab {
-            Some(eab) => Some(ExternalAccountKey::new(
-                eab.kid.clone(),
-                &decode_eab_hmac(eab)?,
-            )),
-            None if ca.requires_eab() || directory.meta.external_account_required => {
-                return Err(Error::EabRequired { ca: ca.to_string() });
-            }
-            None => None,
-        };
+        let eab = external_account_key(config, directory)?;
         let contact = match &config.email {
             Some(email) => vec![mailto(email)?],
             None => Vec::new(),
@@ -198,18 +244,13 @@ impl AcmeAccount {
             only_return_existing: false,
         };
 
-        let mut round = 0;
-        let (account, credentials) = loop {
-            round += 1;
-            let attempt = Account::builder_with_http(Box::new(http.clone()))
+        let (account, credentials) = retry_bad_nonce(async || {
+            Account::builder_with_http(Box::new(http.clone()))
                 .create(&new_account, ca.directory().to_owned(), eab.as_ref())
-                .await;
-            match attempt {
-                Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue,
-                Err(e) => return Err(map_error(ca, &http, "creating an account", e)),
-                Ok(created) => break created,
-            }
-        };
+                .await
+        })
+        .await
+        .map_err(|e| map_error(ca, &http, "creating an account", e))?;
         let json = serde_json::to_string(&credentials).map_err(|e| Error::AcmeProtocol {
             ca: ca.to_string(),
             action: "creating an account",
@@ -222,7 +263,7 @@ impl AcmeAccount {
             http,
             terms_of_service,
         };
-        Ok((this, Some(Secret::new(json))))
+        Ok((this, Secret::new(json)))
     }
 
     /// The account URL at the CA (its id, RFC 8555 §7.3).
@@ -253,15 +294,9 @@ impl AcmeAccount {
             certificate: &leaf,
             reason: Some(reason.into()),
         };
-        let mut round = 0;
-        loop {
-            round += 1;
-            match self.account.revoke(&request).await {
-                Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue,
-                Err(e) => return Err(self.error("revoking the certificate", e)),
-                Ok(()) => break,
-            }
-        }
+        retry_bad_nonce(async || self.account.revoke(&request).await)
+            .await
+            .map_err(|e| self.error("revoking the certificate", e))?;
         tracing::info!(
             ca = %self.ca.name(),
             domains = %certificate.info().domains,
@@ -398,11 +433,6 @@ fn invalid_cert(certificate: &Certificate, err: impl std::fmt::Display) -> Error
         context: Some(certificate.info().domains.main().to_string()),
         reason: err.to_string(),
     }
-}
-
-/// Whether the CA rejected a request for a stale nonce (RFC 8555 §6.5).
-pub(crate) fn is_bad_nonce(err: &instant_acme::Error) -> bool {
-    matches!(err, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
 }
 
 /// The CA's problem document as berth's own type.
@@ -605,6 +635,26 @@ pub(crate) fn parse_directory_profiles(
     body: &[u8],
 ) -> Result<std::collections::BTreeMap<String, String>, serde_json::Error> {
     Ok(serde_json::from_slice::<Directory>(body)?.meta.profiles)
+}
+
+/// The external account binding key to register with (RFC 8555 §7.3.4), refusing to
+/// register without one at a CA that needs it.
+fn external_account_key(
+    config: &AccountConfig,
+    directory: &Directory,
+) -> Result<Option<ExternalAccountKey>, Error> {
+    match &config.eab {
+        Some(eab) => Ok(Some(ExternalAccountKey::new(
+            eab.kid.clone(),
+            &decode_eab_hmac(eab)?,
+        ))),
+        None if config.ca.requires_eab() || directory.meta.external_account_required => {
+            Err(Error::EabRequired {
+                ca: config.ca.to_string(),
+            })
+        }
+        None => Ok(None),
+    }
 }
 
 async fn fetch_directory(http: &AcmeHttp, ca: &Ca) -> Result<Directory, Error> {

@@ -8,33 +8,19 @@ use std::time::{Duration, SystemTime};
 use berth_secrets::Secret;
 
 use instant_acme::{
-    AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+    AuthorizationState, AuthorizationStatus, ChallengeHandle, ChallengeType, Identifier, NewOrder,
+    Order, OrderStatus, RetryPolicy,
 };
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use tokio::time::Instant;
 
-use crate::account::{AcmeAccount, BAD_NONCE_ROUNDS, certificate_id, is_bad_nonce, problem};
+use crate::account::{AcmeAccount, MaybeBadNonce, certificate_id, problem, retry_bad_nonce};
 use crate::certificate::Certificate;
 use crate::challenge::{ChallengeKind, PendingChallenge, Solver, SolverFuture};
 use crate::domain::{DomainName, DomainSet};
 use crate::error::{AcmeProblem, Error};
 use crate::key::KeyType;
 use crate::store::PendingOrder;
-
-/// Retries an instant-acme call that failed with `badNonce` after instant-acme's own
-/// retries (see [`BAD_NONCE_ROUNDS`]); the expression is evaluated again each round.
-macro_rules! retry_bad_nonce {
-    ($call:expr) => {{
-        let mut round = 0;
-        loop {
-            round += 1;
-            match $call.await {
-                Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue,
-                other => break other,
-            }
-        }
-    }};
-}
 
 /// How long an order may take from placing it to receiving the certificate, unless the
 /// request says otherwise. Let's Encrypt validates in seconds; two minutes leaves room for
@@ -163,7 +149,7 @@ impl Issuer {
         let plain = new_order();
         if let Some(id) = replaces.map(certificate_id).transpose()?.flatten() {
             let named = new_order().replaces(id);
-            match retry_bad_nonce!(self.account.inner().new_order(&named)) {
+            match retry_bad_nonce(async || self.account.inner().new_order(&named).await).await {
                 Ok(order) => {
                     // Accepted as a replacement: exempt from some of the CA's rate limits
                     // (RFC 9773 §5).
@@ -177,7 +163,8 @@ impl Issuer {
                 Err(e) => return Err(self.account.error("placing an order", e)),
             }
         }
-        retry_bad_nonce!(self.account.inner().new_order(&plain))
+        retry_bad_nonce(async || self.account.inner().new_order(&plain).await)
+            .await
             .map(|order| (order, false))
             .map_err(|e| self.account.error("placing an order", e))
     }
@@ -210,51 +197,7 @@ impl Issuer {
 
         let (mut order, key_pem, csr) = match self.resume(domains, resume).await {
             Some(resumed) => resumed,
-            None => {
-                // A fresh key per order (never reuse a key across renewals); RSA
-                // generation is CPU-bound, so it runs off the async workers.
-                let key_type = request.key_type;
-                let (key, key_pem) = tokio::task::spawn_blocking(move || key_type.generate())
-                    .await
-                    .map_err(Error::key_generation)??;
-                let csr = csr_der(domains, &key)?;
-                drop(key);
-                let identifiers = domains.names().iter().map(identifier).collect::<Vec<_>>();
-                let _placing = match journal.and_then(OrderJournal::placement_lock) {
-                    Some(lock) => Some(lock.lock().await),
-                    None => None,
-                };
-                let (order, replaces_accepted) = self
-                    .new_order(
-                        &identifiers,
-                        request.replaces.as_ref(),
-                        request.profile.as_deref(),
-                    )
-                    .await?;
-                if let Some(journal) = journal {
-                    // Stored before any challenge is answered: an order that cannot be
-                    // resumed after a crash is not worth answering.
-                    journal
-                        .placed(PendingOrder {
-                            ca: self.account.ca().directory().to_owned(),
-                            url: order.url().to_owned(),
-                            key_pem: key_pem.clone(),
-                            key_type,
-                            placed_at: SystemTime::now(),
-                            replaces_accepted,
-                        })
-                        .await?;
-                }
-                // Logged once recorded: an order in the log is one a restart resumes.
-                tracing::info!(
-                    ca = %self.account.ca().name(),
-                    domains = %domains,
-                    challenge = %kind,
-                    order = %order.url(),
-                    "placed order"
-                );
-                (order, key_pem, csr)
-            }
+            None => self.place(request, journal).await?,
         };
 
         let mut guard = CleanupGuard {
@@ -296,6 +239,59 @@ impl Issuer {
         Ok(certificate)
     }
 
+    /// Places a new order for `request` with a fresh key, recorded in `journal` before
+    /// anything else happens; returns it with the key and the CSR to finalize with.
+    async fn place(
+        &self,
+        request: &OrderRequest,
+        journal: Option<&dyn OrderJournal>,
+    ) -> Result<(Order, Secret, Vec<u8>), Error> {
+        let domains = &request.domains;
+        // A fresh key per order (never reuse a key across renewals); RSA generation is
+        // CPU-bound, so it runs off the async workers.
+        let key_type = request.key_type;
+        let (key, key_pem) = tokio::task::spawn_blocking(move || key_type.generate())
+            .await
+            .map_err(Error::key_generation)??;
+        let csr = csr_der(domains, &key)?;
+        drop(key);
+        let identifiers = domains.names().iter().map(identifier).collect::<Vec<_>>();
+        let _placing = match journal.and_then(OrderJournal::placement_lock) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let (order, replaces_accepted) = self
+            .new_order(
+                &identifiers,
+                request.replaces.as_ref(),
+                request.profile.as_deref(),
+            )
+            .await?;
+        if let Some(journal) = journal {
+            // Stored before any challenge is answered: an order that cannot be resumed
+            // after a crash is not worth answering.
+            journal
+                .placed(PendingOrder {
+                    ca: self.account.ca().directory().to_owned(),
+                    url: order.url().to_owned(),
+                    key_pem: key_pem.clone(),
+                    key_type,
+                    placed_at: SystemTime::now(),
+                    replaces_accepted,
+                })
+                .await?;
+        }
+        // Logged once recorded: an order in the log is one a restart resumes.
+        tracing::info!(
+            ca = %self.account.ca().name(),
+            domains = %domains,
+            challenge = %self.solver.kind(),
+            order = %order.url(),
+            "placed order"
+        );
+        Ok((order, key_pem, csr))
+    }
+
     /// Loads an interrupted order by its URL; `None` (log says why) when a new order
     /// has to be placed instead.
     async fn resume(
@@ -313,7 +309,11 @@ impl Issuer {
             }
         };
         let csr = csr_der(domains, &key).ok()?;
-        let mut order = match retry_bad_nonce!(self.account.inner().order(pending.url.clone())) {
+        let mut order = match retry_bad_nonce(async || {
+            self.account.inner().order(pending.url.clone()).await
+        })
+        .await
+        {
             Ok(order) => order,
             Err(e) => {
                 tracing::warn!(ca = %ca, domains = %domains, order = %pending.url, error = %e, "could not load the interrupted order; placing a new one");
@@ -371,7 +371,8 @@ impl Issuer {
             Polled::Certificate(_) => {}
         }
 
-        retry_bad_nonce!(order.finalize_csr(csr))
+        retry_bad_nonce(async || order.finalize_csr(csr).await)
+            .await
             .map_err(|e| self.account.error("finalizing the order", e))?;
         self.certificate(
             order,
@@ -414,77 +415,73 @@ impl Issuer {
         presented: &mut Vec<PendingChallenge>,
         set_ready: bool,
     ) -> Result<(), Error> {
-        let ca = self.account.ca().to_string();
         let mut ready: HashSet<String> = HashSet::new();
-        let mut round = 0;
-        'rounds: loop {
-            round += 1;
-            let mut authorizations = order.authorizations();
-            while let Some(next) = authorizations.next().await {
-                let mut authz = match next {
-                    Ok(authz) => authz,
-                    Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue 'rounds,
-                    Err(e) => return Err(self.account.error("fetching an authorization", e)),
-                };
-                let url = authz.url().to_owned();
-                if ready.contains(&url) {
-                    continue;
-                }
-                let identifier = authz.identifier().to_string();
-                // Before anything is published for it: a name nobody asked for is never
-                // answered, whatever its status.
-                let name = requested_name(&ca, domains, &identifier)?;
-                match authz.status {
-                    AuthorizationStatus::Pending => {}
-                    AuthorizationStatus::Valid => continue,
-                    status => {
-                        let problem = authz
-                            .challenges
-                            .iter()
-                            .find_map(|c| c.error.as_ref())
-                            .map(problem)
-                            .unwrap_or_else(|| AcmeProblem {
-                                detail: Some(format!("the authorization is {status:?}")),
-                                ..AcmeProblem::default()
-                            });
-                        return Err(validation_error(&ca, identifier, kind, problem));
-                    }
-                }
-                let Some(mut challenge) = authz.challenge(challenge_type(kind)) else {
-                    return Err(Error::ChallengeUnavailable {
-                        ca: ca.clone(),
-                        identifier,
-                        challenge: kind,
-                    });
-                };
-                if !presented.iter().any(|p| p.token() == challenge.token) {
-                    let key_authorization = challenge.key_authorization();
-                    let mut digest = [0; 32];
-                    digest.copy_from_slice(key_authorization.digest().as_ref());
-                    presented.push(PendingChallenge::new(
-                        name,
-                        challenge.token.clone(),
-                        key_authorization.as_str().to_owned(),
-                        digest,
-                    ));
-                    if let Some(pending) = presented.last() {
-                        self.solver.present(pending).await?;
-                        tracing::debug!(identifier = %identifier, challenge = %kind, "presented challenge response");
-                    }
-                }
-                if !set_ready {
-                    continue;
-                }
-                match challenge.set_ready().await {
-                    Err(e) if is_bad_nonce(&e) && round < BAD_NONCE_ROUNDS => continue 'rounds,
-                    Err(e) => return Err(self.account.error("starting validation", e)),
-                    Ok(()) => {
-                        ready.insert(url);
-                    }
+        // instant-acme's authorization stream moves past a failed fetch, so a `badNonce`
+        // repeats the whole pass; what an earlier pass finished is skipped.
+        let pass = Pass {
+            domains,
+            kind,
+            set_ready,
+        };
+        retry_bad_nonce(async || self.present_pass(order, &pass, presented, &mut ready).await)
+            .await
+            .map_err(|e| match e {
+                PassError::Ca { action, error } => self.account.error(action, error),
+                PassError::Refused(e) => e,
+            })
+    }
+
+    /// One pass of [`Self::present_and_ready`] over the order's authorizations; `ready`
+    /// holds the authorizations whose validation was started.
+    async fn present_pass(
+        &self,
+        order: &mut Order,
+        pass: &Pass<'_>,
+        presented: &mut Vec<PendingChallenge>,
+        ready: &mut HashSet<String>,
+    ) -> Result<(), PassError> {
+        let ca = self.account.ca().to_string();
+        let mut authorizations = order.authorizations();
+        while let Some(next) = authorizations.next().await {
+            let mut authz = next.map_err(|error| PassError::Ca {
+                action: "fetching an authorization",
+                error,
+            })?;
+            let url = authz.url().to_owned();
+            if ready.contains(&url) {
+                continue;
+            }
+            let identifier = authz.identifier().to_string();
+            // Before anything is published for it: a name nobody asked for is never
+            // answered, whatever its status.
+            let name = requested_name(&ca, pass.domains, &identifier)?;
+            if !needs_answer(&ca, &identifier, pass.kind, &authz)? {
+                continue;
+            }
+            let Some(mut challenge) = authz.challenge(challenge_type(pass.kind)) else {
+                return Err(PassError::Refused(Error::ChallengeUnavailable {
+                    ca: ca.clone(),
+                    identifier,
+                    challenge: pass.kind,
+                }));
+            };
+            if !presented.iter().any(|p| p.token() == challenge.token) {
+                // Recorded before presenting, so a half-done present is withdrawn too.
+                presented.push(pending_challenge(name, &challenge));
+                if let Some(pending) = presented.last() {
+                    self.solver.present(pending).await?;
+                    tracing::debug!(identifier = %identifier, challenge = %pass.kind, "presented challenge response");
                 }
             }
-            return Ok(());
+            if pass.set_ready {
+                challenge.set_ready().await.map_err(|error| PassError::Ca {
+                    action: "starting validation",
+                    error,
+                })?;
+                ready.insert(url);
+            }
         }
+        Ok(())
     }
 
     /// Polls the order until `phase` is reached, honouring the CA's `Retry-After`
@@ -513,7 +510,7 @@ impl Issuer {
                 .initial_delay(POLL_INITIAL_DELAY)
                 .backoff(POLL_BACKOFF)
                 .timeout(remaining.min(POLL_WINDOW));
-            let polled = match phase {
+            let polled = retry_bad_nonce(async || match phase {
                 Phase::Ready => order.poll_ready(&policy).await.map(|status| match status {
                     OrderStatus::Invalid => Polled::Invalid(None),
                     _ => Polled::Ready,
@@ -522,7 +519,8 @@ impl Issuer {
                     .poll_certificate(&policy)
                     .await
                     .map(Polled::Certificate),
-            };
+            })
+            .await;
             match polled {
                 Ok(polled) => return Ok(polled),
                 Err(instant_acme::Error::Timeout(None)) => continue,
@@ -535,8 +533,9 @@ impl Issuer {
                     }
                     tokio::time::sleep_until(next).await;
                 }
-                Err(e) if is_bad_nonce(&e) => continue,
-                Err(instant_acme::Error::Api(p)) if phase == Phase::Ready => {
+                // A `badNonce` left after the retries is a failed request, not the
+                // order's problem document.
+                Err(instant_acme::Error::Api(p)) if phase == Phase::Ready && !p.is_bad_nonce() => {
                     return Ok(Polled::Invalid(Some(p)));
                 }
                 Err(e) => {
@@ -701,6 +700,76 @@ fn requested_name(ca: &str, domains: &DomainSet, identifier: &str) -> Result<Dom
     } else {
         Err(unrequested(format!("which was not requested ({domains})")))
     }
+}
+
+/// What one pass of [`Issuer::present_and_ready`] works on.
+struct Pass<'a> {
+    domains: &'a DomainSet,
+    kind: ChallengeKind,
+    /// Whether to tell the CA to validate, or only to present the responses.
+    set_ready: bool,
+}
+
+/// Why a pass over the authorizations stopped.
+enum PassError {
+    /// A request to the CA failed (a `badNonce` among them repeats the pass).
+    Ca {
+        action: &'static str,
+        error: instant_acme::Error,
+    },
+    /// Something berth refuses, or the solver's failure.
+    Refused(Error),
+}
+
+impl From<Error> for PassError {
+    fn from(e: Error) -> Self {
+        Self::Refused(e)
+    }
+}
+
+impl MaybeBadNonce for PassError {
+    fn is_bad_nonce(&self) -> bool {
+        matches!(self, Self::Ca { error, .. } if error.is_bad_nonce())
+    }
+}
+
+/// Whether an authorization still needs a response: pending does, valid (reused from an
+/// earlier order) does not, anything else failed and ends the order with its problem.
+fn needs_answer(
+    ca: &str,
+    identifier: &str,
+    kind: ChallengeKind,
+    authz: &AuthorizationState,
+) -> Result<bool, Error> {
+    match authz.status {
+        AuthorizationStatus::Pending => Ok(true),
+        AuthorizationStatus::Valid => Ok(false),
+        status => {
+            let problem = authz
+                .challenges
+                .iter()
+                .find_map(|c| c.error.as_ref())
+                .map(problem)
+                .unwrap_or_else(|| AcmeProblem {
+                    detail: Some(format!("the authorization is {status:?}")),
+                    ..AcmeProblem::default()
+                });
+            Err(validation_error(ca, identifier.to_owned(), kind, problem))
+        }
+    }
+}
+
+/// The response to publish for `challenge`, answering for `name`.
+fn pending_challenge(name: DomainName, challenge: &ChallengeHandle<'_>) -> PendingChallenge {
+    let key_authorization = challenge.key_authorization();
+    let mut digest = [0; 32];
+    digest.copy_from_slice(key_authorization.digest().as_ref());
+    PendingChallenge::new(
+        name,
+        challenge.token.clone(),
+        key_authorization.as_str().to_owned(),
+        digest,
+    )
 }
 
 fn challenge_type(kind: ChallengeKind) -> ChallengeType {

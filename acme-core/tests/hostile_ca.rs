@@ -1,9 +1,10 @@
 //! What berth does when a CA answers in ways Pebble never does: an authorization for a
-//! name the order did not ask for, and Let's Encrypt's refusal of an ARI `replaces`
-//! naming a certificate another account ordered.
+//! name the order did not ask for, Let's Encrypt's refusal of an ARI `replaces`
+//! naming a certificate another account ordered, and `badNonce` on chosen requests.
 //!
-//! Pebble (2.4, the harness's CA) produces neither answer — it has no ARI and always
-//! authorizes exactly the order's names — so these tests run against a small local
+//! Pebble (2.4, the harness's CA) produces neither of the first two — it has no ARI and
+//! always authorizes exactly the order's names — and rejects nonces only at random, so
+//! these tests run against a small local
 //! HTTPS server answering like a CA (`fake_ca` in the test names): it accepts any JWS
 //! without checking signatures and sends the recorded Let's Encrypt problem document.
 
@@ -40,6 +41,12 @@ struct Script {
     new_orders: Vec<serde_json::Value>,
     /// Each challenge URL the client asked to validate.
     validations: Vec<String>,
+    /// Answer this many POSTs to `bad_nonce_path` with `badNonce` (RFC 8555 §6.5) before
+    /// serving one.
+    bad_nonces: usize,
+    bad_nonce_path: &'static str,
+    /// The path of each POST, rejected ones included.
+    posts: Vec<String>,
 }
 
 /// The real HTTP-01 solver, recording what it was asked to publish.
@@ -164,6 +171,7 @@ async fn answer(
     script: Arc<Mutex<Script>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    let post = request.method() == hyper::Method::POST;
     let body = request
         .into_body()
         .collect()
@@ -171,6 +179,16 @@ async fn answer(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let mut script = script.lock().unwrap();
+    if post {
+        script.posts.push(path.clone());
+        if path == script.bad_nonce_path && script.bad_nonces > 0 {
+            script.bad_nonces -= 1;
+            return Ok(json_response(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"type": "urn:ietf:params:acme:error:badNonce", "detail": "JWS has an invalid anti-replay nonce", "status": 400}),
+            ));
+        }
+    }
     let response = match path.as_str() {
         "/dir" => json_response(
             StatusCode::OK,
@@ -359,4 +377,64 @@ async fn fake_ca_accepting_replaces_records_the_order_as_an_ari_renewal() {
     assert!(orders[0].get("replaces").is_some(), "{orders:?}");
     assert_eq!(recorded.len(), 1);
     assert!(recorded[0].replaces_accepted);
+}
+
+/// Orders `app.example.com` from a fake CA that authorizes `authz_for` and answers the
+/// first `bad_nonces` POSTs to `path` with `badNonce`; returns the order's error and the
+/// paths of the POSTs the CA saw, and what the solver presented.
+async fn order_with_bad_nonces(
+    authz_for: &str,
+    path: &'static str,
+    bad_nonces: usize,
+) -> (String, Vec<String>, Vec<String>) {
+    let script = Arc::new(Mutex::new(Script {
+        authz_for: authz_for.into(),
+        bad_nonces,
+        bad_nonce_path: path,
+        ..Script::default()
+    }));
+    let (issuer, responder, presented) = issuer_against(&script).await;
+    let mut request = OrderRequest::new(DomainSet::parse(["app.example.com"]).unwrap());
+    request.timeout = std::time::Duration::from_secs(20);
+    let err = issuer.issue(&request).await.unwrap_err().to_string();
+    assert!(
+        responder.is_empty(),
+        "answers are withdrawn after the order"
+    );
+    let posts = script.lock().unwrap().posts.clone();
+    let presented = presented.lock().unwrap().clone();
+    (err, posts, presented)
+}
+
+fn count(posts: &[String], path: &str) -> usize {
+    posts.iter().filter(|p| *p == path).count()
+}
+
+// instant-acme sends a request three times on `badNonce`; berth repeats that for three
+// rounds, so a request survives 8 rejections in a row and gives up on the 9th.
+
+#[tokio::test]
+async fn fake_ca_rejecting_eight_nonces_in_a_row_still_gets_the_order_placed() {
+    let (err, posts, _) = order_with_bad_nonces("stop.example.net", "/new-order", 8).await;
+    // The order was placed: it ends at the authorization for a name not ordered.
+    assert!(err.contains("stop.example.net"), "{err}");
+    assert_eq!(count(&posts, "/new-order"), 9, "{posts:?}");
+}
+
+#[tokio::test]
+async fn fake_ca_rejecting_nine_nonces_in_a_row_fails_the_order_after_three_rounds() {
+    let (err, posts, presented) = order_with_bad_nonces("stop.example.net", "/new-order", 9).await;
+    assert!(err.contains("badNonce"), "{err}");
+    assert!(err.contains("placing an order"), "{err}");
+    assert_eq!(count(&posts, "/new-order"), 9, "{posts:?}");
+    assert!(presented.is_empty());
+}
+
+#[tokio::test]
+async fn fake_ca_rejecting_nonces_when_validation_starts_repeats_it_and_presents_once() {
+    // The order never becomes ready at the fake CA (it has no order resource), so it
+    // fails after validation was started.
+    let (_, posts, presented) = order_with_bad_nonces("app.example.com", "/chall/1", 4).await;
+    assert_eq!(count(&posts, "/chall/1"), 5, "{posts:?}");
+    assert_eq!(presented, ["app.example.com"], "one answer, presented once");
 }
