@@ -342,8 +342,8 @@ async fn unusable_certificate_files_fail_bind_with_the_path() {
 
 #[tokio::test]
 async fn a_watched_acme_json_is_served_and_a_broken_one_is_left_alone() {
-    use berth_certs::DomainSet;
     use berth_acme_core::store::AcmeJson;
+    use berth_certs::DomainSet;
 
     let ca = TestCa::new();
     let dir = tempfile::tempdir().unwrap();
