@@ -67,21 +67,30 @@ impl MaybeBadNonce for instant_acme::Problem {
     }
 }
 
-/// Runs `call`, again while it fails with `badNonce`, for at most [`BAD_NONCE_ROUNDS`]
-/// rounds (each round is instant-acme's own three attempts); any other outcome, or the
-/// last round's `badNonce`, is returned as it is. Every request berth sends to a CA goes
-/// through here, so one rule decides how hard berth tries.
-pub(crate) async fn retry_bad_nonce<T, E: MaybeBadNonce>(
-    mut call: impl AsyncFnMut() -> Result<T, E>,
-) -> Result<T, E> {
-    let mut round = 1;
-    loop {
-        match call().await {
-            Err(e) if e.is_bad_nonce() && round < BAD_NONCE_ROUNDS => round += 1,
-            other => return other,
+/// Evaluates the future expression `call` and awaits it, again while it fails with
+/// `badNonce`, for at most [`BAD_NONCE_ROUNDS`] rounds (each round is instant-acme's own
+/// three attempts); any other outcome, or the last round's `badNonce`, is the value.
+/// Every request berth sends to a CA goes through here, so one rule decides how hard
+/// berth tries. A macro rather than a function taking an async closure: the expression
+/// borrows the order mutably, and a generic async closure's future is not provably
+/// `Send` for the manager's spawned tasks.
+macro_rules! retry_bad_nonce {
+    ($call:expr) => {{
+        let mut round = 1;
+        loop {
+            match $call.await {
+                Err(e)
+                    if $crate::account::MaybeBadNonce::is_bad_nonce(&e)
+                        && round < $crate::account::BAD_NONCE_ROUNDS =>
+                {
+                    round += 1
+                }
+                other => break other,
+            }
         }
-    }
+    }};
 }
+pub(crate) use retry_bad_nonce;
 
 /// How to reach a CA and register with it.
 #[derive(Debug, Clone)]
@@ -244,13 +253,13 @@ impl AcmeAccount {
             only_return_existing: false,
         };
 
-        let (account, credentials) = retry_bad_nonce(async || {
-            Account::builder_with_http(Box::new(http.clone()))
-                .create(&new_account, ca.directory().to_owned(), eab.as_ref())
-                .await
-        })
-        .await
-        .map_err(|e| map_error(ca, &http, "creating an account", e))?;
+        let (account, credentials) =
+            retry_bad_nonce!(Account::builder_with_http(Box::new(http.clone())).create(
+                &new_account,
+                ca.directory().to_owned(),
+                eab.as_ref()
+            ))
+            .map_err(|e| map_error(ca, &http, "creating an account", e))?;
         let json = serde_json::to_string(&credentials).map_err(|e| Error::AcmeProtocol {
             ca: ca.to_string(),
             action: "creating an account",
@@ -294,8 +303,7 @@ impl AcmeAccount {
             certificate: &leaf,
             reason: Some(reason.into()),
         };
-        retry_bad_nonce(async || self.account.revoke(&request).await)
-            .await
+        retry_bad_nonce!(self.account.revoke(&request))
             .map_err(|e| self.error("revoking the certificate", e))?;
         tracing::info!(
             ca = %self.ca.name(),

@@ -149,7 +149,7 @@ impl Issuer {
         let plain = new_order();
         if let Some(id) = replaces.map(certificate_id).transpose()?.flatten() {
             let named = new_order().replaces(id);
-            match retry_bad_nonce(async || self.account.inner().new_order(&named).await).await {
+            match retry_bad_nonce!(self.account.inner().new_order(&named)) {
                 Ok(order) => {
                     // Accepted as a replacement: exempt from some of the CA's rate limits
                     // (RFC 9773 §5).
@@ -163,8 +163,7 @@ impl Issuer {
                 Err(e) => return Err(self.account.error("placing an order", e)),
             }
         }
-        retry_bad_nonce(async || self.account.inner().new_order(&plain).await)
-            .await
+        retry_bad_nonce!(self.account.inner().new_order(&plain))
             .map(|order| (order, false))
             .map_err(|e| self.account.error("placing an order", e))
     }
@@ -309,11 +308,7 @@ impl Issuer {
             }
         };
         let csr = csr_der(domains, &key).ok()?;
-        let mut order = match retry_bad_nonce(async || {
-            self.account.inner().order(pending.url.clone()).await
-        })
-        .await
-        {
+        let mut order = match retry_bad_nonce!(self.account.inner().order(pending.url.clone())) {
             Ok(order) => order,
             Err(e) => {
                 tracing::warn!(ca = %ca, domains = %domains, order = %pending.url, error = %e, "could not load the interrupted order; placing a new one");
@@ -371,8 +366,7 @@ impl Issuer {
             Polled::Certificate(_) => {}
         }
 
-        retry_bad_nonce(async || order.finalize_csr(csr).await)
-            .await
+        retry_bad_nonce!(order.finalize_csr(csr))
             .map_err(|e| self.account.error("finalizing the order", e))?;
         self.certificate(
             order,
@@ -423,12 +417,12 @@ impl Issuer {
             kind,
             set_ready,
         };
-        retry_bad_nonce(async || self.present_pass(order, &pass, presented, &mut ready).await)
-            .await
-            .map_err(|e| match e {
+        retry_bad_nonce!(self.present_pass(order, &pass, presented, &mut ready)).map_err(
+            |e| match e {
                 PassError::Ca { action, error } => self.account.error(action, error),
                 PassError::Refused(e) => e,
-            })
+            },
+        )
     }
 
     /// One pass of [`Self::present_and_ready`] over the order's authorizations; `ready`
@@ -510,17 +504,18 @@ impl Issuer {
                 .initial_delay(POLL_INITIAL_DELAY)
                 .backoff(POLL_BACKOFF)
                 .timeout(remaining.min(POLL_WINDOW));
-            let polled = retry_bad_nonce(async || match phase {
-                Phase::Ready => order.poll_ready(&policy).await.map(|status| match status {
-                    OrderStatus::Invalid => Polled::Invalid(None),
-                    _ => Polled::Ready,
-                }),
-                Phase::Certificate => order
-                    .poll_certificate(&policy)
-                    .await
-                    .map(Polled::Certificate),
-            })
-            .await;
+            let polled = retry_bad_nonce!(async {
+                match phase {
+                    Phase::Ready => order.poll_ready(&policy).await.map(|status| match status {
+                        OrderStatus::Invalid => Polled::Invalid(None),
+                        _ => Polled::Ready,
+                    }),
+                    Phase::Certificate => order
+                        .poll_certificate(&policy)
+                        .await
+                        .map(Polled::Certificate),
+                }
+            });
             match polled {
                 Ok(polled) => return Ok(polled),
                 Err(instant_acme::Error::Timeout(None)) => continue,
