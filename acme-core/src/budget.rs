@@ -116,8 +116,10 @@ pub struct HistoryEvent {
     pub at: SystemTime,
     /// The CA's directory URL.
     pub ca: String,
-    /// The domain set ([`DomainSet::key`]).
-    pub domains: String,
+    /// The domain set, stored as its [`DomainSet::key`] (so read back, its names are in
+    /// key order).
+    #[serde(with = "crate::store::records::set_key")]
+    pub domains: DomainSet,
     /// What.
     #[serde(flatten)]
     pub kind: HistoryKind,
@@ -126,7 +128,7 @@ pub struct HistoryEvent {
 /// An order the budget refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refusing to order {domains} from {ca}: it would exceed the CA's limit of {count} {what} per {} ({scope}); the budget frees up at {}. Fix what failed (see `berth certs list`), or raise the limit for a private CA",
+    "refusing to order {domains} from {ca}: it would exceed the CA's limit of {count} {what} per {} ({scope}); the budget frees up at {}. Fix what failed (the certificate's status shows the last error), or raise the limit for a private CA",
     human_duration(*period),
     rfc3339(*frees_at)
 )]
@@ -165,101 +167,119 @@ pub fn check(
     domains: &DomainSet,
     now: SystemTime,
 ) -> Result<(), Box<BudgetExceeded>> {
-    let key = domains.key();
-    let in_window = |event: &&HistoryEvent, window: &Window| {
-        event.ca == ca
-            && now
-                .duration_since(event.at)
-                .map(|age| age < window.period)
-                .unwrap_or(true)
+    let budget = Budget {
+        history,
+        ca,
+        domains,
+        now,
     };
-    let refuse =
-        |window: &Window, what: &'static str, scope: String, counted: Vec<&HistoryEvent>| {
-            let allowed = window.count.get() as usize;
-            if counted.len() < allowed {
-                return Ok(());
-            }
-            // The budget frees up when enough of the oldest events age out to leave room.
-            let mut times: Vec<SystemTime> = counted.iter().map(|e| e.at).collect();
-            times.sort_unstable();
-            let oldest_to_expire = times[counted.len() - allowed];
-            let frees_at = oldest_to_expire + window.period;
-            Err(Box::new(BudgetExceeded {
-                domains: domains.to_string(),
-                ca: ca.to_owned(),
-                what,
-                scope,
-                count: window.count.get(),
-                period: window.period,
-                frees_at,
-            }))
-        };
-
     if let Some(window) = &limits.new_orders_per_account {
-        let counted = history
-            .iter()
-            .filter(|e| in_window(e, window) && e.kind == HistoryKind::OrderPlaced)
-            .collect();
-        refuse(window, "new orders", "per account".into(), counted)?;
+        budget.limit(window, "new orders", "per account".into(), |e| {
+            e.kind == HistoryKind::OrderPlaced
+        })?;
     }
     if let Some(window) = &limits.certificates_per_exact_set {
-        let counted = history
-            .iter()
-            .filter(|e| {
-                in_window(e, window) && e.kind == HistoryKind::CertificateIssued && e.domains == key
-            })
-            .collect();
-        refuse(
+        budget.limit(
             window,
             "certificates for the same set of names",
             "this exact set".into(),
-            counted,
+            |e| e.kind == HistoryKind::CertificateIssued && e.domains.same_names(domains),
         )?;
     }
     if let Some(window) = &limits.certificates_per_registered_domain {
-        let mut registered: Vec<String> = domains
-            .names()
-            .iter()
-            .filter(|n| !n.is_ip())
-            .map(|n| registered_domain(n.as_str()))
-            .collect();
-        registered.sort_unstable();
-        registered.dedup();
-        for reg in registered {
-            let counted = history
-                .iter()
-                .filter(|e| {
-                    in_window(e, window)
-                        && e.kind == HistoryKind::CertificateIssued
-                        && e.domains.split(',').any(|n| registered_domain(n) == reg)
-                })
-                .collect();
-            refuse(
+        for reg in registered_domains(domains) {
+            budget.limit(
                 window,
                 "certificates",
                 format!("registered domain {reg}"),
-                counted,
+                |e| {
+                    e.kind == HistoryKind::CertificateIssued
+                        && e.domains
+                            .names()
+                            .iter()
+                            .any(|n| registered_domain(n.as_str()) == reg)
+                },
             )?;
         }
     }
     if let Some(window) = &limits.failed_validations_per_identifier {
         for name in domains.names() {
-            let counted = history
-                .iter()
-                .filter(|e| {
-                    in_window(e, window)
-                        && matches!(&e.kind, HistoryKind::ValidationFailed { identifier } if identifier == name.base())
-                })
-                .collect();
-            refuse(
+            budget.limit(
                 window,
                 "failed validations",
                 format!("identifier {}", name.base()),
-                counted,
+                |e| matches!(&e.kind, HistoryKind::ValidationFailed { identifier } if identifier == name.base()),
             )?;
         }
     }
     Ok(())
+}
+
+/// The registered domains of a set's DNS names, each once.
+fn registered_domains(domains: &DomainSet) -> Vec<String> {
+    let mut registered: Vec<String> = domains
+        .names()
+        .iter()
+        .filter(|n| !n.is_ip())
+        .map(|n| registered_domain(n.as_str()))
+        .collect();
+    registered.sort_unstable();
+    registered.dedup();
+    registered
+}
+
+/// One order checked against the history: the CA and names asked for, and when.
+struct Budget<'a> {
+    history: &'a [HistoryEvent],
+    ca: &'a str,
+    domains: &'a DomainSet,
+    now: SystemTime,
+}
+
+impl Budget<'_> {
+    /// Refuses the order when the events at this CA that `counts` selects inside
+    /// `window` already reach its count; `what` and `scope` name the limit.
+    fn limit(
+        &self,
+        window: &Window,
+        what: &'static str,
+        scope: String,
+        counts: impl Fn(&HistoryEvent) -> bool,
+    ) -> Result<(), Box<BudgetExceeded>> {
+        let mut times: Vec<SystemTime> = self
+            .history
+            .iter()
+            .filter(|e| self.in_window(e, window) && counts(e))
+            .map(|e| e.at)
+            .collect();
+        let allowed = window.count.get() as usize;
+        if times.len() < allowed {
+            return Ok(());
+        }
+        // The budget frees up when enough of the oldest events age out to leave room.
+        times.sort_unstable();
+        let oldest_to_expire = times[times.len() - allowed];
+        Err(Box::new(BudgetExceeded {
+            domains: self.domains.to_string(),
+            ca: self.ca.to_owned(),
+            what,
+            scope,
+            count: window.count.get(),
+            period: window.period,
+            frees_at: oldest_to_expire + window.period,
+        }))
+    }
+
+    /// Whether `event` happened at this CA within `window` before now (an event in the
+    /// future, from a clock that went back, counts).
+    fn in_window(&self, event: &HistoryEvent, window: &Window) -> bool {
+        event.ca == self.ca
+            && self
+                .now
+                .duration_since(event.at)
+                .map(|age| age < window.period)
+                .unwrap_or(true)
+    }
 }
 
 /// Drops history older than the longest window any limit uses (a week), so the state
@@ -298,7 +318,7 @@ mod tests {
         HistoryEvent {
             at,
             ca: CA.into(),
-            domains: domains.into(),
+            domains: set(&[domains]),
             kind,
         }
     }
@@ -469,6 +489,37 @@ mod tests {
         assert_eq!(registered_domain("www.example.com"), "example.com");
         assert_eq!(registered_domain("new.blog.example.co.uk"), "example.co.uk");
         assert_eq!(registered_domain("*.example.com"), "example.com");
+    }
+
+    #[test]
+    fn a_stored_history_event_reads_back_as_names_and_is_written_the_same_way() {
+        // The format every berth so far has written: the set's key, comma-joined.
+        let stored = r#"{"at":{"secs_since_epoch":1700000000,"nanos_since_epoch":0},"ca":"https://ca.example/dir","domains":"a.example.org,www.example.co.uk","kind":"certificate_issued"}"#;
+        let read: HistoryEvent = serde_json::from_str(stored).unwrap();
+        assert!(
+            read.domains
+                .same_names(&set(&["www.example.co.uk", "a.example.org"]))
+        );
+        assert_eq!(serde_json::to_string(&read).unwrap(), stored);
+        // Written from a set in configuration order, it is stored as the key.
+        let mut written = read.clone();
+        written.domains = set(&["www.example.co.uk", "a.example.org"]);
+        assert_eq!(serde_json::to_string(&written).unwrap(), stored);
+        // Each name of the set counts for its registered domain.
+        let limits = RateLimits {
+            certificates_per_registered_domain: Some(Window::new(NonZeroU32::MIN, WEEK)),
+            ..RateLimits::NONE
+        };
+        let now = read.at + Duration::from_secs(60);
+        let err = check(&limits, &[read], CA, &set(&["new.example.co.uk"]), now).unwrap_err();
+        assert_eq!(err.scope, "registered domain example.co.uk");
+    }
+
+    #[test]
+    fn a_stored_history_event_with_a_malformed_set_is_refused_naming_it() {
+        let stored = r#"{"at":{"secs_since_epoch":0,"nanos_since_epoch":0},"ca":"x","domains":"a.example.com,bad name","kind":"order_placed"}"#;
+        let err = serde_json::from_str::<HistoryEvent>(stored).unwrap_err();
+        assert!(err.to_string().contains("a.example.com,bad name"), "{err}");
     }
 
     #[test]

@@ -1041,6 +1041,7 @@ impl CertManager {
         let journal = Journal {
             manager: self,
             lease,
+            domains: &managed.domains,
             key: managed.domains.key(),
         };
         Issuer::new(account, solver)
@@ -1115,7 +1116,7 @@ impl CertManager {
         let history = self.push_history(HistoryEvent {
             at: SystemTime::now(),
             ca,
-            domains: key.clone(),
+            domains: managed.domains.clone(),
             kind: HistoryKind::CertificateIssued,
         });
         if !self
@@ -1334,7 +1335,7 @@ impl CertManager {
                 .push_history(HistoryEvent {
                     at: now,
                     ca,
-                    domains: key,
+                    domains: managed.domains.clone(),
                     kind: HistoryKind::ValidationFailed { identifier },
                 })
                 .await
@@ -1369,6 +1370,7 @@ impl CertManager {
 struct Journal<'a> {
     manager: &'a CertManager,
     lease: &'a Lease,
+    domains: &'a DomainSet,
     key: String,
 }
 
@@ -1382,7 +1384,7 @@ impl OrderJournal for Journal<'_> {
             let event = HistoryEvent {
                 at: order.placed_at,
                 ca: order.ca.clone(),
-                domains: self.key.clone(),
+                domains: self.domains.clone(),
                 kind: HistoryKind::OrderPlaced,
             };
             // Written together (one flush of a file store): the time between the CA's

@@ -443,6 +443,30 @@ fn secret_from_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secr
     String::deserialize(deserializer).map(Secret::new)
 }
 
+/// A [`DomainSet`] stored as its key (`a.example.com,b.example.com`), the form records
+/// have always used; read back it is parsed once, so code holding a record works with
+/// names, never with the joined string. Read back, the names are in key order.
+pub(crate) mod set_key {
+    use serde::de::Error as _;
+
+    use super::{Deserialize, Deserializer, DomainSet, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        set: &DomainSet,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&set.key())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DomainSet, D::Error> {
+        let key = String::deserialize(deserializer)?;
+        DomainSet::parse(key.split(','))
+            .map_err(|e| D::Error::custom(format!("domain set {key:?}: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
