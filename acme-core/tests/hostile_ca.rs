@@ -313,6 +313,13 @@ async fn issuer_against(
     (Issuer::new(account, Arc::new(solver)), responder, presented)
 }
 
+/// An order for `app.example.com` that gives up after 20 s.
+fn app_order() -> OrderRequest {
+    let mut request = OrderRequest::new(DomainSet::parse(["app.example.com"]).unwrap());
+    request.timeout = std::time::Duration::from_secs(20);
+    request
+}
+
 #[tokio::test]
 async fn fake_ca_authorization_for_a_name_not_ordered_gets_no_answer_and_aborts_the_order() {
     let script = Arc::new(Mutex::new(Script {
@@ -320,8 +327,7 @@ async fn fake_ca_authorization_for_a_name_not_ordered_gets_no_answer_and_aborts_
         ..Script::default()
     }));
     let (issuer, responder, presented) = issuer_against(&script).await;
-    let mut request = OrderRequest::new(DomainSet::parse(["app.example.com"]).unwrap());
-    request.timeout = std::time::Duration::from_secs(20);
+    let request = app_order();
     let err = issuer.issue(&request).await.unwrap_err().to_string();
     assert!(
         err.contains("evil.example.net") && err.contains("not requested"),
@@ -346,8 +352,7 @@ async fn renew_against(refuse_replaces: bool) -> (Vec<serde_json::Value>, Vec<Pe
         ..Script::default()
     }));
     let (issuer, _, _) = issuer_against(&script).await;
-    let mut request = OrderRequest::new(DomainSet::parse(["app.example.com"]).unwrap());
-    request.timeout = std::time::Duration::from_secs(20);
+    let mut request = app_order();
     request.replaces = Some(replaced_certificate());
     let journal = Recorded::default();
     let err = issuer
@@ -394,8 +399,7 @@ async fn order_with_bad_nonces(
         ..Script::default()
     }));
     let (issuer, responder, presented) = issuer_against(&script).await;
-    let mut request = OrderRequest::new(DomainSet::parse(["app.example.com"]).unwrap());
-    request.timeout = std::time::Duration::from_secs(20);
+    let request = app_order();
     let err = issuer.issue(&request).await.unwrap_err().to_string();
     assert!(
         responder.is_empty(),
