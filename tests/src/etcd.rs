@@ -3,22 +3,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use tempfile::TempDir;
-
-use crate::redis::StoreTls;
-use crate::{free_port, require_tool, wait_for_port};
+use crate::daemon::Daemon;
+use crate::{free_port, require_tool};
 
 /// A running etcd, stopped on drop.
 pub struct Etcd {
-    dir: TempDir,
-    child: Option<Child>,
+    daemon: Daemon,
     client_port: u16,
     peer_port: u16,
-    /// TLS only for clients, who must show a certificate of this CA.
-    tls: Option<StoreTls>,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -42,17 +37,10 @@ impl Etcd {
     }
 
     fn launch(tls: bool) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-etcd-")
-            .tempdir()
-            .expect("tempdir");
-        let tls = tls.then(|| StoreTls::write(dir.path()));
         let mut etcd = Self {
-            dir,
-            child: None,
+            daemon: Daemon::new("etcd", tls),
             client_port: free_port(),
             peer_port: free_port(),
-            tls,
         };
         etcd.restart();
         etcd
@@ -60,13 +48,15 @@ impl Etcd {
 
     /// (Re)starts etcd on the same ports and data directory (data is kept).
     pub fn restart(&mut self) {
-        let server = require_tool("etcd", "etcd-server");
-        self.stop();
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let scheme = if self.daemon.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let mut command = Command::new(server);
-        if let Some(tls) = &self.tls {
+        let mut command = Command::new(require_tool("etcd", "etcd-server"));
+        if let Some(tls) = &self.daemon.tls {
             command
                 .arg("--cert-file")
                 .arg(&tls.server_cert)
@@ -76,9 +66,9 @@ impl Etcd {
                 .arg(&tls.ca)
                 .arg("--client-cert-auth");
         }
-        let child = command
+        command
             .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
+            .arg(self.daemon.dir.path().join("data"))
             .args(["--name", "berth-test"])
             .args([
                 "--listen-client-urls",
@@ -92,25 +82,15 @@ impl Etcd {
                 "--initial-advertise-peer-urls",
                 &peer,
             ])
-            .args(["--initial-cluster", &format!("berth-test={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd starts");
-        self.child = Some(child);
-        assert!(
-            wait_for_port(self.addr(), Duration::from_secs(20)),
-            "etcd did not listen on {}",
-            self.addr()
-        );
+            .args(["--initial-cluster", &format!("berth-test={peer}")]);
+        let addr = self.addr();
+        self.daemon
+            .spawn(&mut command, addr, Duration::from_secs(20));
     }
 
     /// Stops etcd (for outage tests); [`restart`](Self::restart) brings it back.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.stop();
     }
 
     /// The client address.
@@ -120,26 +100,22 @@ impl Etcd {
 
     /// `etcd://127.0.0.1:<port>` (`etcds://` when started with TLS).
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() { "etcds" } else { "etcd" };
+        let scheme = if self.daemon.tls.is_some() {
+            "etcds"
+        } else {
+            "etcd"
+        };
         format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// The CA (PEM) of a TLS etcd, for `--store-ca`.
     pub fn ca(&self) -> Option<PathBuf> {
-        self.tls.as_ref().map(|t| t.ca.clone())
+        self.daemon.ca()
     }
 
     /// A client certificate and its key (0600) the TLS etcd accepts, for `--store-cert`
     /// and `--store-key`.
     pub fn client_cert(&self) -> Option<(PathBuf, PathBuf)> {
-        self.tls
-            .as_ref()
-            .map(|t| (t.client_cert.clone(), t.client_key.clone()))
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
+        self.daemon.client_cert()
     }
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bind;
+mod daemon;
 mod etcd;
 mod forward;
 pub mod fuzz;

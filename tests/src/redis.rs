@@ -6,76 +6,17 @@ use std::fs;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use tempfile::TempDir;
-
-use crate::{free_port, require_tool, wait_for_port};
+use crate::daemon::Daemon;
+use crate::{free_port, require_tool};
 
 /// A running `redis-server`, stopped on drop.
 pub struct Redis {
-    dir: TempDir,
-    child: Option<Child>,
+    daemon: Daemon,
     port: u16,
     password: Option<String>,
-    /// TLS only, clients must show a certificate of this CA.
-    tls: Option<StoreTls>,
-}
-
-/// Files for a store that speaks TLS and checks clients: a throwaway CA, the server's
-/// certificate for 127.0.0.1, and a client certificate berth may present.
-#[derive(Debug, Clone)]
-pub(crate) struct StoreTls {
-    pub(crate) ca: PathBuf,
-    pub(crate) server_cert: PathBuf,
-    pub(crate) server_key: PathBuf,
-    pub(crate) client_cert: PathBuf,
-    pub(crate) client_key: PathBuf,
-}
-
-impl StoreTls {
-    /// Generates the CA and both certificates into `dir` (keys 0600).
-    pub(crate) fn write(dir: &std::path::Path) -> Self {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-            KeyUsagePurpose,
-        };
-        let ca_key = KeyPair::generate().expect("key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "berth test store CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
-            let key = KeyPair::generate().expect("key");
-            let mut params = CertificateParams::new(names).expect("params");
-            params.extended_key_usages = vec![usage];
-            let cert = params.signed_by(&key, &issuer).expect("leaf");
-            (cert.pem(), key.serialize_pem())
-        };
-        let server = leaf(
-            vec!["127.0.0.1".into(), "localhost".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let client = leaf(vec!["berth".into()], ExtendedKeyUsagePurpose::ClientAuth);
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            fs::write(&path, text).expect("write");
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-            path
-        };
-        Self {
-            ca: write("store-ca.pem", &ca_cert.pem()),
-            server_cert: write("server.pem", &server.0),
-            server_key: write("server-key.pem", &server.1),
-            client_cert: write("client.pem", &client.0),
-            client_key: write("client-key.pem", &client.1),
-        }
-    }
 }
 
 impl std::fmt::Debug for Redis {
@@ -87,36 +28,25 @@ impl std::fmt::Debug for Redis {
 impl Redis {
     /// Starts Redis on a free loopback port without a password.
     pub fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, false)
     }
 
     /// Starts Redis that requires `password`.
     pub fn start_with_password(password: &str) -> Self {
-        Self::launch(Some(password.to_owned()))
+        Self::launch(Some(password.to_owned()), false)
     }
 
     /// Starts Redis that speaks only TLS and refuses clients without a certificate of
     /// its CA (`--tls-auth-clients yes`); see [`client_cert`](Self::client_cert).
     pub fn start_tls_client_auth() -> Self {
-        Self::launch_with(None, true)
+        Self::launch(None, true)
     }
 
-    fn launch(password: Option<String>) -> Self {
-        Self::launch_with(password, false)
-    }
-
-    fn launch_with(password: Option<String>, tls: bool) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-redis-")
-            .tempdir()
-            .expect("tempdir");
-        let tls = tls.then(|| StoreTls::write(dir.path()));
+    fn launch(password: Option<String>, tls: bool) -> Self {
         let mut redis = Self {
-            dir,
-            child: None,
+            daemon: Daemon::new("redis", tls),
             port: free_port(),
             password,
-            tls,
         };
         redis.restart();
         redis
@@ -125,11 +55,9 @@ impl Redis {
     /// (Re)starts the server on the same port, with the data written before (every write
     /// is appended and fsynced, so even a killed server keeps it).
     pub fn restart(&mut self) {
-        let server = require_tool("redis-server", "redis-server");
-        self.stop();
-        let mut command = Command::new(server);
+        let mut command = Command::new(require_tool("redis-server", "redis-server"));
         command.args(["--bind", "127.0.0.1"]);
-        match &self.tls {
+        match &self.daemon.tls {
             None => command.args(["--port", &self.port.to_string()]),
             Some(tls) => command
                 .args(["--port", "0", "--tls-port", &self.port.to_string()])
@@ -145,26 +73,18 @@ impl Redis {
             .args(["--save", "", "--protected-mode", "no"])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .arg(self.daemon.dir.path());
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
-        self.child = Some(command.spawn().expect("redis-server starts"));
-        assert!(
-            wait_for_port(self.addr(), Duration::from_secs(10)),
-            "redis-server did not listen on {}",
-            self.addr()
-        );
+        let addr = self.addr();
+        self.daemon
+            .spawn(&mut command, addr, Duration::from_secs(10));
     }
 
     /// Stops the server (for outage tests); [`restart`](Self::restart) brings it back.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.stop();
     }
 
     /// The server's address.
@@ -174,7 +94,7 @@ impl Redis {
 
     /// `redis://127.0.0.1:<port>/0` (`rediss://` when started with TLS).
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
+        let scheme = if self.daemon.tls.is_some() {
             "rediss"
         } else {
             "redis"
@@ -184,28 +104,20 @@ impl Redis {
 
     /// The CA (PEM) of a TLS server, for `--store-ca`.
     pub fn ca(&self) -> Option<PathBuf> {
-        self.tls.as_ref().map(|t| t.ca.clone())
+        self.daemon.ca()
     }
 
     /// A client certificate and its key (0600) the TLS server accepts, for
     /// `--store-cert` and `--store-key`.
     pub fn client_cert(&self) -> Option<(PathBuf, PathBuf)> {
-        self.tls
-            .as_ref()
-            .map(|t| (t.client_cert.clone(), t.client_key.clone()))
+        self.daemon.client_cert()
     }
 
     /// A file (mode 0600) holding the password, for `--store-password-file`.
     pub fn password_file(&self) -> PathBuf {
-        let path = self.dir.path().join("password");
+        let path = self.daemon.dir.path().join("password");
         fs::write(&path, self.password.as_deref().unwrap_or_default()).expect("write");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         path
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
