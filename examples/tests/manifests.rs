@@ -5,24 +5,28 @@
 
 use std::path::Path;
 
-/// Every `BERTH_*` name declared with `env = "..."` in the binary's sources.
+use clap::{Command, CommandFactory};
+
+/// Every `BERTH_*` variable a flag of the `berth` binary reads (from its CLI definition),
+/// plus the two it reads outside clap: the log filter and the secrets directory.
 fn known_variables() -> Vec<String> {
-    let mut names = vec!["BERTH_LOG".to_owned(), "BERTH_SECRETS_DIR".to_owned()];
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sidecar/src");
-    let mut dirs = vec![root];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(path).unwrap();
-                for part in text.split("env = \"").skip(1) {
-                    names.push(part.chars().take_while(|c| *c != '"').collect());
-                }
-            }
+    fn walk(command: &Command, names: &mut Vec<String>) {
+        names.extend(
+            command
+                .get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned()),
+        );
+        for sub in command.get_subcommands() {
+            walk(sub, names);
         }
     }
+    let mut names = vec!["BERTH_LOG".to_owned(), "BERTH_SECRETS_DIR".to_owned()];
+    walk(&berth::cli::Cli::command(), &mut names);
+    assert!(
+        names.contains(&"BERTH_STORE".to_owned()) && names.len() > 40,
+        "the CLI definition reads only {names:?}"
+    );
     names
 }
 

@@ -1,34 +1,138 @@
 //! The README is a public contract: every `BERTH_*` variable the binary reads is in its
-//! flag table, and every message its troubleshooting table quotes is one berth prints.
+//! flag table, every flag the table names exists (with its variable and default) on the
+//! commands it names, checked against the CLI definition itself (`Cli::command()`), and
+//! every message its troubleshooting table quotes is one berth prints.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 
-fn env_names(dir: &Path, found: &mut Vec<String>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            env_names(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            for part in text.split("env = \"").skip(1) {
-                let name: String = part.chars().take_while(|c| *c != '"').collect();
-                if name.starts_with("BERTH_") && !found.contains(&name) {
-                    found.push(name);
-                }
-            }
+use clap::{Arg, Command, CommandFactory};
+
+/// Every command of the CLI with its path (`["certs", "list"]`), the root first.
+fn commands() -> Vec<(Vec<String>, Command)> {
+    fn walk(path: Vec<String>, command: &Command, out: &mut Vec<(Vec<String>, Command)>) {
+        for sub in command.get_subcommands() {
+            let mut sub_path = path.clone();
+            sub_path.push(sub.get_name().to_owned());
+            walk(sub_path, sub, out);
         }
+        out.push((path, command.clone()));
     }
+    let mut root = berth::cli::Cli::command();
+    // Global arguments reach the subcommands only once the definition is built.
+    root.build();
+    let mut out = Vec::new();
+    walk(Vec::new(), &root, &mut out);
+    out
+}
+
+/// Every argument of every command, with the command's path.
+fn arguments() -> Vec<(String, Arg)> {
+    commands()
+        .into_iter()
+        .flat_map(|(path, command)| {
+            let path = path.join(" ");
+            command
+                .get_arguments()
+                .cloned()
+                .map(move |arg| (path.clone(), arg))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn env_name(arg: &Arg) -> Option<String> {
+    arg.get_env().map(|e| e.to_string_lossy().into_owned())
+}
+
+/// One row of the README's flag table.
+#[derive(Debug)]
+struct Row {
+    /// `--domain`, `-d`, …: every flag the first column names.
+    flags: Vec<String>,
+    /// The `BERTH_*` variable, if the row names one.
+    variable: Option<String>,
+    /// The default column when it is one backticked value.
+    default: Option<String>,
+    /// The commands the meaning column says take the flag, e.g. `(issue, renew)`.
+    commands: Vec<String>,
+}
+
+/// The rows of the table under "## Configuration" whose header is `| flag | variable |`.
+fn flag_table(readme: &str, command_paths: &[String]) -> Vec<Row> {
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .expect("README.md has a Configuration section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let table = section
+        .split("\n| flag | variable |")
+        .nth(1)
+        .expect("the Configuration section has a flag table");
+    table
+        .lines()
+        .skip(2) // the rest of the header and the |---| line
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let code = |cell: &str| -> Vec<String> {
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let flags = code(cells[0])
+                .iter()
+                .flat_map(|c| c.split(", ").map(str::to_owned).collect::<Vec<_>>())
+                .filter(|f| f.starts_with('-'))
+                .collect();
+            let variable = code(cells[1]).into_iter().find(|v| v.starts_with("BERTH_"));
+            let default = match code(cells[2]).as_slice() {
+                [one] if cells[2].trim() == format!("`{one}`") => Some(one.clone()),
+                _ => None,
+            };
+            // A parenthesis listing only command names says where the flag is taken.
+            let meaning = cells.get(3).copied().unwrap_or_default();
+            let commands = meaning
+                .split('(')
+                .skip(1)
+                .filter_map(|part| part.split(')').next())
+                .map(|inside| {
+                    let list = inside.split(';').next().unwrap_or_default();
+                    list.split(',')
+                        .map(|c| c.trim().to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .filter(|list| list.iter().all(|c| command_paths.contains(c)))
+                .last()
+                .unwrap_or_default();
+            Row {
+                flags,
+                variable,
+                default,
+                commands,
+            }
+        })
+        .collect()
+}
+
+fn readme() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join("../README.md")).unwrap()
 }
 
 #[test]
 fn every_berth_variable_is_in_the_readme() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut names = Vec::new();
-    env_names(&root.join("src"), &mut names);
+    let mut names: Vec<String> = arguments()
+        .iter()
+        .filter_map(|(_, arg)| env_name(arg))
+        .collect();
+    names.sort();
+    names.dedup();
     assert!(names.len() > 20, "found only {names:?}");
-    let readme = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    let readme = readme();
     let missing: Vec<&String> = names
         .iter()
         .filter(|n| !readme.contains(&format!("`{n}`")))
@@ -39,8 +143,99 @@ fn every_berth_variable_is_in_the_readme() {
     );
 }
 
+/// Whether `arg` answers to `flag` (`--name` or `-n`).
+fn is_flag(arg: &Arg, flag: &str) -> bool {
+    match flag.strip_prefix("--") {
+        Some(long) => arg.get_long() == Some(long),
+        None => flag
+            .strip_prefix('-')
+            .and_then(|s| s.chars().next())
+            .is_some_and(|short| arg.get_short() == Some(short)),
+    }
+}
+
+#[test]
+fn every_flag_in_the_readme_table_exists_with_its_variable_and_default_on_the_commands_it_names() {
+    let commands = commands();
+    let paths: Vec<String> = commands
+        .iter()
+        .filter(|(path, _)| !path.is_empty())
+        .map(|(path, _)| path.join(" "))
+        .collect();
+    let rows = flag_table(&readme(), &paths);
+    assert!(rows.len() > 40, "found only {} rows", rows.len());
+    assert!(
+        rows.iter().any(|r| r.commands == ["issue", "renew"]),
+        "no row names its commands: {rows:#?}"
+    );
+    let mut wrong = Vec::new();
+    for row in &rows {
+        let in_path = |path: &[String], wanted: &str| {
+            let path = path.join(" ");
+            path == wanted || path.starts_with(&format!("{wanted} "))
+        };
+        // Each flag exists on a command the row names (any command when it names none).
+        for flag in &row.flags {
+            let exists = commands.iter().any(|(path, command)| {
+                (row.commands.is_empty() || row.commands.iter().any(|c| in_path(path, c)))
+                    && command.get_arguments().any(|a| is_flag(a, flag))
+            });
+            if !exists {
+                wrong.push(format!("{flag}: none of {:?} takes it", row.commands));
+            }
+        }
+        // Each command the row names (a group such as `certs`: one of its subcommands)
+        // takes one of the row's flags, or reads its variable under another flag name.
+        for wanted in &row.commands {
+            let takes = commands.iter().any(|(path, command)| {
+                in_path(path, wanted)
+                    && command.get_arguments().any(|a| {
+                        row.flags.iter().any(|f| is_flag(a, f))
+                            || (row.variable.is_some() && env_name(a) == row.variable)
+                    })
+            });
+            if !takes {
+                wrong.push(format!("`berth {wanted}` takes none of {:?}", row.flags));
+            }
+        }
+        // The variable belongs to one of the row's flags, and the default is clap's.
+        let args: Vec<&Arg> = commands
+            .iter()
+            .flat_map(|(_, c)| c.get_arguments())
+            .filter(|a| row.flags.iter().any(|f| is_flag(a, f)))
+            .collect();
+        if let Some(variable) = &row.variable
+            && !row.flags.is_empty()
+            && !args.iter().any(|a| env_name(a).as_ref() == Some(variable))
+        {
+            wrong.push(format!("{:?}: none reads {variable}", row.flags));
+        }
+        if let Some(default) = &row.default {
+            for arg in &args {
+                let defaults: Vec<_> = arg.get_default_values().iter().collect();
+                if !defaults.is_empty() && defaults != [default.as_str()] {
+                    wrong.push(format!(
+                        "{:?}: README says the default is {default}, the CLI {defaults:?}",
+                        row.flags
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "README.md's flag table is wrong: {wrong:#?}"
+    );
+}
+
 /// The crates whose messages reach a user of the binary.
-const MESSAGE_SOURCES: [&str; 4] = ["../acme-core/src", "../proxy/src", "../secrets/src", "src"];
+const MESSAGE_SOURCES: [&str; 5] = [
+    "../acme-core/src",
+    "../proxy/src",
+    "../secrets/src",
+    "../config/src",
+    "src",
+];
 
 /// The string literals of the non-test code in the `.rs` files under `dir`, as written
 /// (escapes decoded, `{…}` placeholders kept).
