@@ -133,9 +133,39 @@ pub(crate) struct SecretsCheckArgs {
     /// Variable names, e.g. BERTH_EAB_HMAC (looked up as NAME, NAME_FILE, /run/secrets/name).
     #[arg(required = true)]
     pub(crate) names: Vec<String>,
-    /// Print JSON.
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
+}
+
+/// `--json`, for every command that prints a result.
+#[derive(Debug, Args, Clone, Copy)]
+pub(crate) struct JsonOutput {
+    /// Print the result as JSON.
     #[arg(long, env = "BERTH_JSON")]
     pub(crate) json: bool,
+}
+
+/// How `issue` and `renew` order: the key, staging first, and whether to order at all.
+#[derive(Debug, Args)]
+pub(crate) struct OrderArgs {
+    /// Key type of the new certificates: ec256 (default), ec384, rsa2048, rsa4096 (renew:
+    /// with --standalone).
+    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
+    pub(crate) key_type: KeyType,
+    /// Order from the production CA without proving the names on its staging CA first
+    /// (renew: with --standalone).
+    #[arg(long, env = "BERTH_SKIP_STAGING")]
+    pub(crate) skip_staging: bool,
+    /// Order even when a valid certificate is stored and not due, and even inside a
+    /// backoff window after a failure (use sparingly: the CA's rate limits still apply,
+    /// and berth's budget still checks).
+    #[arg(long, env = "BERTH_FORCE")]
+    pub(crate) force: bool,
+    /// Order from the CA's staging endpoint (its preset's, or --staging-ca) into a
+    /// throwaway store: validates for real, stores nothing, says whether the order would
+    /// succeed.
+    #[arg(long, env = "BERTH_DRY_RUN")]
+    pub(crate) dry_run: bool,
 }
 
 /// Where the admin server of a running `berth run` is.
@@ -165,22 +195,14 @@ pub(crate) struct RenewArgs {
     pub(crate) names: Vec<String>,
     #[command(flatten)]
     pub(crate) admin: AdminTarget,
-    /// Renew even certificates that are not due, and even inside a backoff window
-    /// (use sparingly: the CA's rate limits still apply, and berth's budget still checks).
-    #[arg(long, env = "BERTH_FORCE")]
-    pub(crate) force: bool,
-    /// Order from the CA's staging endpoint (its preset's, or --staging-ca) into a
-    /// throwaway store: validates for real, stores nothing, says whether a renewal would
-    /// succeed.
-    #[arg(long, env = "BERTH_DRY_RUN")]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) order: OrderArgs,
     /// Renew on --store directly instead of asking a running `berth run`, answering the
     /// challenges on this process's own listeners (--http-addr, --tls-addr, --dns-*).
     #[arg(long, env = "BERTH_STANDALONE")]
     pub(crate) standalone: bool,
-    /// Print the result as JSON.
-    #[arg(long, env = "BERTH_JSON")]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
     /// --standalone: the CA and account.
     #[command(flatten)]
     pub(crate) ca: CaArgs,
@@ -190,12 +212,6 @@ pub(crate) struct RenewArgs {
     /// --standalone: how the names are proven (the challenge flags of `issue`).
     #[command(flatten)]
     pub(crate) challenge: ChallengeArgs,
-    /// --standalone: key type of the new certificates: ec256 (default), ec384, rsa2048, rsa4096.
-    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
-    pub(crate) key_type: KeyType,
-    /// --standalone: order from the production CA without proving the names on staging.
-    #[arg(long, env = "BERTH_SKIP_STAGING")]
-    pub(crate) skip_staging: bool,
 }
 
 #[derive(Debug, Args)]
@@ -208,9 +224,8 @@ pub(crate) struct ImportArgs {
     /// Say what would be imported, kept and skipped; write nothing (the store is only read).
     #[arg(long, env = "BERTH_DRY_RUN")]
     pub(crate) dry_run: bool,
-    /// Print the result as JSON.
-    #[arg(long, env = "BERTH_JSON")]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
 }
 
 /// Parses `90s`, `5m`, `1h30m`, `250ms` (humantime), or a bare number of seconds.
@@ -458,9 +473,8 @@ pub(crate) struct IssueArgs {
     pub(crate) store: StoreArgs,
     #[command(flatten)]
     pub(crate) challenge: ChallengeArgs,
-    /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
-    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
-    pub(crate) key_type: KeyType,
+    #[command(flatten)]
+    pub(crate) order: OrderArgs,
     /// Certificate profile to request (shortlived, tlsserver, classic at Let's Encrypt);
     /// refused before ordering unless the CA's directory lists it.
     #[arg(long, env = "BERTH_PROFILE")]
@@ -469,21 +483,8 @@ pub(crate) struct IssueArgs {
     /// <dir>/<name>.pem (HAProxy).
     #[arg(long, env = "BERTH_EXPORT_DIR")]
     pub(crate) export_dir: Option<PathBuf>,
-    /// Issue even if a valid certificate is stored, and even inside a backoff window
-    /// after a failure (use sparingly: the CA's rate limits still apply).
-    #[arg(long, env = "BERTH_FORCE")]
-    pub(crate) force: bool,
-    /// Order from the production CA without proving the names on its staging CA first.
-    #[arg(long, env = "BERTH_SKIP_STAGING")]
-    pub(crate) skip_staging: bool,
-    /// Order from the CA's staging endpoint (its preset's, or --staging-ca) into a
-    /// throwaway store: validates for real, stores nothing, says whether issuing would
-    /// succeed.
-    #[arg(long, env = "BERTH_DRY_RUN")]
-    pub(crate) dry_run: bool,
-    /// Print the result as JSON.
-    #[arg(long, env = "BERTH_JSON")]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
 }
 
 #[derive(Debug, Subcommand)]
@@ -554,18 +555,16 @@ pub(crate) struct CertsPruneArgs {
     pub(crate) revoke: bool,
     #[command(flatten)]
     pub(crate) ca: CaArgs,
-    /// Print JSON.
-    #[arg(long, env = "BERTH_JSON")]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CertsListArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
-    /// Print JSON.
-    #[arg(long, env = "BERTH_JSON")]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
 }
 
 #[derive(Debug, Args)]
@@ -574,9 +573,8 @@ pub(crate) struct CertsShowArgs {
     pub(crate) name: String,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
-    /// Print JSON.
-    #[arg(long, env = "BERTH_JSON")]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
 }
 
 #[derive(Debug, Args)]

@@ -82,7 +82,7 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
     let configured = configured_sets(&args.store).await?;
     let is_managed = |c: &StoredCert| managed(c, &args.store.resolver, configured.as_ref());
     let (certs, unreadable) = store.all_certificates();
-    if args.json {
+    if args.output.json {
         let doc = serde_json::json!({
             "certificates": certs.iter().map(|c| cert_json(c, &state, is_managed(c))).collect::<Vec<_>>(),
             "unreadable": unreadable.iter().map(|u| serde_json::json!({"resolver": u.resolver, "main": u.main, "reason": u.reason})).collect::<Vec<_>>(),
@@ -153,7 +153,7 @@ async fn show(args: CertsShowArgs) -> Result<(), Failure> {
         &state,
         managed(&cert, &args.store.resolver, configured.as_ref()),
     );
-    if args.json {
+    if args.output.json {
         println!("{doc}");
     } else if let Some(fields) = doc.as_object() {
         for (key, value) in fields {
@@ -260,7 +260,7 @@ async fn prune(args: CertsPruneArgs) -> Result<(), Failure> {
             "revoked": revoked,
             "removed": !args.dry_run,
         }));
-        if !args.json {
+        if !args.output.json {
             let verb = if args.dry_run {
                 "would remove"
             } else {
@@ -270,7 +270,7 @@ async fn prune(args: CertsPruneArgs) -> Result<(), Failure> {
             println!("{verb} {} ({why}{revoked})", cert.domains);
         }
     }
-    if args.json {
+    if args.output.json {
         println!(
             "{}",
             serde_json::json!({ "dry_run": args.dry_run, "certificates": report })

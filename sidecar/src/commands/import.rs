@@ -20,7 +20,7 @@ pub(crate) async fn run(args: ImportArgs) -> Result<(), Failure> {
         import::import(store.as_ref(), &scan.found).await
     }
     .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
-    if args.json {
+    if args.output.json {
         print_json(&args, &scan, &done);
     } else {
         print_text(&args, &scan, &done);

@@ -11,7 +11,7 @@ use crate::failure::Failure;
 
 pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     let domains = domain_set(&args.domains)?;
-    let (challenge, key_type) = (args.challenge.challenge, args.key_type);
+    let (challenge, key_type) = (args.challenge.challenge, args.order.key_type);
     let profile = crate::plan::profile(args.profile.as_ref())
         .map_err(|e| Failure::usage(format!("--profile: {e}")))?;
     let managed = ManagedCert::new(domains, challenge, key_type)?.with_profile(profile);
@@ -24,13 +24,13 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     }
 
     // Opened (and proven writable) before anything is ordered; a dry run only reads it.
-    let store = if args.dry_run {
+    let store = if args.order.dry_run {
         super::renew::read_only_store(&args.store).await?
     } else {
         open_store(&args.store).await?
     };
     let mut config = ManagerConfig::new(store, account);
-    config.skip_staging = args.skip_staging;
+    config.skip_staging = args.order.skip_staging;
     config.rescue_dir = rescue_dir(&args.store);
 
     // The challenge responder runs only for the duration of this command.
@@ -40,12 +40,12 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
         vec![managed.clone()],
         vec![responder.solver.clone()],
     );
-    if args.dry_run {
+    if args.order.dry_run {
         let rows = super::renew::renew(&manager, &[], true, true).await;
         responder.stop().await;
-        return super::renew::report(rows, args.json, true);
+        return super::renew::report(rows, args.output.json, true);
     }
-    let result = manager.ensure(&managed, args.force).await;
+    let result = manager.ensure(&managed, args.order.force).await;
     responder.stop().await;
     let outcome = result?;
 
@@ -68,7 +68,7 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
         Outcome::Renewed(_) => "renewed",
         _ => "unknown",
     };
-    if args.json {
+    if args.output.json {
         let doc = serde_json::json!({
             "status": status,
             "domains": info.domains.names().iter().map(|n| n.as_str()).collect::<Vec<_>>(),

@@ -23,7 +23,7 @@ use crate::failure::Failure;
 const RENEW_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub(crate) async fn run(args: RenewArgs) -> Result<(), Failure> {
-    if args.force && !args.dry_run {
+    if args.order.force && !args.order.dry_run {
         tracing::warn!(
             "--force renews every selected certificate now, due or not; the CA's rate limits still apply"
         );
@@ -33,12 +33,12 @@ pub(crate) async fn run(args: RenewArgs) -> Result<(), Failure> {
     }
     if args.standalone {
         let rows = standalone(&args).await?;
-        return report(rows, args.json, args.dry_run);
+        return report(rows, args.output.json, args.order.dry_run);
     }
     let (rows, failed) = through_admin(&args).await?;
-    print_rows(&rows, args.json);
+    print_rows(&rows, args.output.json);
     if failed {
-        return Err(failure(&rows, args.dry_run));
+        return Err(failure(&rows, args.order.dry_run));
     }
     Ok(())
 }
@@ -89,7 +89,7 @@ fn failure(rows: &[serde_json::Value], dry_run: bool) -> Failure {
 
 /// The request `berth run`'s admin server answers: the same work, its solvers and ports.
 async fn through_admin(args: &RenewArgs) -> Result<(Vec<serde_json::Value>, bool), Failure> {
-    let mut path = format!("/api/renew?force={}&dry_run={}", args.force, args.dry_run);
+    let mut path = format!("/api/renew?force={}&dry_run={}", args.order.force, args.order.dry_run);
     if !args.names.is_empty() {
         // Names are letters, digits, '.', '-', '*' and ':' (checked above): safe in a query.
         path.push_str(&format!("&names={}", args.names.join(",")));
@@ -119,10 +119,10 @@ async fn through_admin(args: &RenewArgs) -> Result<(Vec<serde_json::Value>, bool
 /// Renews on the store without a running `berth run`: the certificates stored in berth's
 /// resolver section, validated with `--challenge` on this process's own listeners.
 async fn standalone(args: &RenewArgs) -> Result<Result<Vec<serde_json::Value>, Refusal>, Failure> {
-    let (challenge, key_type) = (args.challenge.challenge, args.key_type);
+    let (challenge, key_type) = (args.challenge.challenge, args.order.key_type);
     let account = account_config(&args.ca)?;
     // A dry run writes nothing to the real store, so it only reads it.
-    let store = if args.dry_run {
+    let store = if args.order.dry_run {
         read_only_store(&args.store).await?
     } else {
         open_store(&args.store).await?
@@ -153,12 +153,12 @@ async fn standalone(args: &RenewArgs) -> Result<Result<Vec<serde_json::Value>, R
             .collect();
     }
     let mut config = ManagerConfig::new(store, account);
-    config.skip_staging = args.skip_staging;
+    config.skip_staging = args.order.skip_staging;
     config.rescue_dir = rescue_dir(&args.store);
 
     let responder = Responder::start(&args.challenge, &args.store).await?;
     let manager = CertManager::new(config, managed, vec![responder.solver.clone()]);
-    let result = renew(&manager, &args.names, args.force, args.dry_run).await;
+    let result = renew(&manager, &args.names, args.order.force, args.order.dry_run).await;
     responder.stop().await;
     Ok(result.map(|mut rows| {
         rows.extend(unmanaged);

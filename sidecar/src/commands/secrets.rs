@@ -59,7 +59,7 @@ pub(crate) fn check(args: &SecretsCheckArgs) -> Result<(), Failure> {
         };
         rows.push(row);
     }
-    if args.json {
+    if args.output.json {
         println!("{}", serde_json::json!({ "secrets": rows }));
     } else {
         for row in &rows {
