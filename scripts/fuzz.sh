@@ -30,12 +30,12 @@ parsers=(
   "DNS hook stderr|-p berth-acme-core --lib|fuzz::hook_stderr|2"
   "secret files|-p berth-secrets --test fuzz_secrets|secret_file|2"
   "route specs and upstream URLs|-p berth-proxy --test fuzz_routes|_|3"
-  "config file (berth run --config)|-p berth --bin berth|settings::fuzz|2"
+  "config file (berth run --config)|-p berth-config --test fuzz_config|_|2"
 )
 
 echo "building (profile fuzz): only the test binaries holding fuzz properties..."
 for target in "-p berth-acme-core --lib" "-p berth-secrets --test fuzz_secrets" \
-  "-p berth-proxy --test fuzz_routes" "-p berth --bin berth"; do
+  "-p berth-proxy --test fuzz_routes" "-p berth-config --test fuzz_config"; do
   # shellcheck disable=SC2086 # target holds several words on purpose
   cargo test --profile fuzz --locked --no-run -q $target
 done

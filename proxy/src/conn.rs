@@ -48,7 +48,7 @@ pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(limits.header_timeout)
         // A request head that does not fit the read buffer is answered with 431.
         .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
@@ -76,7 +76,7 @@ pub(crate) async fn serve_tls(
     shutdown: CancellationToken,
 ) {
     // One deadline for the PROXY header and the handshake together.
-    let deadline = tokio::time::Instant::now() + shared.limits.header_read_timeout;
+    let deadline = tokio::time::Instant::now() + shared.limits.header_timeout;
     if shared.proxy_protocol {
         let trusted = shared.trusted_proxies.contains(peer.ip());
         let read = proxy_protocol::read_client_address(&mut stream, peer, trusted);

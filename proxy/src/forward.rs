@@ -161,7 +161,7 @@ impl Forwarder {
                 limits.max_upstream_connections,
             ),
             upstream_timeout: limits.upstream_timeout,
-            max_request_body: limits.max_request_body,
+            max_request_body: limits.max_body_bytes,
             hsts: hsts
                 .and_then(|age| HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()),
             metrics,

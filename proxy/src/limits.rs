@@ -13,9 +13,13 @@ const MIN_HEADER_BYTES: usize = 8 * 1024;
 /// ```
 /// use std::time::Duration;
 /// let mut limits = berth_proxy::Limits::default();
-/// limits.max_request_body = Some(10 * 1024 * 1024);
+/// limits.max_body_bytes = Some(10 * 1024 * 1024);
 /// limits.upstream_timeout = Duration::from_secs(120);
 /// ```
+///
+/// Each field's name is also its `berth` flag (`--header-timeout`), `BERTH_*` variable
+/// and `[limits]` key in the config file, and [`Limits::DEFAULT`] holds the one default
+/// all of them use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -23,7 +27,7 @@ pub struct Limits {
     /// handshake) before the connection is closed: the defence against slowloris. For
     /// HTTP/1.1 it also bounds the wait for the next request on a kept-alive
     /// connection. Default 10 s.
-    pub header_read_timeout: Duration,
+    pub header_timeout: Duration,
     /// A connection on which nothing was read or written for this long is closed
     /// gracefully (requests in flight still finish). Default 90 s.
     pub idle_timeout: Duration,
@@ -35,7 +39,7 @@ pub struct Limits {
     pub max_connections: usize,
     /// The largest request body forwarded; larger bodies get `413 Content Too Large`.
     /// Default: no limit (the upstream decides).
-    pub max_request_body: Option<u64>,
+    pub max_body_bytes: Option<u64>,
     /// How long to wait for an upstream's response headers before answering
     /// `504 Gateway Timeout`. Default 60 s.
     pub upstream_timeout: Duration,
@@ -51,26 +55,29 @@ pub struct Limits {
     /// On shutdown, how long requests in flight may take to finish before their
     /// connections are closed. Default 8 s, inside Docker's default 10 s stop timeout
     /// so draining ends before the container is killed.
-    pub shutdown_timeout: Duration,
+    pub drain_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(90),
-            max_header_bytes: 64 * 1024,
-            max_connections: 10_000,
-            max_request_body: None,
-            upstream_timeout: Duration::from_secs(60),
-            upstream_connect_timeout: Duration::from_secs(5),
-            max_upstream_connections: 1024,
-            shutdown_timeout: Duration::from_secs(8),
-        }
+        Self::DEFAULT
     }
 }
 
 impl Limits {
+    /// The defaults, as a constant so that flag definitions can show them.
+    pub const DEFAULT: Self = Self {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(90),
+        max_header_bytes: 64 * 1024,
+        max_connections: 10_000,
+        max_body_bytes: None,
+        upstream_timeout: Duration::from_secs(60),
+        upstream_connect_timeout: Duration::from_secs(5),
+        max_upstream_connections: 1024,
+        drain_timeout: Duration::from_secs(8),
+    };
+
     /// Refuses values the servers cannot work with.
     pub(crate) fn check(&self) -> Result<(), Error> {
         let bad = |setting, reason: &str| {
@@ -89,7 +96,7 @@ impl Limits {
             return bad("max_upstream_connections", "must be at least 1");
         }
         for (setting, value) in [
-            ("header_read_timeout", self.header_read_timeout),
+            ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
             ("upstream_timeout", self.upstream_timeout),
             ("upstream_connect_timeout", self.upstream_connect_timeout),

@@ -35,7 +35,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// Request bodies sent upstream: the client's, optionally capped (`max_request_body`).
+/// Request bodies sent upstream: the client's, optionally capped (`Limits::max_body_bytes`).
 pub(crate) type RequestBody = Either<Incoming, Limited<Incoming>>;
 
 /// Idle connections older than this (give or take a quarter) are closed.

@@ -385,7 +385,7 @@ impl BoundProxy {
 
     /// Serves until `shutdown` is cancelled, then shuts down gracefully: stops
     /// accepting (new connections are refused), lets requests in flight finish for up
-    /// to [`Limits::shutdown_timeout`], then closes what is left and returns.
+    /// to [`Limits::drain_timeout`], then closes what is left and returns.
     ///
     /// With more than one [worker](ProxyBuilder::workers), the others run on threads
     /// started here, and this returns once all of those threads have ended.
@@ -575,7 +575,7 @@ impl Worker {
         tokio::join!(tls_loop, http_loop);
         // Both listeners are closed now; drain.
         tracker.close();
-        let deadline = shared.limits.shutdown_timeout;
+        let deadline = shared.limits.drain_timeout;
         if tokio::time::timeout(deadline, tracker.wait())
             .await
             .is_err()

@@ -399,7 +399,7 @@ async fn upstream_down_is_502_upstream_silence_is_504_and_no_route_is_404() {
 #[tokio::test]
 async fn slow_clients_are_cut_off_after_the_header_timeout() {
     let mut limits = Limits::default();
-    limits.header_read_timeout = Duration::from_millis(300);
+    limits.header_timeout = Duration::from_millis(300);
     let f = fixture(limits, |b| b).await;
 
     // Slowloris: a request head that never ends.
@@ -465,7 +465,7 @@ async fn oversized_request_heads_get_431() {
 #[tokio::test]
 async fn oversized_bodies_get_413_with_or_without_a_content_length() {
     let mut limits = Limits::default();
-    limits.max_request_body = Some(1024);
+    limits.max_body_bytes = Some(1024);
     let f = fixture(limits, |b| b).await;
     let mut client = f.client().await;
     let post = |size: usize| {

@@ -53,7 +53,7 @@ async fn requests_still_running_at_the_deadline_are_cut_off() {
     let ca = TestCa::new();
     let upstream = start_upstream().await;
     let mut limits = Limits::default();
-    limits.shutdown_timeout = Duration::from_millis(200);
+    limits.drain_timeout = Duration::from_millis(200);
     let proxy = start_proxy(www_in_front_of(&ca, &upstream.url()).limits(limits)).await;
     let stream = tls_connect(
         proxy.tls,

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::TsigAlgorithm;
 use berth_acme_core::{Ca, ChallengeKind, KeyType, RevocationReason};
+use berth_config::defaults;
+use berth_proxy::Limits;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
@@ -420,32 +422,6 @@ pub(crate) struct DnsArgs {
     pub(crate) ttl: Option<u32>,
 }
 
-impl DnsArgs {
-    /// These values, each unset one taken from `fallback` (flags and environment over
-    /// the config file).
-    pub(crate) fn or(self, fallback: Self) -> Self {
-        Self {
-            provider: self.provider.or(fallback.provider),
-            server: self.server.or(fallback.server),
-            tsig_key: self.tsig_key.or(fallback.tsig_key),
-            tsig_algorithm: self.tsig_algorithm.or(fallback.tsig_algorithm),
-            tsig_secret_file: self.tsig_secret_file.or(fallback.tsig_secret_file),
-            exec: self.exec.or(fallback.exec),
-            exec_timeout: self.exec_timeout.or(fallback.exec_timeout),
-            zone: self.zone.or(fallback.zone),
-            resolver: self.resolver.or(fallback.resolver),
-            propagation_servers: if self.propagation_servers.is_empty() {
-                fallback.propagation_servers
-            } else {
-                self.propagation_servers
-            },
-            propagation_timeout: self.propagation_timeout.or(fallback.propagation_timeout),
-            propagation_interval: self.propagation_interval.or(fallback.propagation_interval),
-            ttl: self.ttl.or(fallback.ttl),
-        }
-    }
-}
-
 /// How `issue` and `renew --standalone` prove control of the names: the challenge and
 /// where this process answers it (its own listeners, or the DNS provider).
 #[derive(Debug, Args)]
@@ -638,29 +614,29 @@ pub(crate) struct RunArgs {
     pub(crate) routes: Vec<String>,
     /// Challenge: http-01 (default, answered on --http-addr), tls-alpn-01 (on
     /// --tls-addr) or dns-01 (with the --dns-* flags).
-    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
+    #[arg(long, env = "BERTH_CHALLENGE", default_value_t = defaults::CHALLENGE)]
     pub(crate) challenge: ChallengeKind,
     #[command(flatten)]
     pub(crate) dns: DnsArgs,
     /// Certificate key: ec256 (default), ec384, rsa2048, rsa4096.
-    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
+    #[arg(long, env = "BERTH_KEY_TYPE", default_value_t = defaults::KEY_TYPE)]
     pub(crate) key_type: KeyType,
     /// Certificate profile to request (shortlived, tlsserver, classic at Let's Encrypt);
     /// refused before ordering unless the CA's directory lists it.
     #[arg(long, env = "BERTH_PROFILE")]
     pub(crate) profile: Option<String>,
     /// Plain HTTP listener: HTTP-01 answers and redirects to HTTPS.
-    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
+    #[arg(long, env = "BERTH_HTTP_ADDR", default_value_t = defaults::HTTP_ADDR)]
     pub(crate) http_addr: SocketAddr,
     /// HTTPS listener.
-    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
+    #[arg(long, env = "BERTH_TLS_ADDR", default_value_t = defaults::TLS_ADDR)]
     pub(crate) tls_addr: SocketAddr,
     /// Port HTTP requests are redirected to (when the public HTTPS port differs from
     /// --tls-addr's, e.g. behind port mapping).
     #[arg(long, env = "BERTH_HTTPS_PORT")]
     pub(crate) https_port: Option<u16>,
     /// Admin server: /healthz, /readyz, /metrics, /api/certs and a status page.
-    #[arg(long, env = "BERTH_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = "BERTH_ADMIN_ADDR", default_value_t = defaults::ADMIN_ADDR)]
     pub(crate) admin_addr: SocketAddr,
     /// Send Strict-Transport-Security with this max-age in seconds (off when unset).
     #[arg(long, env = "BERTH_HSTS_MAX_AGE")]
@@ -680,41 +656,52 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "BERTH_SKIP_STAGING")]
     pub(crate) skip_staging: bool,
     /// Orders in flight at once (at start-up with many new names; renewals spread out).
-    #[arg(long, env = "BERTH_ORDER_CONCURRENCY", default_value_t = berth_acme_core::DEFAULT_CONCURRENCY, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
+    #[arg(long, env = "BERTH_ORDER_CONCURRENCY", default_value_t = defaults::ORDER_CONCURRENCY, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
     pub(crate) order_concurrency: usize,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
 }
 
-/// Proxy limits; defaults suit most apps.
+/// Proxy limits; defaults suit most apps. The names and defaults are
+/// [`berth_proxy::Limits`]'s, which is also the config file's `[limits]` table.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct LimitArgs {
     /// Time a client may take for the TLS handshake and request headers (slowloris).
-    #[arg(long, env = "BERTH_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "BERTH_HEADER_TIMEOUT", default_value = seconds(Limits::DEFAULT.header_timeout), value_parser = duration)]
     pub(crate) header_timeout: Duration,
     /// Close connections idle this long.
-    #[arg(long, env = "BERTH_IDLE_TIMEOUT", default_value = "90s", value_parser = duration)]
+    #[arg(long, env = "BERTH_IDLE_TIMEOUT", default_value = seconds(Limits::DEFAULT.idle_timeout), value_parser = duration)]
     pub(crate) idle_timeout: Duration,
     /// Largest request head in bytes (larger: 431).
-    #[arg(long, env = "BERTH_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "BERTH_MAX_HEADER_BYTES", default_value_t = Limits::DEFAULT.max_header_bytes)]
     pub(crate) max_header_bytes: usize,
     /// Client connections served at once.
-    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = Limits::DEFAULT.max_connections)]
     pub(crate) max_connections: usize,
     /// Connections to one upstream at once, split between the workers (more requests
     /// wait for a free one, up to --upstream-timeout).
-    #[arg(long, env = "BERTH_MAX_UPSTREAM_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "BERTH_MAX_UPSTREAM_CONNECTIONS", default_value_t = Limits::DEFAULT.max_upstream_connections)]
     pub(crate) max_upstream_connections: usize,
     /// Largest request body in bytes (larger: 413); unlimited when unset.
     #[arg(long, env = "BERTH_MAX_BODY_BYTES")]
     pub(crate) max_body_bytes: Option<u64>,
     /// Time to wait for the app's response headers (then 504).
-    #[arg(long, env = "BERTH_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = duration)]
+    #[arg(long, env = "BERTH_UPSTREAM_TIMEOUT", default_value = seconds(Limits::DEFAULT.upstream_timeout), value_parser = duration)]
     pub(crate) upstream_timeout: Duration,
     /// On SIGTERM, time requests in flight get to finish (keep it below the
     /// orchestrator's stop timeout: Docker's is 10 s).
-    #[arg(long, env = "BERTH_DRAIN_TIMEOUT", default_value = "8s", value_parser = duration)]
+    #[arg(long, env = "BERTH_DRAIN_TIMEOUT", default_value = seconds(Limits::DEFAULT.drain_timeout), value_parser = duration)]
     pub(crate) drain_timeout: Duration,
+}
+
+/// A default duration as `--help` shows it: whole seconds as `90s`, else humantime's
+/// form. Either reads back through [`duration`].
+fn seconds(value: Duration) -> String {
+    if value.subsec_nanos() == 0 {
+        format!("{}s", value.as_secs())
+    } else {
+        humantime::format_duration(value).to_string()
+    }
 }
 
 #[cfg(test)]
@@ -739,23 +726,5 @@ mod tests {
         let err = workers("0").unwrap_err();
         assert!(err.contains("\"0\"") && err.contains("auto"), "{err}");
         assert!(workers("many").is_err());
-    }
-
-    #[test]
-    fn dns_flags_override_the_config_file_table() {
-        let flags = DnsArgs {
-            server: Some("192.0.2.53".into()),
-            ..DnsArgs::default()
-        };
-        let file = DnsArgs {
-            server: Some("198.51.100.53".into()),
-            zone: Some("example.com".into()),
-            propagation_servers: vec!["198.51.100.1".into()],
-            ..DnsArgs::default()
-        };
-        let merged = flags.or(file);
-        assert_eq!(merged.server.as_deref(), Some("192.0.2.53"));
-        assert_eq!(merged.zone.as_deref(), Some("example.com"));
-        assert_eq!(merged.propagation_servers, vec!["198.51.100.1".to_string()]);
     }
 }

@@ -15,7 +15,6 @@ pub mod cli;
 mod commands;
 mod dns;
 mod failure;
-mod lint;
 mod logging;
 mod plan;
 mod serde_text;

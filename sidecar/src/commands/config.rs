@@ -1,15 +1,14 @@
 //! `berth config check`: the effective configuration and every finding, with fixes.
 
+use berth_config::lint::{Level, Probe};
 use clap::ArgMatches;
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
-use crate::lint::{self, Level, Probe};
 use crate::plan::Plan;
-use crate::settings::RunSettings;
 
 pub(crate) async fn check(args: &RunArgs, matches: &ArgMatches) -> Result<(), Failure> {
-    let settings = RunSettings::resolve(args, matches)?;
+    let settings = crate::settings::resolve(args, matches)?;
     let text = toml::to_string(&settings)
         .map_err(|e| Failure::runtime(format!("printing the configuration: {e}")))?;
     println!("# effective configuration (flags > BERTH_* variables > --config file)");
@@ -27,7 +26,7 @@ pub(crate) async fn check(args: &RunArgs, matches: &ArgMatches) -> Result<(), Fa
         );
     }
     println!();
-    let findings = lint::check(&settings, &plan, Probe::Live).await;
+    let findings = plan.findings(&settings, Probe::Live).await;
     for finding in &findings {
         println!("{finding}");
     }

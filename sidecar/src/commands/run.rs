@@ -12,6 +12,8 @@ use berth_acme_core::challenge::{
 };
 use berth_acme_core::store::Store;
 use berth_acme_core::{CertManager, CertSet, ManagerConfig};
+use berth_config::RunSettings;
+use berth_config::lint::{Finding, Level, Probe};
 use berth_proxy::{CertSource, Metrics, Proxy};
 use clap::ArgMatches;
 use tokio::signal::unix::{SignalKind, signal};
@@ -23,9 +25,8 @@ use crate::admin::{self, OrderCounters};
 use crate::cli::RunArgs;
 use crate::commands::{open_store, rescue_dir, store_location};
 use crate::failure::Failure;
-use crate::lint::{self, Finding, Level, Probe};
 use crate::plan::Plan;
-use crate::settings::RunSettings;
+use crate::settings::store_args;
 
 /// The challenge responders the proxy answers from; shared by every manager generation.
 #[derive(Clone)]
@@ -44,10 +45,10 @@ impl Responders {
         let mut config = ManagerConfig::new(Arc::clone(store), plan.account.clone());
         config.skip_staging = settings.skip_staging;
         config.concurrency = settings.order_concurrency;
-        config.rescue_dir = rescue_dir(&settings.store_args());
+        config.rescue_dir = rescue_dir(&store_args(settings));
         // Replicas behind one load balancer: the CA's request may reach any of them.
         config.share_challenges =
-            store_location(&settings.store_args()).is_ok_and(|location| location.is_shared());
+            store_location(&store_args(settings)).is_ok_and(|location| location.is_shared());
         let mut solvers: Vec<Arc<dyn Solver>> = vec![
             Arc::new(Http01Solver::new(self.http01.clone())),
             Arc::new(TlsAlpn01Solver::new(self.tls_alpn01.clone())),
@@ -55,7 +56,11 @@ impl Responders {
         if let Some(dns) = &plan.dns {
             solvers.push(Arc::clone(dns) as Arc<dyn Solver>);
         }
-        Arc::new(CertManager::new(config, plan.managed.clone(), solvers))
+        Arc::new(CertManager::new(
+            config,
+            plan.config.managed.clone(),
+            solvers,
+        ))
     }
 }
 
@@ -65,10 +70,10 @@ pub(crate) async fn run(
     workers: NonZeroUsize,
     matches: ArgMatches,
 ) -> Result<(), Failure> {
-    let mut settings = RunSettings::resolve(&args, &matches)?;
+    let mut settings = crate::settings::resolve(&args, &matches)?;
     let plan = Plan::build(&settings)?;
-    report(&lint::check(&settings, &plan, Probe::Static).await)?;
-    if args.proxy_protocol && plan.trusted_proxies.is_empty() {
+    report(&plan.findings(&settings, Probe::Static).await)?;
+    if args.proxy_protocol && plan.config.trusted_proxies.is_empty() {
         return Err(Failure::usage(
             "--proxy-protocol needs --trusted-proxies: only the load balancers listed there may send a PROXY header; add their addresses, e.g. --trusted-proxies 10.0.0.0/8",
         ));
@@ -79,7 +84,7 @@ pub(crate) async fn run(
         tls_alpn01: TlsAlpn01Responder::new(),
     };
     // Opened once, as its owner, and proven writable before any order.
-    let store = open_store(&settings.store_args()).await?;
+    let store = open_store(&store_args(&settings)).await?;
     let manager = responders.manager(&settings, &plan, &store);
     // Valid certificates in the store are served at once; missing ones are issued in the
     // background while the rest serves (readiness says which).
@@ -90,19 +95,20 @@ pub(crate) async fn run(
     // Clients that send no server name (IP addresses, some health checkers) get the
     // first certificate, as a single-site server would serve them.
     let default_name = plan
+        .config
         .managed
         .first()
         .map(|m| m.domains.main().as_str().to_owned());
     let mut proxy = Proxy::builder()
         .tls_addr(settings.tls_addr)
         .http_addr(settings.http_addr)
-        .routes(plan.routes)
-        .trusted_proxies(plan.trusted_proxies)
+        .routes(plan.config.routes)
+        .trusted_proxies(plan.config.trusted_proxies)
         .proxy_protocol(args.proxy_protocol)
         .cert_source(CertSource::Watch(served))
         .http01(responders.http01.clone())
         .tls_alpn01(responders.tls_alpn01.clone())
-        .limits(settings.proxy_limits())
+        .limits(settings.limits.clone())
         .metrics(metrics.clone())
         .workers(workers);
     if let Some(name) = default_name {
@@ -171,12 +177,12 @@ pub(crate) async fn run(
                 match reload(&args, &matches, &settings, &responders, &store).await {
                     Ok((new_settings, new_plan, manager)) => {
                         generation.stop(Duration::from_secs(60)).await;
-                        route_table.replace(new_plan.routes);
+                        route_table.replace(new_plan.config.routes);
                         current.store(Arc::clone(&manager));
                         generation = Generation::start(manager, certs.clone(), Arc::clone(&orders));
                         settings = new_settings;
                         tracing::info!(
-                            certificates = new_plan.managed.len(),
+                            certificates = new_plan.config.managed.len(),
                             routes = route_table.current().routes().len(),
                             "configuration reloaded"
                         );
@@ -211,9 +217,9 @@ async fn reload(
     responders: &Responders,
     store: &Arc<dyn Store>,
 ) -> Result<(RunSettings, Plan, Arc<CertManager>), Failure> {
-    let settings = RunSettings::resolve(args, matches)?;
+    let settings = crate::settings::resolve(args, matches)?;
     let plan = Plan::build(&settings)?;
-    report(&lint::check(&settings, &plan, Probe::Static).await)?;
+    report(&plan.findings(&settings, Probe::Static).await)?;
     for (setting, before, after) in [
         ("--tls-addr", old.tls_addr, settings.tls_addr),
         ("--http-addr", old.http_addr, settings.http_addr),

@@ -4,14 +4,13 @@
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
 use berth_acme_core::store::{FileStore, StateSnapshot, single_file_mount, state_path, symlinked};
-use berth_acme_core::{Ca, CaFamily, ChallengeKind, DomainSet};
+use berth_acme_core::{AccountConfig, Ca, CaFamily, ChallengeKind, DomainSet};
 use berth_proxy::Upstream;
-use berth_stores::StoreLocation;
 use serde::Serialize;
 
 use crate::plan::Plan;
@@ -20,7 +19,7 @@ use crate::settings::RunSettings;
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Level {
+pub enum Level {
     /// Worth knowing; nothing is wrong.
     Note,
     /// Probably a mistake; berth still runs.
@@ -31,10 +30,14 @@ pub(crate) enum Level {
 
 /// One finding: the setting, what is wrong, and the fix.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Finding {
-    pub(crate) level: Level,
-    pub(crate) setting: &'static str,
-    pub(crate) message: String,
+#[non_exhaustive]
+pub struct Finding {
+    /// How bad it is.
+    pub level: Level,
+    /// The setting to look at, as its flag is written (`--tls-addr`).
+    pub setting: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
 }
 
 impl fmt::Display for Finding {
@@ -51,30 +54,82 @@ impl fmt::Display for Finding {
 /// Whether to try the network and the ports (`config check`), or only what can be
 /// known without side effects (`berth run` binds the ports itself right after).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Probe {
+pub enum Probe {
     /// Try binding the listeners and connecting to the upstreams.
     Live,
     /// Configuration and files only.
     Static,
 }
 
-/// Every finding for `settings` and the plan built from it.
-pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let mut add = |level, setting, message: String| {
-        findings.push(Finding {
+/// The store as the caller found it. A file store is checked and read (read-only) by
+/// [`check`]; a shared store is a network service with credentials, so the caller reads
+/// it (only for a live check).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreView {
+    /// An `acme.json` at this path.
+    File(PathBuf),
+    /// A shared store's state as the caller read it, or why it could not; `None` when
+    /// it was not asked.
+    Shared(Option<Result<StateSnapshot, String>>),
+    /// The store setting cannot be used; the reason.
+    Unusable(String),
+}
+
+/// What the checks need besides the settings and the plan: what the caller built from
+/// the same settings, reading the secret files.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The CA and account (trust roots read).
+    pub account: &'a AccountConfig,
+    /// The DNS-01 solver, when a provider is configured.
+    pub dns: Option<&'a Dns01Solver>,
+    /// The store.
+    pub store: StoreView,
+}
+
+/// The findings as they are made.
+#[derive(Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, level: Level, setting: &'static str, message: String) {
+        self.0.push(Finding {
             level,
             setting,
             message,
         });
-    };
+    }
+}
 
+/// Every finding for `settings` and the plan built from them, errors first.
+pub async fn check(
+    settings: &RunSettings,
+    plan: &Plan,
+    context: Context<'_>,
+    probe: Probe,
+) -> Vec<Finding> {
+    let mut findings = Findings::default();
+    addresses(settings, plan, &mut findings);
+    let state = store_state(settings, context.store, &mut findings).await;
+    staging(settings, plan, &context.account.ca, &state, &mut findings);
+    ip_identifiers(plan, &context.account.ca, &mut findings);
+    if probe == Probe::Live {
+        live(settings, plan, context.account, context.dns, &mut findings).await;
+    }
+    let mut findings = findings.0;
+    findings.sort_by_key(|f| std::cmp::Reverse(f.level));
+    findings
+}
+
+/// Ports that look mistyped or swapped, and listeners a challenge or the network reaches.
+fn addresses(settings: &RunSettings, plan: &Plan, findings: &mut Findings) {
     for (setting, port) in [
         ("--tls-addr", Some(settings.tls_addr.port())),
         ("--https-port", settings.https_port),
     ] {
         if port == Some(433) {
-            add(
+            findings.add(
                 Level::Warning,
                 setting,
                 "port 433 is not HTTPS (443 is); did you mean 443?".into(),
@@ -82,7 +137,7 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
         }
     }
     if settings.http_addr.port() == 443 || settings.tls_addr.port() == 80 {
-        add(
+        findings.add(
             Level::Warning,
             "--http-addr",
             format!(
@@ -91,10 +146,8 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
             ),
         );
     }
-
-    let uses = |kind| plan.managed.iter().any(|m| m.challenge == kind);
-    if uses(ChallengeKind::Http01) && settings.http_addr.port() != 80 {
-        add(
+    if uses(plan, ChallengeKind::Http01) && settings.http_addr.port() != 80 {
+        findings.add(
             Level::Note,
             "--http-addr",
             format!(
@@ -103,8 +156,8 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
             ),
         );
     }
-    if uses(ChallengeKind::TlsAlpn01) && settings.tls_addr.port() != 443 {
-        add(
+    if uses(plan, ChallengeKind::TlsAlpn01) && settings.tls_addr.port() != 443 {
+        findings.add(
             Level::Note,
             "--tls-addr",
             format!(
@@ -114,7 +167,7 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
         );
     }
     if !settings.admin_addr.ip().is_loopback() {
-        add(
+        findings.add(
             Level::Note,
             "--admin-addr",
             format!(
@@ -123,88 +176,95 @@ pub(crate) async fn check(settings: &RunSettings, plan: &Plan, probe: Probe) -> 
             ),
         );
     }
+}
 
-    // Read-only: a store that does not parse is reported here, never moved. A shared
-    // store is asked only by a live check (it is a network service).
-    let state = match crate::commands::store_location(&settings.store_args()) {
-        Err(e) => {
-            add(Level::Error, "--store", e.to_string());
+/// Whether any managed set uses `kind`.
+fn uses(plan: &Plan, kind: ChallengeKind) -> bool {
+    plan.managed.iter().any(|m| m.challenge == kind)
+}
+
+/// The store's state, read-only: a store that does not parse is reported here, never
+/// moved.
+async fn store_state(
+    settings: &RunSettings,
+    store: StoreView,
+    findings: &mut Findings,
+) -> StateSnapshot {
+    match store {
+        StoreView::Unusable(e) | StoreView::Shared(Some(Err(e))) => {
+            findings.add(Level::Error, "--store", e);
             StateSnapshot::default()
         }
-        Ok(StoreLocation::File(path)) => {
-            store(&path, &mut add);
+        StoreView::File(path) => {
+            store_files(&path, findings);
             match FileStore::open_read_only(&path, &settings.resolver).await {
                 Ok(store) => StateSnapshot::read(store.as_ref())
                     .await
                     .unwrap_or_default(),
                 Err(e) => {
-                    add(Level::Error, "--store", e.to_string());
+                    findings.add(Level::Error, "--store", e.to_string());
                     StateSnapshot::default()
                 }
             }
         }
-        Ok(_) if probe == Probe::Live => {
-            match crate::commands::read_store(&settings.store_args()).await {
-                Ok((_, state)) => state,
-                Err(e) => {
-                    add(Level::Error, "--store", e.to_string());
-                    StateSnapshot::default()
-                }
-            }
-        }
-        Ok(_) => StateSnapshot::default(),
-    };
-    staging(settings, plan, &state, &mut add);
-    ip_identifiers(plan, &mut add);
+        StoreView::Shared(Some(Ok(state))) => state,
+        StoreView::Shared(None) => StateSnapshot::default(),
+    }
+}
 
-    if probe == Probe::Live {
-        for (setting, addr, needed) in [
-            (
-                "--http-addr",
-                settings.http_addr,
-                uses(ChallengeKind::Http01),
-            ),
-            (
-                "--tls-addr",
-                settings.tls_addr,
-                uses(ChallengeKind::TlsAlpn01),
-            ),
-        ] {
-            if let Err(e) = tokio::net::TcpListener::bind(addr).await {
-                let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary, or cap_add in compose)".to_owned()
-                } else {
-                    format!("{e}; is another server (nginx, Traefik, an old berth) on it?")
-                };
-                let level = if needed { Level::Error } else { Level::Warning };
-                add(level, setting, format!("cannot listen on {addr}: {why}"));
-            }
-        }
-        if let Some(dns) = &plan.dns {
-            dns_preflight(dns, plan, &mut add).await;
-        }
-        profiles(plan, &mut add).await;
-        for upstream in &plan.upstreams {
-            if let Err(e) = reachable(upstream).await {
-                add(
-                    Level::Warning,
-                    "--upstream",
-                    format!(
-                        "{upstream} is not reachable now ({e}); requests get 502 until it is up — check the host name and port (in compose, the service name and its container port)"
-                    ),
-                );
-            }
+/// What only a live check tries: binding the listeners, the DNS-01 preflight, the CA's
+/// profiles, reaching the upstreams.
+async fn live(
+    settings: &RunSettings,
+    plan: &Plan,
+    account: &AccountConfig,
+    dns: Option<&Dns01Solver>,
+    findings: &mut Findings,
+) {
+    for (setting, addr, needed) in [
+        (
+            "--http-addr",
+            settings.http_addr,
+            uses(plan, ChallengeKind::Http01),
+        ),
+        (
+            "--tls-addr",
+            settings.tls_addr,
+            uses(plan, ChallengeKind::TlsAlpn01),
+        ),
+    ] {
+        if let Err(e) = tokio::net::TcpListener::bind(addr).await {
+            let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary, or cap_add in compose)".to_owned()
+            } else {
+                format!("{e}; is another server (nginx, Traefik, an old berth) on it?")
+            };
+            let level = if needed { Level::Error } else { Level::Warning };
+            findings.add(level, setting, format!("cannot listen on {addr}: {why}"));
         }
     }
-    findings.sort_by_key(|f| std::cmp::Reverse(f.level));
-    findings
+    if let Some(dns) = dns {
+        dns_preflight(dns, plan, findings).await;
+    }
+    profiles(plan, account, findings).await;
+    for upstream in &plan.upstreams {
+        if let Err(e) = reachable(upstream).await {
+            findings.add(
+                Level::Warning,
+                "--upstream",
+                format!(
+                    "{upstream} is not reachable now ({e}); requests get 502 until it is up — check the host name and port (in compose, the service name and its container port)"
+                ),
+            );
+        }
+    }
 }
 
 /// When a profile is configured: the CA's certificate profiles (its directory's
 /// `meta.profiles`) with their descriptions, and an error for each configured profile
 /// it does not list.
-async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)) {
-    let ca = &plan.account.ca;
+async fn profiles(plan: &Plan, account: &AccountConfig, findings: &mut Findings) {
+    let ca = &account.ca;
     let wanted: Vec<&str> = plan
         .managed
         .iter()
@@ -215,10 +275,10 @@ async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
         // unless a setting depends on it).
         return;
     }
-    let offered = match berth_acme_core::ca_profiles(&plan.account).await {
+    let offered = match berth_acme_core::ca_profiles(account).await {
         Ok(offered) => offered,
         Err(e) => {
-            add(
+            findings.add(
                 Level::Warning,
                 "--profile",
                 format!("could not read the CA's directory to list its certificate profiles: {e}"),
@@ -227,7 +287,7 @@ async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
         }
     };
     if offered.is_empty() {
-        add(
+        findings.add(
             Level::Note,
             "--profile",
             format!(
@@ -239,7 +299,7 @@ async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
             .iter()
             .map(|(name, description)| format!("{name} ({description})"))
             .collect();
-        add(
+        findings.add(
             Level::Note,
             "--profile",
             format!(
@@ -255,14 +315,14 @@ async fn profiles(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
         }
         reported.push(profile);
         if let Err(e) = berth_acme_core::check_profile(ca, &offered, profile) {
-            add(Level::Error, "--profile", e.to_string());
+            findings.add(Level::Error, "--profile", e.to_string());
         }
     }
 }
 
 /// What IP-address certificates (RFC 8738) need: the CA connects to the address itself,
 /// and Let's Encrypt issues them only under its `shortlived` profile.
-fn ip_identifiers(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)) {
+fn ip_identifiers(plan: &Plan, ca: &Ca, findings: &mut Findings) {
     for managed in &plan.managed {
         let ips: Vec<&str> = managed
             .domains
@@ -274,7 +334,7 @@ fn ip_identifiers(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
         if ips.is_empty() {
             continue;
         }
-        add(
+        findings.add(
             Level::Note,
             "--domain",
             format!(
@@ -288,10 +348,9 @@ fn ip_identifiers(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
                 },
             ),
         );
-        if plan.account.ca.family() == CaFamily::LetsEncrypt
-            && managed.profile.as_deref() != Some("shortlived")
+        if ca.family() == CaFamily::LetsEncrypt && managed.profile.as_deref() != Some("shortlived")
         {
-            add(
+            findings.add(
                 Level::Error,
                 "--profile",
                 format!(
@@ -306,11 +365,7 @@ fn ip_identifiers(plan: &Plan, add: &mut impl FnMut(Level, &'static str, String)
 
 /// Where each dns-01 name's TXT record would go, found as an order would find it (CNAME,
 /// zone) — nothing is written.
-async fn dns_preflight(
-    dns: &Dns01Solver,
-    plan: &Plan,
-    add: &mut impl FnMut(Level, &'static str, String),
-) {
+async fn dns_preflight(dns: &Dns01Solver, plan: &Plan, findings: &mut Findings) {
     let mut seen = Vec::new();
     for name in plan
         .managed
@@ -324,12 +379,12 @@ async fn dns_preflight(
         }
         seen.push(base.clone());
         match dns.preflight(name).await {
-            Ok((record, zone)) => add(
+            Ok((record, zone)) => findings.add(
                 Level::Note,
                 "--dns-zone",
                 format!("dns-01 for {base}: TXT {record} in zone {zone}"),
             ),
-            Err(e) => add(
+            Err(e) => findings.add(
                 Level::Error,
                 "--dns-resolver",
                 format!("dns-01 for {base}: {e}"),
@@ -342,10 +397,10 @@ async fn dns_preflight(
 fn staging(
     settings: &RunSettings,
     plan: &Plan,
+    ca: &Ca,
     state: &StateSnapshot,
-    add: &mut impl FnMut(Level, &'static str, String),
+    findings: &mut Findings,
 ) {
-    let ca: &Ca = &plan.account.ca;
     let unproven: Vec<&DomainSet> = plan
         .managed
         .iter()
@@ -364,7 +419,7 @@ fn staging(
                 .collect::<Vec<_>>()
                 .join(" ");
             if settings.skip_staging {
-                add(
+                findings.add(
                     Level::Warning,
                     "--skip-staging",
                     format!(
@@ -373,7 +428,7 @@ fn staging(
                     ),
                 );
             } else {
-                add(
+                findings.add(
                     Level::Note,
                     "--ca",
                     format!(
@@ -383,7 +438,7 @@ fn staging(
                 );
             }
         }
-        None if ca.family() == CaFamily::Custom => add(
+        None if ca.family() == CaFamily::Custom => findings.add(
             Level::Note,
             "--staging-ca",
             format!(
@@ -394,7 +449,7 @@ fn staging(
         _ => {}
     }
     if !settings.agree_tos && !state.accounts.contains(ca.directory()) {
-        add(
+        findings.add(
             Level::Error,
             "--agree-tos",
             format!(
@@ -406,43 +461,33 @@ fn staging(
 }
 
 /// The store must be creatable, writable and private.
-fn store(path: &Path, add: &mut impl FnMut(Level, &'static str, String)) {
+fn store_files(path: &Path, findings: &mut Findings) {
     for file in [path.to_path_buf(), state_path(path)] {
         if let Some(refusal) = single_file_mount(&file).or_else(|| symlinked(&file)) {
-            add(Level::Error, "--store", refusal.to_string());
+            findings.add(Level::Error, "--store", refusal.to_string());
         }
     }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    match std::fs::metadata(dir) {
-        Err(e) => {
-            add(
-                Level::Error,
-                "--store",
-                format!(
-                    "the directory {} cannot be used ({e}); create it (in a container, mount a volume there)",
-                    dir.display()
-                ),
-            );
-            return;
-        }
-        Ok(meta) if !meta.is_dir() => {
-            add(
-                Level::Error,
-                "--store",
-                format!(
-                    "{} is not a directory; point --store at a file inside a directory",
-                    dir.display()
-                ),
-            );
-            return;
-        }
-        Ok(_) => {}
+    let problem = match std::fs::metadata(dir) {
+        Err(e) => Some(format!(
+            "the directory {} cannot be used ({e}); create it (in a container, mount a volume there)",
+            dir.display()
+        )),
+        Ok(meta) if !meta.is_dir() => Some(format!(
+            "{} is not a directory; point --store at a file inside a directory",
+            dir.display()
+        )),
+        Ok(_) => None,
+    };
+    if let Some(problem) = problem {
+        findings.add(Level::Error, "--store", problem);
+        return;
     }
     if let Err(e) = tempfile::NamedTempFile::new_in(dir) {
-        add(
+        findings.add(
             Level::Error,
             "--store",
             format!(
@@ -452,31 +497,37 @@ fn store(path: &Path, add: &mut impl FnMut(Level, &'static str, String)) {
         );
     }
     for file in [path.to_path_buf(), state_path(path)] {
-        if let Ok(meta) = std::fs::metadata(&file) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o007 != 0 {
-                add(
-                    Level::Error,
-                    "--store",
-                    format!(
-                        "{} is readable by others (mode {mode:04o}) and holds private keys; run chmod 600 {}",
-                        file.display(),
-                        file.display()
-                    ),
-                );
-            } else if mode & 0o070 != 0 {
-                // What Kubernetes fsGroup leaves; berth run sets it back to 0600.
-                add(
-                    Level::Warning,
-                    "--store",
-                    format!(
-                        "{} is readable by its group (mode {mode:04o}); berth run sets it back to 0600 at start. On Kubernetes set fsGroupChangePolicy: OnRootMismatch, elsewhere run chmod 600 {}",
-                        file.display(),
-                        file.display()
-                    ),
-                );
-            }
-        }
+        store_file_mode(&file, findings);
+    }
+}
+
+/// A store file others can read holds private keys in the open.
+fn store_file_mode(file: &Path, findings: &mut Findings) {
+    let Ok(meta) = std::fs::metadata(file) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        findings.add(
+            Level::Error,
+            "--store",
+            format!(
+                "{} is readable by others (mode {mode:04o}) and holds private keys; run chmod 600 {}",
+                file.display(),
+                file.display()
+            ),
+        );
+    } else if mode & 0o070 != 0 {
+        // What Kubernetes fsGroup leaves; berth run sets it back to 0600.
+        findings.add(
+            Level::Warning,
+            "--store",
+            format!(
+                "{} is readable by its group (mode {mode:04o}); berth run sets it back to 0600 at start. On Kubernetes set fsGroupChangePolicy: OnRootMismatch, elsewhere run chmod 600 {}",
+                file.display(),
+                file.display()
+            ),
+        );
     }
 }
 
