@@ -890,8 +890,12 @@ mod tests {
             "a b@example.com",
             "a@example.com,b@example.com",
         ] {
-            let err = mailto(bad).unwrap_err().to_string();
-            assert!(err.contains("--email"), "{bad}: {err}");
+            let err = mailto(bad).unwrap_err();
+            assert_eq!(err.setting(), Some(crate::Setting::Email), "{bad}");
+            assert!(
+                err.to_string().contains("is not an address"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -910,8 +914,9 @@ mod tests {
 
     #[test]
     fn ca_roots_without_a_certificate_are_refused() {
-        let err = root_store("just text").unwrap_err().to_string();
-        assert!(err.contains("--ca-root"), "{err}");
+        let err = root_store("just text").unwrap_err();
+        assert_eq!(err.setting(), Some(crate::Setting::CaRoots));
+        assert!(err.to_string().contains("give them as PEM"), "{err}");
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub enum Error {
     },
     /// A domain set asks for a challenge no solver was configured for.
     #[error(
-        "no responder is configured for {challenge}; configure one (e.g. a DNS provider for dns-01) or choose another --challenge"
+        "no responder is configured for {challenge}; give the manager a solver for it (e.g. a DNS provider for dns-01) or choose another challenge"
     )]
     NoSolver {
         /// The challenge.
@@ -95,7 +95,7 @@ pub enum Error {
     /// An earlier attempt for these names failed and the backoff window has not passed;
     /// no request was sent (the failure ledger survives restarts).
     #[error(
-        "not asking {ca} for {domains} before {}: the last attempt failed ({last_error}); fix the cause and wait, or pass --force",
+        "not asking {ca} for {domains} before {}: the last attempt failed ({last_error}); fix the cause and wait, or force the order",
         format_time(*until)
     )]
     BackingOff {
@@ -148,7 +148,7 @@ pub enum Error {
     },
     /// Creating an account needs agreement to the CA's terms of service.
     #[error(
-        "the CA {ca} requires agreeing to its terms of service at {tos_url}; read them and pass --agree-tos"
+        "the CA {ca} requires agreeing to its terms of service at {tos_url}; read them and agree to them in the account settings"
     )]
     TermsNotAgreed {
         /// The CA (name and directory URL).
@@ -158,7 +158,7 @@ pub enum Error {
     },
     /// The CA only creates accounts bound to an external account (RFC 8555 §7.3.4).
     #[error(
-        "the CA {ca} requires External Account Binding; pass --eab-kid and --eab-hmac-file with the key id and HMAC key from the CA's account dashboard"
+        "the CA {ca} requires External Account Binding; give the account the key id and HMAC key from the CA's account dashboard"
     )]
     EabRequired {
         /// The CA (name and directory URL).
@@ -186,7 +186,9 @@ pub enum Error {
         offered: Vec<(String, String)>,
     },
     /// The CA could not be reached (DNS, connection, timeout, not an ACME directory).
-    #[error("cannot reach the CA {ca}: {reason}; check the --ca URL, DNS and outbound HTTPS")]
+    #[error(
+        "cannot reach the CA {ca}: {reason}; check the CA's directory URL, DNS and outbound HTTPS"
+    )]
     CaUnreachable {
         /// The CA (name and directory URL).
         ca: String,
@@ -195,7 +197,7 @@ pub enum Error {
     },
     /// The CA's HTTPS certificate is not trusted.
     #[error(
-        "the TLS certificate of the CA {ca} is not trusted ({reason}); for a private CA (step-ca, Pebble) pass its root certificate with --ca-root"
+        "the TLS certificate of the CA {ca} is not trusted ({reason}); for a private CA (step-ca, Pebble) add its root certificate to the account's CA roots"
     )]
     CaUntrusted {
         /// The CA (name and directory URL).
@@ -203,18 +205,18 @@ pub enum Error {
         /// What the TLS library said.
         reason: String,
     },
-    /// The trust roots given for the CA (`--ca-root`) are unusable.
+    /// The trust roots given for the CA ([`AccountConfig::ca_roots_pem`]) are unusable.
+    ///
+    /// [`AccountConfig::ca_roots_pem`]: crate::AccountConfig::ca_roots_pem
     #[error(
-        "the CA root certificates (--ca-root) are unusable: {reason}; pass a PEM file with the CA's root certificate"
+        "the CA root certificates are unusable: {reason}; give them as PEM, the CA's root certificate"
     )]
     InvalidCaRoots {
         /// What is wrong.
         reason: String,
     },
     /// The contact email is not an email address.
-    #[error(
-        "contact email {email:?} is not an address; pass --email with an address such as admin@example.com"
-    )]
+    #[error("contact email {email:?} is not an address; give one such as admin@example.com")]
     InvalidEmail {
         /// The value given.
         email: String,
@@ -229,7 +231,7 @@ pub enum Error {
     },
     /// The CA did not offer the requested challenge for a name.
     #[error(
-        "the CA {ca} offers no {challenge} challenge for {identifier}; choose another one with --challenge"
+        "the CA {ca} offers no {challenge} challenge for {identifier}; choose another challenge"
     )]
     ChallengeUnavailable {
         /// The CA (name and directory URL).
@@ -274,6 +276,153 @@ impl Error {
             reason: err.to_string(),
         }
     }
+
+    /// The configuration input whose change fixes this error, when one does: what a
+    /// program embedding the crate names in its own terms (a flag, a form field).
+    ///
+    /// ```
+    /// use berth_acme_core::{Error, Setting};
+    ///
+    /// let error = Error::TermsNotAgreed {
+    ///     ca: "Let's Encrypt".into(),
+    ///     tos_url: "https://letsencrypt.org/repository/".into(),
+    /// };
+    /// assert_eq!(error.setting(), Some(Setting::AgreeTos));
+    /// ```
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            Self::Domain(e) => domain_setting(e),
+            Self::Challenge(e) => e.setting(),
+            Self::Store(e) => e.setting(),
+            Self::Dns(e) => e.setting(),
+            Self::NoSolver { .. } | Self::ChallengeUnavailable { .. } => {
+                Some(Setting::Challenge(None))
+            }
+            Self::BackingOff { .. } => Some(Setting::Force),
+            Self::TermsNotAgreed { .. } => Some(Setting::AgreeTos),
+            Self::EabRequired { .. } | Self::InvalidEab { .. } => Some(Setting::Eab),
+            Self::CaUnreachable { .. } => Some(Setting::Ca),
+            Self::CaUntrusted { .. } | Self::InvalidCaRoots { .. } => Some(Setting::CaRoots),
+            Self::InvalidEmail { .. } => Some(Setting::Email),
+            Self::Listen {
+                challenge,
+                kind: std::io::ErrorKind::PermissionDenied,
+                ..
+            } => Some(Setting::ListenAddr(*challenge)),
+            _ => None,
+        }
+    }
+}
+
+/// A configuration input of berth's libraries that an error says to change: the
+/// structured form of the advice at the end of an error's message, so that a program
+/// embedding the crates can name its own option for it (the `berth` binary names its
+/// flags). Errors give theirs through `setting()` ([`Error::setting`],
+/// [`StoreError::setting`](crate::store::StoreError::setting),
+/// [`DnsError::setting`](crate::challenge::dns01::DnsError::setting),
+/// [`ChallengeError::setting`]); [`Setting::of`] finds it anywhere in a cause chain.
+///
+/// ```
+/// use berth_acme_core::{ChallengeKind, DomainSet, Setting};
+///
+/// let wildcard = DomainSet::parse(["*.example.com"])?;
+/// let refused = ChallengeKind::Http01.check(&wildcard).unwrap_err();
+/// let hint = match Setting::of(&refused) {
+///     Some(Setting::Challenge(Some(kind))) => format!("choose {kind} in the challenge menu"),
+///     _ => String::new(),
+/// };
+/// assert_eq!(hint, "choose dns-01 in the challenge menu");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// [`AccountConfig::agree_tos`](crate::AccountConfig::agree_tos): agreement to the
+    /// CA's terms of service.
+    AgreeTos,
+    /// [`AccountConfig::eab`](crate::AccountConfig::eab): the External Account Binding
+    /// key id and HMAC key.
+    Eab,
+    /// [`AccountConfig::ca`](crate::AccountConfig::ca): the CA's directory URL.
+    Ca,
+    /// [`AccountConfig::ca_roots_pem`](crate::AccountConfig::ca_roots_pem): the root
+    /// certificates of a private CA.
+    CaRoots,
+    /// [`AccountConfig::email`](crate::AccountConfig::email): the contact address.
+    Email,
+    /// [`ManagedCert::challenge`](crate::ManagedCert::challenge): the challenge type,
+    /// with the one that would work when the error knows it.
+    Challenge(Option<ChallengeKind>),
+    /// The `force` argument of [`CertManager::ensure`](crate::CertManager::ensure):
+    /// order inside the backoff window after a failure.
+    Force,
+    /// The names of a [`DomainSet`](crate::DomainSet).
+    Domains,
+    /// The address a standalone listener for the challenge binds
+    /// ([`serve_http01`](crate::challenge::serve_http01),
+    /// [`serve_tls_alpn01`](crate::challenge::serve_tls_alpn01)).
+    ListenAddr(ChallengeKind),
+    /// [`Dns01Config::zone`](crate::challenge::dns01::Dns01Config::zone): the zone the
+    /// TXT record goes into (detected when unset).
+    DnsZone,
+    /// [`Dns01Config::resolver`](crate::challenge::dns01::Dns01Config::resolver): the
+    /// server DNS-01 lookups ask.
+    DnsResolver,
+    /// [`Dns01Config::propagation_servers`](crate::challenge::dns01::Dns01Config::propagation_servers):
+    /// the servers checked for the record before the CA is told to look.
+    DnsPropagationServers,
+    /// [`Dns01Config::propagation_timeout`](crate::challenge::dns01::Dns01Config::propagation_timeout).
+    DnsPropagationTimeout,
+    /// The name given to [`TsigKey::parse`](crate::challenge::dns01::TsigKey::parse).
+    TsigKeyName,
+    /// The key file given to [`TsigKey::parse`](crate::challenge::dns01::TsigKey::parse).
+    TsigSecret,
+    /// The path of a [`FileStore`](crate::store::FileStore): a file in a directory berth
+    /// can write, not a mount point of its own.
+    StorePath,
+    /// The name looked up among the stored certificates.
+    StoredName,
+    /// The password of a shared store (berth-stores' `RedisOptions::password`,
+    /// `EtcdOptions::user`).
+    StorePassword,
+    /// The client certificate and key for a shared store that checks its clients
+    /// (berth-stores' `identity` options).
+    StoreIdentity,
+    /// The log filter: the details are logged at debug level, under the crate's target
+    /// (`berth_acme_core`).
+    DebugLog,
+}
+
+impl Setting {
+    /// The setting of the first error in `error`'s cause chain (itself, then its
+    /// sources) that names one.
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            let found = if let Some(e) = error.downcast_ref::<Error>() {
+                e.setting()
+            } else if let Some(e) = error.downcast_ref::<ChallengeError>() {
+                e.setting()
+            } else if let Some(e) = error.downcast_ref::<crate::store::StoreError>() {
+                e.setting()
+            } else if let Some(e) = error.downcast_ref::<crate::challenge::dns01::DnsError>() {
+                e.setting()
+            } else if let Some(e) = error.downcast_ref::<DomainError>() {
+                domain_setting(e)
+            } else {
+                None
+            };
+            if found.is_some() {
+                return found;
+            }
+            next = error.source();
+        }
+        None
+    }
+}
+
+fn domain_setting(error: &DomainError) -> Option<Setting> {
+    matches!(error, DomainError::NoNames).then_some(Setting::Domains)
 }
 
 /// An RFC 7807 problem document from an ACME CA (RFC 8555 §6.7): what the CA said went
@@ -360,13 +509,13 @@ fn listen_hint(challenge: ChallengeKind, kind: std::io::ErrorKind) -> &'static s
     use std::io::ErrorKind;
     match (kind, challenge) {
         (ErrorKind::PermissionDenied, ChallengeKind::TlsAlpn01) => {
-            "run as root, grant CAP_NET_BIND_SERVICE, or use --tls-addr with a port that port 443 is forwarded to"
+            "run as root, grant CAP_NET_BIND_SERVICE, or listen on a port that port 443 is forwarded to"
         }
         (ErrorKind::PermissionDenied, _) => {
-            "run as root, grant CAP_NET_BIND_SERVICE, or use --http-addr with a port the CA reaches through a redirect"
+            "run as root, grant CAP_NET_BIND_SERVICE, or listen on a port the CA reaches through a redirect"
         }
         (ErrorKind::AddrInUse, _) => {
-            "another server holds it; stop it, or let that server answer the challenge (berth run serves challenges itself)"
+            "another server holds it; stop it, or let that server answer the challenge (a proxy serving the port can answer challenges itself)"
         }
         (ErrorKind::AddrNotAvailable, _) => {
             "this host has no such address; use 0.0.0.0 or an address of one of its interfaces"

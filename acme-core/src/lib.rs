@@ -40,7 +40,7 @@ pub use berth_certs::{CertError, CertInfo, CertSet, Certificate};
 pub use ca::{Ca, CaError, CaFamily, ca_profiles, check_profile};
 pub use challenge::{ChallengeError, ChallengeKind};
 pub use domain::{DomainError, DomainName, DomainSet, MAX_NAMES_PER_CERTIFICATE};
-pub use error::{AcmeProblem, Error};
+pub use error::{AcmeProblem, Error, Setting};
 pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderJournal, OrderRequest};
 pub use key::{KeyType, KeyTypeError};
 pub use manager::{

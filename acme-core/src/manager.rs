@@ -189,6 +189,8 @@ pub enum CertEvent {
         domains: String,
         /// What went wrong.
         error: String,
+        /// The setting whose change fixes it, when one does ([`Error::setting`]).
+        setting: Option<crate::Setting>,
         /// When berth will try again.
         next_attempt: SystemTime,
     },
@@ -640,7 +642,7 @@ impl CertManager {
                     last_error: entry.last_error.clone(),
                 });
             }
-            tracing::warn!(domains = %key, ca = %ca_url, "--force: ordering inside the backoff window");
+            tracing::warn!(domains = %key, ca = %ca_url, "ordering inside the backoff window: the order is forced");
         }
 
         let limits = self
@@ -683,6 +685,7 @@ impl CertManager {
                 let _ = self.events.send(CertEvent::Failed {
                     domains: key.to_owned(),
                     error: error.to_string(),
+                    setting: error.setting(),
                     next_attempt,
                 });
                 Err(error)

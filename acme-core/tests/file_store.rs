@@ -317,9 +317,10 @@ async fn a_single_file_bind_mount_is_refused_before_ordering() {
 
     let err = FileStore::open(&target, "berth").await.unwrap_err();
     assert!(matches!(err, StoreError::SingleFileMount { .. }), "{err}");
+    assert_eq!(err.setting(), Some(berth_acme_core::Setting::StorePath));
     let text = err.to_string();
     assert!(
-        text.contains("-v ./data:/data") && text.contains("--store /data/acme.json"),
+        text.contains("mount the directory that holds acme.json instead"),
         "{text}"
     );
     // Reading it is fine.

@@ -40,7 +40,7 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Untrusted => f.write_str(
-                "PROXY protocol header from a peer outside --trusted-proxies; connection closed",
+                "PROXY protocol header from a peer that is not a trusted proxy; connection closed",
             ),
             Self::Malformed(reason) => write!(f, "malformed PROXY protocol header: {reason}"),
             Self::Io(error) => write!(f, "reading the PROXY protocol header failed: {error}"),

@@ -119,8 +119,8 @@ impl Default for Loader {
 }
 
 impl Loader {
-    /// Reads the process environment, `BERTH_SECRETS_DIR` or `/run/secrets`, 1 MiB cap,
-    /// trim policy on, empty values refused.
+    /// Reads the process environment, Docker secrets in [`DEFAULT_SECRETS_DIR`], 1 MiB
+    /// cap, trim policy on, empty values refused.
     pub fn new() -> Self {
         Self {
             env: Arc::new(|key| std::env::var(key).ok()),
@@ -143,8 +143,25 @@ impl Loader {
         self
     }
 
-    /// Where Docker secrets are looked for (default: `BERTH_SECRETS_DIR`, else
-    /// `/run/secrets`).
+    /// Where Docker secrets are looked for (default [`DEFAULT_SECRETS_DIR`],
+    /// `/run/secrets`). The loader reads no variable for it: an application that lets
+    /// its users move the directory passes their choice here.
+    ///
+    /// ```
+    /// use berth_secrets::Loader;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("db_password"), "hunter2\n")?;
+    /// // An application's own setting, e.g. from its command line or environment.
+    /// let configured = Some(dir.path().to_path_buf());
+    /// let mut loader = Loader::new().with_env(|_| None);
+    /// if let Some(dir) = configured {
+    ///     loader = loader.with_secrets_dir(dir);
+    /// }
+    /// assert_eq!(loader.secrets_dir(), dir.path());
+    /// assert_eq!(loader.require_env("DB_PASSWORD")?.secret.expose(), "hunter2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.secrets_dir = Some(dir.into());
         self
@@ -180,11 +197,6 @@ impl Loader {
     pub fn secrets_dir(&self) -> PathBuf {
         self.secrets_dir
             .clone()
-            .or_else(|| {
-                (self.env)("BERTH_SECRETS_DIR")
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-            })
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR))
     }
 

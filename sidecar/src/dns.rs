@@ -28,7 +28,7 @@ pub(crate) fn solver(
     args: &DnsArgs,
     store: Option<&Path>,
 ) -> Result<Option<Arc<Dns01Solver>>, Failure> {
-    let loader = Loader::new();
+    let loader = crate::commands::secrets_loader();
     loader.refuse_plain_env("BERTH_DNS_TSIG_SECRET")?;
     let Some(provider) = provider(args, &loader)? else {
         return Ok(None);
@@ -91,6 +91,7 @@ fn provider(args: &DnsArgs, loader: &Loader) -> Result<Option<Arc<dyn DnsProvide
             let key = TsigKey::parse(args.tsig_key.as_deref(), args.tsig_algorithm, &secret)
                 .map_err(|e| {
                     Failure::usage(format!("--dns-tsig-secret-file {}: {e}", file.display()))
+                        .with_setting(e.setting())
                 })?;
             Ok(Some(Arc::new(Rfc2136Provider::new(
                 server,

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_acme_core::Setting;
 use berth_acme_core::store::{
     Bytes, Change, Expect, Lease, Store, StoreError, StoreFuture, Version, Versioned,
 };
@@ -82,11 +83,13 @@ impl EtcdStore {
     ) -> Result<Arc<Self>, StoreError> {
         let scheme = if tls { "etcds" } else { "etcd" };
         let describe = format!("{scheme}://{}", endpoints.join(","));
-        let fail = |action: &'static str, reason: String| StoreError::Backend {
-            store: describe.clone(),
-            action,
-            reason,
-        };
+        let fail =
+            |action: &'static str, reason: String, setting: Option<Setting>| StoreError::Backend {
+                store: describe.clone(),
+                action,
+                reason,
+                setting,
+            };
         let urls: Vec<String> = endpoints
             .iter()
             .map(|e| format!("{}://{e}", if tls { "https" } else { "http" }))
@@ -100,7 +103,8 @@ impl EtcdStore {
         if options.identity.is_some() && !tls {
             return Err(fail(
                 "reading the URL",
-                "a client certificate (--store-cert) needs TLS; use etcds://".into(),
+                "a client certificate (`identity`) needs TLS; use etcds://".into(),
+                Some(Setting::StoreIdentity),
             ));
         }
         if tls {
@@ -118,10 +122,10 @@ impl EtcdStore {
         }
         let identity = options.identity.is_some();
         let connect_error = |e: &etcd_client::Error| {
-            let text = explain(e);
+            let (text, setting) = explain(e);
             match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
-                Some(hint) => format!("{text}; {hint}"),
-                None => text,
+                Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
+                None => (text, setting),
             }
         };
         let mut client =
@@ -131,18 +135,26 @@ impl EtcdStore {
                     fail(
                         "connecting",
                         "no answer; check the address and that etcd runs".into(),
+                        None,
                     )
                 })?
-                .map_err(|e| fail("connecting", connect_error(&e)))?;
+                .map_err(|e| {
+                    let (reason, setting) = connect_error(&e);
+                    fail("connecting", reason, setting)
+                })?;
         tokio::time::timeout(CALL_TIMEOUT, client.status())
             .await
             .map_err(|_| {
                 fail(
                     "connecting",
                     "no answer; check the address and that etcd runs".into(),
+                    None,
                 )
             })?
-            .map_err(|e| fail("connecting", connect_error(&e)))?;
+            .map_err(|e| {
+                let (reason, setting) = connect_error(&e);
+                fail("connecting", reason, setting)
+            })?;
         let prefix = if options.prefix.is_empty() {
             "berth/".to_owned()
         } else {
@@ -164,17 +176,18 @@ impl EtcdStore {
     }
 }
 
-/// etcd's message, with the fix for the usual causes.
-fn explain(e: &etcd_client::Error) -> String {
+/// etcd's message, with the fix for the usual causes and the setting at fault.
+fn explain(e: &etcd_client::Error) -> (String, Option<Setting>) {
     let text = e.to_string();
     if text.contains("authentication failed") || text.contains("invalid auth token") {
-        format!(
-            "{text}; check the user in the URL and the password file given with --store-password-file"
+        (
+            format!("{text}; check the user and its password"),
+            Some(Setting::StorePassword),
         )
     } else if let Some(fix) = crate::identity::tls_fix(&format!("{e:?}")) {
-        format!("{text}; {fix}")
+        (format!("{text}; {fix}"), Some(Setting::StoreIdentity))
     } else {
-        text
+        (text, None)
     }
 }
 
@@ -186,11 +199,12 @@ impl Inner {
         format!("{}lock/{name}", self.prefix)
     }
 
-    fn error(&self, action: &'static str, reason: String) -> StoreError {
+    fn error(&self, action: &'static str, reason: String, setting: Option<Setting>) -> StoreError {
         StoreError::Backend {
             store: self.describe.clone(),
             action,
             reason,
+            setting,
         }
     }
 
@@ -200,8 +214,11 @@ impl Inner {
         work: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(CALL_TIMEOUT, work).await {
-            Ok(result) => result.map_err(|e| self.error(action, explain(&e))),
-            Err(_) => Err(self.error(action, format!("no answer within {CALL_TIMEOUT:?}"))),
+            Ok(result) => result.map_err(|e| {
+                let (reason, setting) = explain(&e);
+                self.error(action, reason, setting)
+            }),
+            Err(_) => Err(self.error(action, format!("no answer within {CALL_TIMEOUT:?}"), None)),
         }
     }
 
@@ -299,7 +316,7 @@ async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
                 tracing::warn!(store = %inner.describe, "change watch ended; re-opening");
             }
             Err(e) => {
-                tracing::warn!(store = %inner.describe, error = %explain(&e), "cannot watch for changes; retrying");
+                tracing::warn!(store = %inner.describe, error = %explain(&e).0, "cannot watch for changes; retrying");
             }
         }
         tokio::select! {

@@ -22,17 +22,18 @@ impl std::fmt::Debug for ClientIdentity {
     }
 }
 
-/// The fix for a TLS alert about the client's certificate, from the error's text.
+/// The fix for a TLS alert about the client's certificate, from the error's text; the
+/// setting at fault is [`Setting::StoreIdentity`](berth_acme_core::Setting::StoreIdentity).
 pub(crate) fn tls_fix(error: &str) -> Option<&'static str> {
     if error.contains("CertificateRequired") || error.contains("certificate required") {
-        Some("the store wants a client certificate: pass --store-cert and --store-key")
+        Some("the store wants a client certificate: give one and its key (`identity`)")
     } else if error.contains("BadCertificate")
         || error.contains("UnknownCA")
         || error.contains("unknown ca")
         || error.contains("bad certificate")
     {
         Some(
-            "the store refused the client certificate: check --store-cert and --store-key (signed by a CA the store trusts, for client authentication)",
+            "the store refused the client certificate: check the certificate and key given as `identity` (signed by a CA the store trusts, for client authentication)",
         )
     } else {
         None
@@ -42,7 +43,7 @@ pub(crate) fn tls_fix(error: &str) -> Option<&'static str> {
 /// What to add to a failure to connect over TLS (`error` being the whole error text) when
 /// berth showed no client certificate: a store that checks clients refuses one only after
 /// a TLS 1.3 handshake, so its alert is often lost and the client sees the connection
-/// closed.
+/// closed. The setting at fault is the client certificate, as for [`tls_fix`].
 pub(crate) fn connect_hint(error: &str, tls: bool, identity: bool) -> Option<&'static str> {
     if !tls || identity || tls_fix(error).is_some() {
         return None;
@@ -60,7 +61,7 @@ pub(crate) fn connect_hint(error: &str, tls: bool, identity: bool) -> Option<&'s
     .iter()
     .any(|marker| error.contains(marker));
     closed.then_some(
-        "the store closed the TLS connection; if it checks client certificates, pass --store-cert and --store-key",
+        "the store closed the TLS connection; if it checks client certificates, give one and its key (`identity`)",
     )
 }
 
@@ -74,7 +75,7 @@ mod tests {
         assert!(
             connect_hint(closed, true, false)
                 .unwrap()
-                .contains("--store-cert")
+                .ends_with("give one and its key (`identity`)")
         );
         assert_eq!(connect_hint(closed, false, false), None);
         assert_eq!(connect_hint(closed, true, true), None);

@@ -27,5 +27,5 @@ mod redis;
 pub use crate::etcd::{EtcdOptions, EtcdStore};
 pub use crate::identity::ClientIdentity;
 pub use crate::instrumented::Instrumented;
-pub use crate::location::StoreLocation;
+pub use crate::location::{LocationError, StoreLocation};
 pub use crate::redis::{RedisOptions, RedisStore};

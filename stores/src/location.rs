@@ -2,6 +2,46 @@
 
 use std::path::PathBuf;
 
+use berth_acme_core::Setting;
+
+/// Why a store location was refused: what is wrong, and the setting at fault when the
+/// location is right but belongs elsewhere (a password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationError {
+    reason: String,
+    setting: Option<Setting>,
+}
+
+impl std::fmt::Display for LocationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for LocationError {}
+
+impl LocationError {
+    /// The setting whose change fixes this error, when one does.
+    pub fn setting(&self) -> Option<Setting> {
+        self.setting
+    }
+}
+
+impl From<String> for LocationError {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            setting: None,
+        }
+    }
+}
+
+impl From<&str> for LocationError {
+    fn from(reason: &str) -> Self {
+        reason.to_owned().into()
+    }
+}
+
 /// The parsed `--store` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -24,7 +64,7 @@ pub enum StoreLocation {
 impl StoreLocation {
     /// Parses `--store`: a `redis://` or `rediss://` URL, else a file path. Other
     /// URL schemes are refused rather than taken for a file name.
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, LocationError> {
         let value = value.trim();
         match value.split_once("://") {
             Some(("redis" | "rediss", rest)) if !rest.is_empty() => {
@@ -33,9 +73,10 @@ impl StoreLocation {
             Some((scheme @ ("etcd" | "etcds"), rest)) if !rest.is_empty() => {
                 let (user, hosts) = match rest.rsplit_once('@') {
                     Some((user, _)) if user.contains(':') => {
-                        return Err(
-                            "the etcd URL holds a password; put it in a file and pass --store-password-file instead".into(),
-                        );
+                        return Err(LocationError {
+                            reason: "the etcd URL holds a password; give it with the user in the options instead (`EtcdOptions::user`), read from a file".into(),
+                            setting: Some(Setting::StorePassword),
+                        });
                     }
                     Some((user, hosts)) => (Some(user.to_owned()), hosts),
                     None => (None, rest),
@@ -55,9 +96,9 @@ impl StoreLocation {
                     user,
                 })
             }
-            Some((scheme, _)) => Err(format!(
+            Some((scheme, _)) => Err(LocationError::from(format!(
                 "unknown store scheme {scheme}://; use a file path (/data/acme.json), redis://host:port/db (rediss:// for TLS) or etcd://host:2379[,host:2379…] (etcds:// for TLS)"
-            )),
+            ))),
             None if value.is_empty() => Err("the store path is empty".into()),
             None => Ok(Self::File(PathBuf::from(value))),
         }
@@ -92,12 +133,15 @@ mod tests {
             }
         );
         let err = StoreLocation::parse("etcd://berth:pw@e1:2379").unwrap_err();
+        assert_eq!(err.setting(), Some(Setting::StorePassword));
+        let err = err.to_string();
         assert!(
-            err.contains("--store-password-file") && !err.contains("pw@"),
+            err.contains("`EtcdOptions::user`") && !err.contains("pw@"),
             "{err}"
         );
         let err = StoreLocation::parse("redsi://cache").unwrap_err();
-        assert!(err.contains("redis://host:port/db"), "{err}");
+        assert_eq!(err.setting(), None);
+        assert!(err.to_string().contains("redis://host:port/db"), "{err}");
         assert!(StoreLocation::parse(" ").is_err());
     }
 }

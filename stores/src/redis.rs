@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use berth_acme_core::Setting;
 use berth_acme_core::store::{
     Bytes, Change, Expect, Lease, Store, StoreError, StoreFuture, Version, Versioned,
 };
@@ -133,6 +134,7 @@ impl RedisStore {
             store: describe.clone(),
             action,
             reason: e.to_string(),
+            setting: None,
         };
         let mut info = redis::IntoConnectionInfo::into_connection_info(url)
             .map_err(|e| fail("parsing the URL", &e))?;
@@ -140,7 +142,8 @@ impl RedisStore {
             return Err(StoreError::Backend {
                 store: describe,
                 action: "reading the URL",
-                reason: "the URL holds a password; put it in a file and pass --store-password-file instead (URLs end up in logs and `docker inspect`)".into(),
+                reason: "the URL holds a password; give it as the `password` option instead, read from a file (URLs end up in logs and `docker inspect`)".into(),
+                setting: Some(Setting::StorePassword),
             });
         }
         if let Some(password) = &options.password {
@@ -155,7 +158,8 @@ impl RedisStore {
             return Err(StoreError::Backend {
                 store: describe,
                 action: "reading the URL",
-                reason: "a client certificate (--store-cert) needs TLS; use rediss://".into(),
+                reason: "a client certificate (`identity`) needs TLS; use rediss://".into(),
+                setting: Some(Setting::StoreIdentity),
             });
         }
         let client = if options.ca_pem.is_some() || options.identity.is_some() {
@@ -176,10 +180,17 @@ impl RedisStore {
         .map_err(|e| fail("configuring the client", &e))?;
         let identity = options.identity.is_some();
         let connect_error = |e: &redis::RedisError| {
-            let text = explain(e);
-            match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
-                Some(hint) => format!("{text}; {hint}"),
-                None => text,
+            let (text, setting) = explain(e);
+            let (reason, setting) =
+                match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
+                    Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
+                    None => (text, setting),
+                };
+            StoreError::Backend {
+                store: describe.clone(),
+                action: "connecting",
+                reason,
+                setting,
             }
         };
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -197,11 +208,11 @@ impl RedisStore {
                 &"no answer; check the address and that Redis runs",
             )
         })?
-        .map_err(|e| fail("connecting", &connect_error(&e)))?;
+        .map_err(|e| connect_error(&e))?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(|e| fail("connecting", &connect_error(&e)))?;
+            .map_err(|e| connect_error(&e))?;
         let prefix = if options.prefix.is_empty() {
             "berth/".to_owned()
         } else {
@@ -236,21 +247,24 @@ fn describe(url: &str) -> String {
     }
 }
 
-/// Redis's own message, with the fix for the usual causes.
-fn explain(e: &redis::RedisError) -> String {
+/// Redis's own message, with the fix for the usual causes and the setting at fault.
+fn explain(e: &redis::RedisError) -> (String, Option<Setting>) {
     let text = e.to_string();
     let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
         || ["WRONGPASS", "NOAUTH", "invalid password"]
             .iter()
             .any(|marker| text.contains(marker));
     if auth {
-        format!("{text}; check the password file given with --store-password-file")
+        (
+            format!("{text}; check the password"),
+            Some(Setting::StorePassword),
+        )
     } else if let Some(fix) = crate::identity::tls_fix(&text) {
-        format!("{text}; {fix}")
+        (format!("{text}; {fix}"), Some(Setting::StoreIdentity))
     } else if e.is_connection_refusal() {
-        format!("{text}; is Redis running at that address?")
+        (format!("{text}; is Redis running at that address?"), None)
     } else {
-        text
+        (text, None)
     }
 }
 
@@ -272,10 +286,12 @@ impl Inner {
     }
 
     fn error(&self, action: &'static str, e: &redis::RedisError) -> StoreError {
+        let (reason, setting) = explain(e);
         StoreError::Backend {
             store: self.describe.clone(),
             action,
-            reason: explain(e),
+            reason,
+            setting,
         }
     }
 
@@ -290,6 +306,7 @@ impl Inner {
                 store: self.describe.clone(),
                 action,
                 reason: format!("no answer within {COMMAND_TIMEOUT:?}"),
+                setting: None,
             }),
         }
     }
@@ -408,7 +425,7 @@ async fn subscribe(inner: Arc<Inner>, stop: CancellationToken) {
                 tracing::warn!(store = %inner.describe, "change subscription ended; reconnecting");
             }
             Ok(Err(e)) => {
-                tracing::warn!(store = %inner.describe, error = %explain(&e), "cannot subscribe to changes; retrying")
+                tracing::warn!(store = %inner.describe, error = %explain(&e).0, "cannot subscribe to changes; retrying")
             }
             Err(_) => {
                 tracing::warn!(store = %inner.describe, "cannot subscribe to changes (no answer); retrying")

@@ -9,6 +9,7 @@ mod conformance;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_acme_core::Setting;
 use berth_acme_core::store::{Expect, Store, StoreError};
 use berth_secrets::Secret;
 use berth_stores::{RedisOptions, RedisStore};
@@ -99,13 +100,14 @@ async fn bad_credentials_and_addresses_are_named_with_the_fix() {
         ..RedisOptions::default()
     };
     let err = RedisStore::connect(&redis.url(), wrong).await.unwrap_err();
+    assert_eq!(err.setting(), Some(Setting::StorePassword));
     let text = err.to_string();
-    assert!(text.contains("--store-password-file"), "{text}");
+    assert!(text.contains("check the password"), "{text}");
     assert!(!text.contains("nope"), "{text}");
     let none = RedisStore::connect(&redis.url(), RedisOptions::default())
         .await
         .unwrap_err();
-    assert!(none.to_string().contains("--store-password-file"), "{none}");
+    assert_eq!(none.setting(), Some(Setting::StorePassword), "{none}");
     let right = RedisOptions {
         password: Some(Secret::new("s3cret-pass".into())),
         ..RedisOptions::default()
@@ -115,10 +117,11 @@ async fn bad_credentials_and_addresses_are_named_with_the_fix() {
     let in_url = format!("redis://:s3cret-pass@{}/0", redis.addr());
     let err = RedisStore::connect(&in_url, RedisOptions::default())
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert_eq!(err.setting(), Some(Setting::StorePassword));
+    let err = err.to_string();
     assert!(
-        err.contains("--store-password-file") && !err.contains("s3cret"),
+        err.contains("`password` option") && !err.contains("s3cret"),
         "{err}"
     );
 

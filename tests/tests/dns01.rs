@@ -18,6 +18,7 @@ use berth_acme_core::challenge::dns01::{
 };
 use berth_acme_core::{
     CertManager, ChallengeKind, DomainSet, Error, Issuer, KeyType, ManagedCert, ManagerConfig,
+    Setting,
 };
 use berth_secrets::Secret;
 use berth_tests::{Bind, BindZone, Pebble, PebbleOptions, file_store, read_state};
@@ -377,9 +378,11 @@ async fn propagation_timeout_names_the_lagging_server_and_cleans_up() {
         assert_eq!(record, "_acme-challenge.example.test.");
         assert_eq!(missing, &vec![secondary.addr().to_string()]);
         assert!(
-            err.to_string().contains("--dns-propagation-timeout"),
+            err.to_string()
+                .contains("allow a longer propagation timeout"),
             "{err}"
         );
+        assert_eq!(err.setting(), Some(Setting::DnsPropagationTimeout));
         assert_eq!(s.pebble.orders_received(), 1);
     })
     .await;
@@ -452,9 +455,11 @@ async fn a_configured_zone_overrides_detection_and_a_wrong_one_is_named() {
         let result = s
             .manager_order(&["www.example.test"], s.solver(s.rfc2136(), wrong))
             .await;
-        let err = assert_dns_failure(&s, result).await.to_string();
+        let err = assert_dns_failure(&s, result).await;
+        assert_eq!(err.setting(), Some(Setting::DnsZone));
+        let err = err.to_string();
         assert!(
-            err.contains("acme.test") && err.contains("--dns-zone"),
+            err.contains("not inside the configured zone acme.test"),
             "{err}"
         );
 

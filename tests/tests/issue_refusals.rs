@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use berth_acme_core::challenge::{Http01Responder, Http01Solver};
 use berth_acme_core::{
-    AccountConfig, AcmeAccount, Ca, ChallengeError, ChallengeKind, Eab, Error, Issuer,
+    AccountConfig, AcmeAccount, Ca, ChallengeError, ChallengeKind, Eab, Error, Issuer, Setting,
 };
 use berth_secrets::Secret;
 use berth_tests::{Pebble, PebbleOptions, free_port, https_get};
@@ -38,7 +38,11 @@ async fn wildcard_with_http01_is_refused_before_any_order() {
             ),
             "{err:?}"
         );
-        assert!(err.to_string().contains("--challenge dns-01"), "{err}");
+        assert!(err.to_string().ends_with("; use dns-01"), "{err}");
+        assert_eq!(
+            err.setting(),
+            Some(Setting::Challenge(Some(ChallengeKind::Dns01)))
+        );
         assert_eq!(pebble.orders_received(), 0);
         assert_eq!(solver.presented(), 0);
     })
@@ -128,9 +132,10 @@ async fn a_wrong_ca_root_is_reported_as_an_untrusted_certificate() {
             assert!(matches!(err, Error::CaUntrusted { .. }), "{err:?}");
             let text = err.to_string();
             assert!(
-                text.contains("not trusted") && text.contains("--ca-root"),
+                text.contains("not trusted") && text.contains("add its root certificate"),
                 "{text}"
             );
+            assert_eq!(err.setting(), Some(Setting::CaRoots));
             assert!(text.contains("UnknownIssuer"), "{text}");
         }
         assert_eq!(accounts_created(&pebble), 0);
@@ -164,9 +169,10 @@ async fn terms_not_agreed_shows_the_terms_url_and_creates_no_account() {
         }
         let text = err.to_string();
         assert!(
-            text.contains(tos_url) && text.contains("--agree-tos"),
+            text.contains(tos_url) && text.contains("agree to them in the account settings"),
             "{text}"
         );
+        assert_eq!(err.setting(), Some(Setting::AgreeTos));
         assert_eq!(accounts_created(&pebble), 0);
     })
     .await;
@@ -228,7 +234,11 @@ async fn eab_is_required_when_the_ca_says_so_and_works_when_given() {
             .await
             .unwrap_err();
         assert!(matches!(without, Error::EabRequired { .. }), "{without:?}");
-        assert!(without.to_string().contains("--eab-kid"), "{without}");
+        assert!(
+            without.to_string().contains("key id and HMAC key"),
+            "{without}"
+        );
+        assert_eq!(without.setting(), Some(Setting::Eab));
 
         let garbled = AccountConfig {
             eab: Some(Eab {

@@ -16,7 +16,7 @@ use berth_acme_core::challenge::{
 use berth_acme_core::store::AcmeJson;
 use berth_acme_core::{
     AccountConfig, Ca, CertManager, ChallengeKind, DomainSet, Error, KeyType, ManagedCert,
-    ManagerConfig, Outcome, renewal_due,
+    ManagerConfig, Outcome, Setting, renewal_due,
 };
 use berth_tests::{Pebble, PebbleOptions, file_store, read_state};
 use issue_support::{bounded, pebble_config};
@@ -73,7 +73,8 @@ async fn restart_loop_inside_backoff_window_places_no_further_order() {
             );
             let err = restarted.ensure(&cert, false).await.unwrap_err();
             assert!(matches!(err, Error::BackingOff { .. }), "{err}");
-            assert!(err.to_string().contains("--force"), "{err}");
+            assert!(err.to_string().contains("or force the order"), "{err}");
+            assert_eq!(err.setting(), Some(Setting::Force));
         }
         assert_eq!(
             pebble.orders_received(),

@@ -383,17 +383,28 @@ mod tests {
     fn permission_denied_says_how_to_get_the_port() {
         let addr: SocketAddr = "0.0.0.0:80".parse().unwrap();
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let err = listen_error(addr, ChallengeKind::Http01, &denied).to_string();
+        let err = listen_error(addr, ChallengeKind::Http01, &denied);
         assert_eq!(
-            err,
-            "cannot listen on 0.0.0.0:80 for http-01: permission denied; run as root, grant CAP_NET_BIND_SERVICE, or use --http-addr with a port the CA reaches through a redirect"
+            err.to_string(),
+            "cannot listen on 0.0.0.0:80 for http-01: permission denied; run as root, grant CAP_NET_BIND_SERVICE, or listen on a port the CA reaches through a redirect"
+        );
+        assert_eq!(
+            err.setting(),
+            Some(crate::Setting::ListenAddr(ChallengeKind::Http01))
         );
         let err = listen_error(
             "0.0.0.0:443".parse().unwrap(),
             ChallengeKind::TlsAlpn01,
             &denied,
-        )
-        .to_string();
-        assert!(err.contains("--tls-addr"), "{err}");
+        );
+        assert!(
+            err.to_string()
+                .ends_with("listen on a port that port 443 is forwarded to"),
+            "{err}"
+        );
+        assert_eq!(
+            err.setting(),
+            Some(crate::Setting::ListenAddr(ChallengeKind::TlsAlpn01))
+        );
     }
 }

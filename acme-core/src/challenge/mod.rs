@@ -53,7 +53,7 @@ pub enum ChallengeError {
         name: String,
     },
     /// Wildcards can only be validated through DNS (RFC 8555 §7.1.3).
-    #[error("wildcard {name} cannot be validated with {challenge}; use --challenge dns-01")]
+    #[error("wildcard {name} cannot be validated with {challenge}; use dns-01")]
     WildcardNeedsDns {
         /// The wildcard name.
         name: String,
@@ -96,6 +96,16 @@ impl ChallengeKind {
             }
         }
         Ok(())
+    }
+}
+
+impl ChallengeError {
+    /// The setting to change: the challenge, with the one that works when there is one.
+    pub fn setting(&self) -> Option<crate::Setting> {
+        Some(crate::Setting::Challenge(match self {
+            Self::WildcardNeedsDns { .. } => Some(ChallengeKind::Dns01),
+            _ => None,
+        }))
     }
 }
 
@@ -164,7 +174,11 @@ mod tests {
         assert!(ChallengeKind::Dns01.check(&wildcard).is_ok());
         for kind in [ChallengeKind::Http01, ChallengeKind::TlsAlpn01] {
             let err = kind.check(&wildcard).unwrap_err();
-            assert!(err.to_string().contains("use --challenge dns-01"), "{err}");
+            assert!(err.to_string().ends_with("; use dns-01"), "{err}");
+            assert_eq!(
+                crate::Setting::of(&err),
+                Some(crate::Setting::Challenge(Some(ChallengeKind::Dns01)))
+            );
         }
         let ip = DomainSet::parse(["127.0.0.1"]).unwrap();
         assert!(ChallengeKind::Http01.check(&ip).is_ok());

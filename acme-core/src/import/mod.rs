@@ -284,7 +284,7 @@ pub(crate) fn check(certificate: &Certificate, now: SystemTime) -> Result<(), St
     let info = certificate.info();
     if info.not_after <= now {
         return Err(format!(
-            "expired on {}; nothing to import (order a new one with berth issue)",
+            "expired on {}; nothing to import (order a new certificate instead)",
             crate::budget::rfc3339(info.not_after)
         ));
     }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::Setting;
+
 /// What went wrong reading or writing `acme.json`, the state file or an export.
 /// Never carries file contents (they hold private keys).
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +101,8 @@ pub enum StoreError {
         action: &'static str,
         /// What went wrong.
         reason: String,
+        /// The setting at fault (credentials, client certificate), when one is.
+        setting: Option<Setting>,
     },
     /// The store was opened for reading only.
     #[error("{store} was opened read-only; this is a bug in the command that tried to write")]
@@ -109,7 +113,7 @@ pub enum StoreError {
     /// The file is a mount point of its own (`-v ./acme.json:/acme.json`): it cannot be
     /// replaced atomically, and the state beside it would live outside the volume.
     #[error(
-        "{path} is a single file mounted into the container, which cannot be replaced safely (renaming over a mount point fails) and leaves berth's state outside the volume; mount its directory instead: -v ./data:/data and --store /data/{name}"
+        "{path} is a single file mounted into the container, which cannot be replaced safely (renaming over a mount point fails) and leaves berth's state outside the volume; mount the directory that holds {name} instead, and use {name} inside it as the store"
     )]
     SingleFileMount {
         /// The file.
@@ -160,7 +164,9 @@ pub enum StoreError {
         cap: u64,
     },
     /// No stored certificate matches a name.
-    #[error("no stored certificate covers {name} in {path}; see `berth certs list --store {path}`")]
+    #[error(
+        "no stored certificate covers {name} in {path}; check the name against the names the stored certificates cover"
+    )]
     NotFound {
         /// The name asked for.
         name: String,
@@ -170,6 +176,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The setting whose change fixes this error, when one does.
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            Self::Backend { setting, .. } => *setting,
+            Self::SingleFileMount { .. } => Some(Setting::StorePath),
+            Self::NotFound { .. } => Some(Setting::StoredName),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -25,6 +25,17 @@ use berth_stores::{
 use crate::cli::{CaArgs, DomainArgs, StoreArgs};
 use crate::failure::Failure;
 
+/// The secrets loader every command uses: Docker secrets are looked for in
+/// `BERTH_SECRETS_DIR` when it is set (berth-secrets reads no variable of ours), else in
+/// the library's default, `/run/secrets`.
+pub(crate) fn secrets_loader() -> Loader {
+    let loader = Loader::new();
+    match std::env::var_os("BERTH_SECRETS_DIR") {
+        Some(dir) if !dir.is_empty() => loader.with_secrets_dir(dir),
+        _ => loader,
+    }
+}
+
 /// The domain set from `-d` / `BERTH_DOMAINS`.
 pub(crate) fn domain_set(args: &DomainArgs) -> Result<DomainSet, Failure> {
     DomainSet::parse(
@@ -39,7 +50,7 @@ pub(crate) fn domain_set(args: &DomainArgs) -> Result<DomainSet, Failure> {
 /// The CA, its trust roots and the account settings from the shared CA flags. Secrets
 /// (the EAB HMAC) come only from files.
 pub(crate) fn account_config(args: &CaArgs) -> Result<AccountConfig, Failure> {
-    let loader = Loader::new();
+    let loader = secrets_loader();
     loader.refuse_plain_env("BERTH_EAB_HMAC")?;
     let ca = args
         .ca
@@ -81,7 +92,7 @@ pub(crate) fn account_config(args: &CaArgs) -> Result<AccountConfig, Failure> {
 /// Where `--store` points.
 pub(crate) fn store_location(args: &StoreArgs) -> Result<StoreLocation, Failure> {
     StoreLocation::parse(&args.store.to_string_lossy())
-        .map_err(|e| Failure::usage(format!("--store: {e}")))
+        .map_err(|e| Failure::usage(format!("--store: {e}")).with_setting(e.setting()))
 }
 
 /// Opens the store as its owner (commands that write): a file store refuses, before any
@@ -135,7 +146,7 @@ pub(crate) fn rescue_dir(args: &StoreArgs) -> Option<std::path::PathBuf> {
 }
 
 fn redis_options(args: &StoreArgs) -> Result<RedisOptions, Failure> {
-    let loader = Loader::new();
+    let loader = secrets_loader();
     loader.refuse_plain_env("BERTH_STORE_PASSWORD")?;
     let password = args
         .shared

@@ -303,9 +303,11 @@ impl Generation {
             }
         });
         let count = tokio::spawn(orders.count(manager.events(), stop.clone()));
+        // The failed orders' flag hints (the manager logs the failure in library terms).
+        let hints = tokio::spawn(crate::failure::log_hints(manager.events(), stop.clone()));
         Self {
             stop,
-            tasks: vec![renewals, forward, count],
+            tasks: vec![renewals, forward, count, hints],
         }
     }
 

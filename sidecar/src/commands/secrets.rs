@@ -1,13 +1,13 @@
 //! `berth secrets check`: where each secret comes from and what trimming did, never
 //! the value.
 
-use berth_secrets::{Loader, Source};
+use berth_secrets::Source;
 
 use crate::cli::SecretsCheckArgs;
 use crate::failure::Failure;
 
 pub(crate) fn check(args: &SecretsCheckArgs) -> Result<(), Failure> {
-    let loader = Loader::new();
+    let loader = super::secrets_loader();
     let mut problems = 0usize;
     let mut rows = Vec::new();
     for name in &args.names {

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::Setting;
+
 /// A DNS-01 failure. Never carries a TSIG secret or a provider credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -18,6 +20,8 @@ pub enum DnsError {
         record: String,
         /// What went wrong and how to fix it.
         reason: String,
+        /// The setting at fault, when the provider knows it.
+        setting: Option<Setting>,
     },
     /// A lookup (CNAME, SOA, NS, TXT) failed.
     #[error("DNS lookup of {record_type} {name} at {server} failed: {reason}")]
@@ -33,7 +37,7 @@ pub enum DnsError {
     },
     /// No zone holds the name (the SOA walk reached the root).
     #[error(
-        "no DNS zone found for {name} (asked {server}); set --dns-zone or check --dns-resolver"
+        "no DNS zone found for {name} (asked {server}); configure the zone, or check that the resolver is one that answers for the name"
     )]
     NoZone {
         /// The name.
@@ -43,7 +47,7 @@ pub enum DnsError {
     },
     /// The record did not show up on every nameserver in time.
     #[error(
-        "TXT {record} did not appear on {} within {:.0}s; the update may not have reached the secondaries — raise --dns-propagation-timeout or check zone transfers",
+        "TXT {record} did not appear on {} within {:.0}s; the update may not have reached the secondaries — allow a longer propagation timeout or check zone transfers",
         missing.join(", "), waited.as_secs_f64()
     )]
     Propagation {
@@ -59,5 +63,35 @@ pub enum DnsError {
     Config {
         /// What is wrong and how to fix it.
         reason: String,
+        /// The setting at fault, when one is.
+        setting: Option<Setting>,
     },
+}
+
+impl DnsError {
+    /// The setting whose change fixes this error, when one does.
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            Self::Provider { setting, .. } | Self::Config { setting, .. } => *setting,
+            Self::NoZone { .. } => Some(Setting::DnsZone),
+            Self::Propagation { .. } => Some(Setting::DnsPropagationTimeout),
+            _ => None,
+        }
+    }
+
+    /// Unusable settings, none in particular at fault.
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Self::Config {
+            reason: reason.into(),
+            setting: None,
+        }
+    }
+
+    /// Unusable settings: `setting` is at fault.
+    pub(crate) fn setting_at_fault(setting: Setting, reason: impl Into<String>) -> Self {
+        Self::Config {
+            reason: reason.into(),
+            setting: Some(setting),
+        }
+    }
 }

@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use super::provider::{DnsProvider, ProviderError, ProviderFuture, TxtRecord};
+use crate::Setting;
 
 /// How much of the hook's stderr the debug log shows (the end, where the reason usually is).
 const MAX_STDERR: usize = 2048;
@@ -42,7 +43,7 @@ impl ExecProvider {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
-                ProviderError(format!(
+                ProviderError::new(format!(
                     "cannot run {}: {e}; check the path and that it is executable",
                     self.program.display()
                 ))
@@ -63,13 +64,14 @@ impl ExecProvider {
         .await;
         let Ok((status, stderr)) = waited else {
             let _ = child.kill().await;
-            return Err(ProviderError(format!(
+            return Err(ProviderError::new(format!(
                 "{} {action} did not finish within {}s and was killed",
                 self.program.display(),
                 self.timeout.as_secs()
             )));
         };
-        let status = status.map_err(|e| ProviderError(format!("waiting for the hook: {e}")))?;
+        let status =
+            status.map_err(|e| ProviderError::new(format!("waiting for the hook: {e}")))?;
         if status.success() {
             return Ok(());
         }
@@ -85,10 +87,11 @@ impl ExecProvider {
                 "DNS hook failed"
             );
         }
-        Err(ProviderError(format!(
-            "{} {action} exited with {status}; its stderr is logged at debug level (BERTH_LOG=berth_acme_core=debug)",
+        Err(ProviderError::new(format!(
+            "{} {action} exited with {status}; its stderr is logged at debug level (target berth_acme_core)",
             self.program.display(),
-        )))
+        ))
+        .with_setting(Setting::DebugLog))
     }
 }
 

@@ -15,6 +15,7 @@ use hickory_proto::op::{DnsResponse, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::DnsError;
+use crate::Setting;
 
 /// How many CNAMEs berth follows from `_acme-challenge.<name>` before giving up (a
 /// delegation is one hop; a loop is a mistake).
@@ -135,14 +136,13 @@ impl Lookup {
             }
         }
         if addrs.is_empty() {
-            return Err(DnsError::Lookup {
-                name: zone.to_string(),
-                record_type: "NS".into(),
-                server: self.server.to_string(),
-                reason:
-                    "the zone lists no nameserver with an address; set --dns-propagation-servers"
-                        .into(),
-            });
+            return Err(DnsError::setting_at_fault(
+                Setting::DnsPropagationServers,
+                format!(
+                    "zone {zone} lists no nameserver with an address (asked {}); name the servers to check propagation on",
+                    self.server
+                ),
+            ));
         }
         Ok(addrs)
     }
@@ -186,16 +186,22 @@ impl Lookup {
 /// The first `nameserver` in `/etc/resolv.conf`, the server lookups go to unless
 /// `--dns-resolver` says otherwise.
 pub(crate) fn system_resolver() -> Result<SocketAddr, DnsError> {
-    let conf = std::fs::read_to_string("/etc/resolv.conf").map_err(|e| DnsError::Config {
-        reason: format!("cannot read /etc/resolv.conf ({e}); set --dns-resolver"),
+    let conf = std::fs::read_to_string("/etc/resolv.conf").map_err(|e| {
+        DnsError::setting_at_fault(
+            Setting::DnsResolver,
+            format!("cannot read /etc/resolv.conf ({e}); configure the resolver"),
+        )
     })?;
     conf.lines()
         .filter_map(|line| line.trim().strip_prefix("nameserver"))
         .filter_map(|rest| rest.trim().parse::<IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .next()
-        .ok_or_else(|| DnsError::Config {
-            reason: "/etc/resolv.conf lists no nameserver; set --dns-resolver".into(),
+        .ok_or_else(|| {
+            DnsError::setting_at_fault(
+                Setting::DnsResolver,
+                "/etc/resolv.conf lists no nameserver; configure the resolver",
+            )
         })
 }
 
@@ -208,11 +214,9 @@ pub fn parse_server(text: &str) -> Result<SocketAddr, DnsError> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    Err(DnsError::Config {
-        reason: format!(
-            "{text:?} is not a DNS server address; use an IP address with an optional port, e.g. 192.0.2.53 or 192.0.2.53:5353"
-        ),
-    })
+    Err(DnsError::config(format!(
+        "{text:?} is not a DNS server address; use an IP address with an optional port, e.g. 192.0.2.53 or 192.0.2.53:5353"
+    )))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use self::lookup::Lookup;
 use super::solver::dns_record_name;
 use super::{ChallengeKind, PendingChallenge, Solver, SolverFuture};
 use crate::domain::DomainName;
-use crate::error::Error;
+use crate::error::{Error, Setting};
 
 /// Default for [`Dns01Config::propagation_timeout`].
 pub const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -185,11 +185,12 @@ impl Dns01Solver {
             Some(zone) => {
                 let zone = fqdn(zone)?;
                 if !zone.zone_of(&target) {
-                    return Err(DnsError::Config {
-                        reason: format!(
-                            "{target} is not inside the configured zone {zone}; fix --dns-zone or leave it unset to detect the zone"
+                    return Err(DnsError::setting_at_fault(
+                        Setting::DnsZone,
+                        format!(
+                            "{target} is not inside the configured zone {zone}; fix the zone or leave it unset to detect it"
                         ),
-                    });
+                    ));
                 }
                 zone
             }
@@ -220,17 +221,25 @@ impl Dns01Solver {
                 challenge.token().to_owned(),
                 (record.clone(), added.is_ok()),
             );
-        added.map_err(|e| self.provider_error("add", &record, e.0))?;
+        added.map_err(|e| self.provider_error("add", &record, e.message().to_owned(), &e))?;
         tracing::info!(record = %record.fqdn, zone = %record.zone, provider = %self.provider.describe(), "added TXT record");
         Ok(())
     }
 
-    fn provider_error(&self, action: &'static str, record: &TxtRecord, reason: String) -> DnsError {
+    /// `error` as reported by the provider, told as `reason`.
+    fn provider_error(
+        &self,
+        action: &'static str,
+        record: &TxtRecord,
+        reason: String,
+        error: &ProviderError,
+    ) -> DnsError {
         DnsError::Provider {
             provider: self.provider.describe(),
             action,
             record: record.fqdn.clone(),
             reason,
+            setting: error.setting(),
         }
     }
 
@@ -253,11 +262,8 @@ impl Dns01Solver {
             return Ok(());
         }
         self.provider.remove_txt(&record).await.map_err(|e| {
-            self.provider_error(
-                "remove",
-                &record,
-                format!("{}; the journal keeps it for the next run", e.0),
-            )
+            let reason = format!("{}; the journal keeps it for the next run", e.message());
+            self.provider_error("remove", &record, reason, &e)
         })?;
         if let Some(journal) = &self.journal {
             journal.remove(&record);
@@ -374,9 +380,8 @@ impl Solver for Dns01Solver {
 
 /// `name` as an absolute DNS name.
 fn fqdn(name: &str) -> Result<Name, DnsError> {
-    let mut parsed = Name::from_ascii(name).map_err(|e| DnsError::Config {
-        reason: format!("{name:?} is not a DNS name: {e}"),
-    })?;
+    let mut parsed = Name::from_ascii(name)
+        .map_err(|e| DnsError::config(format!("{name:?} is not a DNS name: {e}")))?;
     parsed.set_fqdn(true);
     Ok(parsed)
 }

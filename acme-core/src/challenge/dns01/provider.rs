@@ -9,6 +9,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::Setting;
+
 /// The future a [`DnsProvider`] returns: boxed so that `dyn DnsProvider` works.
 pub type ProviderFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProviderError>> + Send + 'a>>;
 
@@ -26,11 +28,63 @@ pub struct TxtRecord {
     pub ttl: u32,
 }
 
-/// Why a provider call failed: a sentence saying what happened and what to check. Never
-/// include a credential.
+/// Why a provider call failed: a sentence saying what happened and what to check, and
+/// which setting of the solver is at fault when one is. Never include a credential.
+///
+/// ```
+/// use berth_acme_core::Setting;
+/// use berth_acme_core::challenge::dns01::ProviderError;
+///
+/// let busy = ProviderError::from("the API answered 503; try again later");
+/// assert_eq!(busy.setting(), None);
+/// let zone = ProviderError::new("the server says the name is not in the zone")
+///     .with_setting(Setting::DnsZone);
+/// assert_eq!(zone.setting(), Some(Setting::DnsZone));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ProviderError(pub String);
+#[error("{message}")]
+pub struct ProviderError {
+    message: String,
+    setting: Option<Setting>,
+}
+
+impl ProviderError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            setting: None,
+        }
+    }
+
+    /// Names the solver setting at fault.
+    pub fn with_setting(mut self, setting: Setting) -> Self {
+        self.setting = Some(setting);
+        self
+    }
+
+    /// What happened and what to check.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The setting at fault, if any.
+    pub fn setting(&self) -> Option<Setting> {
+        self.setting
+    }
+}
+
+impl From<String> for ProviderError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for ProviderError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
 
 /// A DNS API that can publish DNS-01 records.
 ///

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 
 use super::DnsError;
 use super::provider::{DnsProvider, ProviderError, ProviderFuture, TxtRecord};
+use crate::Setting;
 
 /// The clock skew a signed update tolerates (RFC 8945 §5.2.3 recommends 300 s).
 const TSIG_FUDGE: u16 = 300;
@@ -71,17 +72,16 @@ impl FromStr for TsigAlgorithm {
             "hmac-sha384" => Ok(Self::HmacSha384),
             "hmac-sha512" => Ok(Self::HmacSha512),
             "hmac-md5" | "hmac-md5.sig-alg.reg.int" | "hmac-sha1" | "hmac-sha224" => {
-                Err(DnsError::Config {
-                    reason: format!(
+                Err(DnsError::setting_at_fault(
+                    Setting::TsigSecret,
+                    format!(
                         "TSIG algorithm {s:?} is too weak; make a new key with `tsig-keygen -a hmac-sha256`"
                     ),
-                })
+                ))
             }
-            _ => Err(DnsError::Config {
-                reason: format!(
-                    "unknown TSIG algorithm {s:?}; use hmac-sha256, hmac-sha384 or hmac-sha512"
-                ),
-            }),
+            _ => Err(DnsError::config(format!(
+                "unknown TSIG algorithm {s:?}; use hmac-sha256, hmac-sha384 or hmac-sha512"
+            ))),
         }
     }
 }
@@ -119,38 +119,47 @@ impl TsigKey {
         } else {
             (None, None, Secret::new(text.trim().to_owned()))
         };
-        let name = name.map(str::to_owned).or(file_name).ok_or_else(|| DnsError::Config {
-            reason: "the TSIG key needs a name: set --dns-tsig-key (the name in the server's `key \"…\"` statement)".into(),
+        let name = name.map(str::to_owned).or(file_name).ok_or_else(|| {
+            DnsError::setting_at_fault(
+                Setting::TsigKeyName,
+                "the TSIG key needs a name: give the one in the server's `key \"…\"` statement",
+            )
         })?;
-        let name = Name::from_ascii(&name).map_err(|e| DnsError::Config {
-            reason: format!("TSIG key name {name:?} is not a DNS name: {e}"),
+        let name = Name::from_ascii(&name).map_err(|e| {
+            DnsError::setting_at_fault(
+                Setting::TsigKeyName,
+                format!("TSIG key name {name:?} is not a DNS name: {e}"),
+            )
         })?;
         let algorithm = match (algorithm, file_algorithm) {
             (Some(a), _) => a,
             (None, Some((a, line))) => a.parse().map_err(|e| match e {
                 // The weak names are fixed strings, safe to quote.
-                DnsError::Config { ref reason } if reason.contains("too weak") => e,
+                DnsError::Config { ref reason, .. } if reason.contains("too weak") => e,
                 // Anything else may be the secret itself (a statement missing its `;`).
-                _ => DnsError::Config {
-                    reason: format!(
+                _ => DnsError::setting_at_fault(
+                    Setting::TsigSecret,
+                    format!(
                         "the TSIG key file's `algorithm` statement on line {line} names no known algorithm (is a `;` missing?); use hmac-sha256, hmac-sha384 or hmac-sha512"
                     ),
-                },
+                ),
             })?,
             (None, None) => TsigAlgorithm::default(),
         };
         let decoded = Zeroizing::new(STANDARD.decode(secret.expose().as_bytes()).map_err(|_| {
-            DnsError::Config {
-                reason: "the TSIG secret is not base64; point --dns-tsig-secret-file at the file `tsig-keygen` wrote, or at the secret alone".into(),
-            }
+            DnsError::setting_at_fault(
+                Setting::TsigSecret,
+                "the TSIG secret is not base64; give the file `tsig-keygen` wrote, or the secret alone",
+            )
         })?);
         if decoded.len() < 16 {
-            return Err(DnsError::Config {
-                reason: format!(
+            return Err(DnsError::setting_at_fault(
+                Setting::TsigSecret,
+                format!(
                     "the TSIG secret is only {} bytes; make a proper one with `tsig-keygen -a {algorithm}`",
                     decoded.len()
                 ),
-            });
+            ));
         }
         Ok(Self {
             name,
@@ -183,7 +192,7 @@ impl TsigKey {
             self.name.clone(),
             TSIG_FUDGE,
         )
-        .map_err(|e| ProviderError(format!("cannot use the TSIG key: {e}")))
+        .map_err(|e| ProviderError::new(format!("cannot use the TSIG key: {e}")))
     }
 }
 
@@ -218,8 +227,11 @@ fn parse_key_file(
             .next()
             .map(|a| (a.trim().trim_matches('"').to_owned(), line))
     });
-    let secret = quoted_after(body, "secret").ok_or_else(|| DnsError::Config {
-        reason: "the TSIG key file has no `secret \"…\";` line".into(),
+    let secret = quoted_after(body, "secret").ok_or_else(|| {
+        DnsError::setting_at_fault(
+            Setting::TsigSecret,
+            "the TSIG key file has no `secret \"…\";` line",
+        )
     })?;
     Ok((name, algorithm, Secret::new(secret)))
 }
@@ -245,14 +257,15 @@ impl Rfc2136Provider {
 
     async fn update(&self, record: &TxtRecord, add: bool) -> Result<(), ProviderError> {
         let name = Name::from_ascii(&record.fqdn)
-            .map_err(|e| ProviderError(format!("{:?} is not a DNS name: {e}", record.fqdn)))?;
+            .map_err(|e| ProviderError::new(format!("{:?} is not a DNS name: {e}", record.fqdn)))?;
         let zone = Name::from_ascii(&record.zone)
-            .map_err(|e| ProviderError(format!("{:?} is not a DNS zone: {e}", record.zone)))?;
+            .map_err(|e| ProviderError::new(format!("{:?} is not a DNS zone: {e}", record.zone)))?;
         if !zone.zone_of(&name) {
-            return Err(ProviderError(format!(
-                "{} is not inside zone {}; check --dns-zone",
+            return Err(ProviderError::new(format!(
+                "{} is not inside zone {}; check the zone",
                 record.fqdn, record.zone
-            )));
+            ))
+            .with_setting(Setting::DnsZone));
         }
         let rrset = RecordSet::from(Record::from_rdata(
             name,
@@ -273,7 +286,7 @@ impl Rfc2136Provider {
         task.abort();
         let response = answer.map_err(|e| {
             let text = e.to_string();
-            ProviderError(if text.contains("timed out") || text.contains("timeout") {
+            ProviderError::new(if text.contains("timed out") || text.contains("timeout") {
                 format!(
                     "no answer within {}s; is the server running and reachable on {} (UDP)?",
                     self.timeout.as_secs(),
@@ -296,23 +309,24 @@ impl Rfc2136Provider {
         })?;
         match response.metadata.response_code {
             ResponseCode::NoError => Ok(()),
-            ResponseCode::Refused => Err(ProviderError(format!(
+            ResponseCode::Refused => Err(ProviderError::new(format!(
                 "the server refused the update (REFUSED): TSIG key {} may not change TXT {} — allow it in the zone's update-policy (see the README), or check that {} is the zone's primary",
                 self.key.name(),
                 record.fqdn,
                 self.server
             ))),
-            ResponseCode::NotAuth => Err(ProviderError(format!(
+            ResponseCode::NotAuth => Err(ProviderError::new(format!(
                 "the server rejected the update (NOTAUTH): either TSIG key {} ({}) does not match the server's (name, algorithm, secret; or the clocks differ by more than {TSIG_FUDGE}s), or it is not authoritative for zone {}",
                 self.key.name(),
                 self.key.algorithm(),
                 record.zone
             ))),
-            ResponseCode::NotZone => Err(ProviderError(format!(
-                "the server says {} is not in zone {} (NOTZONE); check --dns-zone",
+            ResponseCode::NotZone => Err(ProviderError::new(format!(
+                "the server says {} is not in zone {} (NOTZONE); check the zone",
                 record.fqdn, record.zone
-            ))),
-            code => Err(ProviderError(format!("the server answered {code}"))),
+            ))
+            .with_setting(Setting::DnsZone)),
+            code => Err(ProviderError::new(format!("the server answered {code}"))),
         }
     }
 }
@@ -372,11 +386,11 @@ mod tests {
     fn a_key_file_without_a_name_never_takes_the_secret_for_one() {
         // Found by the fuzz test: the first quoted string after `key` was the secret.
         let file = format!("key {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};");
-        let err = TsigKey::parse(None, None, &Secret::new(file.clone()))
-            .unwrap_err()
-            .to_string();
+        let err = TsigKey::parse(None, None, &Secret::new(file.clone())).unwrap_err();
+        assert_eq!(err.setting(), Some(Setting::TsigKeyName));
+        let err = err.to_string();
         assert!(!err.contains(&SECRET[..12]), "{err}");
-        assert!(err.contains("--dns-tsig-key"), "{err}");
+        assert!(err.contains("the TSIG key needs a name"), "{err}");
         // A secret that is a valid DNS name became the key's name, shown everywhere.
         let named_like = file.replace(SECRET, "c2VjcmV0c2VjcmV0c2VjcmV0");
         assert!(TsigKey::parse(None, None, &Secret::new(named_like)).is_err());
@@ -393,15 +407,16 @@ mod tests {
         let secret = Secret::new(format!("{SECRET}\n"));
         let key = TsigKey::parse(Some("k"), None, &secret).unwrap();
         assert_eq!(key.algorithm(), TsigAlgorithm::HmacSha256);
-        let err = TsigKey::parse(None, None, &secret).unwrap_err().to_string();
-        assert!(err.contains("--dns-tsig-key"), "{err}");
+        let err = TsigKey::parse(None, None, &secret).unwrap_err();
+        assert_eq!(err.setting(), Some(Setting::TsigKeyName));
+        assert!(err.to_string().contains("`key \"…\"` statement"), "{err}");
     }
 
     #[test]
     fn bad_secrets_and_weak_algorithms_are_refused_without_echoing_the_secret() {
-        let err = TsigKey::parse(Some("k"), None, &Secret::new("not base64!!".into()))
-            .unwrap_err()
-            .to_string();
+        let err = TsigKey::parse(Some("k"), None, &Secret::new("not base64!!".into())).unwrap_err();
+        assert_eq!(err.setting(), Some(Setting::TsigSecret));
+        let err = err.to_string();
         assert!(err.contains("not base64") && !err.contains("!!"), "{err}");
         let err = TsigKey::parse(Some("k"), None, &Secret::new("c2hvcnQ=".into()))
             .unwrap_err()
