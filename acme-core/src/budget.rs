@@ -302,11 +302,7 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-pub(crate) fn rfc3339(at: SystemTime) -> String {
-    time::OffsetDateTime::from(at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| format!("{at:?}"))
-}
+pub(crate) use crate::timestamp::rfc3339;
 
 #[cfg(test)]
 mod tests {
@@ -327,6 +323,15 @@ mod tests {
         DomainSet::parse(names).unwrap()
     }
 
+    /// [`check`] against Let's Encrypt's limits at [`CA`].
+    fn lets_encrypt(
+        history: &[HistoryEvent],
+        domains: &DomainSet,
+        now: SystemTime,
+    ) -> Result<(), Box<BudgetExceeded>> {
+        check(&RateLimits::LETS_ENCRYPT, history, CA, domains, now)
+    }
+
     #[test]
     fn duplicate_certificate_limit_refuses_the_sixth_and_says_when() {
         let now = SystemTime::now();
@@ -340,7 +345,7 @@ mod tests {
                 )
             })
             .collect();
-        let err = check(&RateLimits::LETS_ENCRYPT, &history, CA, &domains, now).unwrap_err();
+        let err = lets_encrypt(&history, &domains, now).unwrap_err();
         assert_eq!(err.what, "certificates for the same set of names");
         // The oldest of the five (5 h ago) leaves the 7-day window first.
         assert_eq!(err.frees_at, now - Duration::from_secs(5 * 3600) + WEEK);
@@ -374,16 +379,7 @@ mod tests {
                 )
             })
             .collect();
-        assert!(
-            check(
-                &RateLimits::LETS_ENCRYPT,
-                &history,
-                CA,
-                &set(&["a.example.com"]),
-                now
-            )
-            .is_ok()
-        );
+        assert!(lets_encrypt(&history, &set(&["a.example.com"]), now).is_ok());
     }
 
     #[test]
@@ -398,25 +394,9 @@ mod tests {
                 )
             })
             .collect();
-        let err = check(
-            &RateLimits::LETS_ENCRYPT,
-            &history,
-            CA,
-            &set(&["new.example.co.uk"]),
-            now,
-        )
-        .unwrap_err();
+        let err = lets_encrypt(&history, &set(&["new.example.co.uk"]), now).unwrap_err();
         assert_eq!(err.scope, "registered domain example.co.uk");
-        assert!(
-            check(
-                &RateLimits::LETS_ENCRYPT,
-                &history,
-                CA,
-                &set(&["new.example.org"]),
-                now
-            )
-            .is_ok()
-        );
+        assert!(lets_encrypt(&history, &set(&["new.example.org"]), now).is_ok());
     }
 
     #[test]
@@ -434,14 +414,7 @@ mod tests {
                 )
             })
             .collect();
-        let err = check(
-            &RateLimits::LETS_ENCRYPT,
-            &history,
-            CA,
-            &set(&["*.a.example.com"]),
-            now,
-        )
-        .unwrap_err();
+        let err = lets_encrypt(&history, &set(&["*.a.example.com"]), now).unwrap_err();
         assert_eq!(err.what, "failed validations");
         assert!(
             check(
