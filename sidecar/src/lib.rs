@@ -9,8 +9,6 @@
 //! assert!(command.get_subcommands().any(|c| c.get_name() == "run"));
 //! ```
 
-mod admin;
-mod admin_client;
 pub mod cli;
 mod commands;
 mod dns;

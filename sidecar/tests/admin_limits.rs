@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use berth_tests::Pebble;
 use support::{Sidecar, start_upstream};
 
-/// The admin server's limits (see `sidecar/src/admin.rs`).
+/// The admin server's limits (see `admin/src/server.rs`).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 64;
 

@@ -41,7 +41,12 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
         vec![responder.solver.clone()],
     );
     if args.order.dry_run {
-        let rows = super::renew::renew(&manager, &[], true, true).await;
+        let request = berth_admin::api::RenewRequest {
+            force: true,
+            dry_run: true,
+            names: Vec::new(),
+        };
+        let rows = berth_admin::renew::renew(&manager, &request).await;
         responder.stop().await;
         return super::renew::report(rows, args.output.json, true);
     }

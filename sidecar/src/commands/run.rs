@@ -12,6 +12,7 @@ use berth_acme_core::challenge::{
 };
 use berth_acme_core::store::Store;
 use berth_acme_core::{CertManager, CertSet, ManagerConfig};
+use berth_admin::OrderCounters;
 use berth_config::RunSettings;
 use berth_config::lint::{Finding, Level, Probe};
 use berth_proxy::{CertSource, Metrics, Proxy};
@@ -21,7 +22,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, OrderCounters};
 use crate::cli::RunArgs;
 use crate::commands::{open_store, rescue_dir, store_location};
 use crate::failure::Failure;
@@ -131,9 +131,9 @@ pub(crate) async fn run(
     let shutdown = CancellationToken::new();
     let current = Arc::new(ArcSwap::new(Arc::clone(&manager)));
     let orders = Arc::new(OrderCounters::default());
-    let admin = admin::serve(
+    let admin = berth_admin::serve(
         settings.admin_addr,
-        admin::AdminState::new(Arc::clone(&current), metrics, Arc::clone(&orders)),
+        berth_admin::AdminState::new(Arc::clone(&current), metrics, Arc::clone(&orders)),
         shutdown.clone(),
     )
     .await
