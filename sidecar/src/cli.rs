@@ -231,12 +231,9 @@ pub(crate) struct ImportArgs {
 }
 
 /// Parses `90s`, `5m`, `1h30m`, `250ms` (humantime), or a bare number of seconds.
+/// The config file reads them the same way.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 30s, 5m, 1h)"))
+    berth_config::parse_duration(text)
 }
 
 /// The names of one certificate.

@@ -1,5 +1,6 @@
-//! The `--dns-*` flags turned into a DNS-01 solver. The TSIG secret is read from its file
-//! here, once per start (and per SIGHUP), and only from a file.
+//! The DNS-01 settings (`--dns-*` flags over the config file's `[dns]`) turned into a
+//! solver. The TSIG secret is read from its file here, once per start (and per SIGHUP),
+//! and only from a file.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,9 +10,9 @@ use berth_acme_core::challenge::dns01::{
     Dns01Config, Dns01Solver, DnsProvider, ExecProvider, Rfc2136Provider, TsigKey, journal_path,
     parse_server,
 };
+use berth_config::DnsSettings;
 use berth_secrets::Loader;
 
-use crate::cli::DnsArgs;
 use crate::failure::Failure;
 
 /// How long one run of the exec hook may take unless `--dns-exec-timeout` says otherwise.
@@ -25,7 +26,7 @@ const HOW_TO_CONFIGURE: &str = "dns-01 needs a DNS provider: --dns-server IP --d
 /// The DNS-01 solver the flags describe, or `None` when no provider is configured.
 /// `store` is the `acme.json` the record journal goes beside (none for a shared store).
 pub(crate) fn solver(
-    args: &DnsArgs,
+    args: &DnsSettings,
     store: Option<&Path>,
 ) -> Result<Option<Arc<Dns01Solver>>, Failure> {
     let loader = crate::commands::secrets_loader();
@@ -68,7 +69,7 @@ pub(crate) fn require(solver: Option<Arc<Dns01Solver>>) -> Result<Arc<Dns01Solve
     solver.ok_or_else(|| Failure::usage(HOW_TO_CONFIGURE))
 }
 
-fn provider(args: &DnsArgs, loader: &Loader) -> Result<Option<Arc<dyn DnsProvider>>, Failure> {
+fn provider(args: &DnsSettings, loader: &Loader) -> Result<Option<Arc<dyn DnsProvider>>, Failure> {
     let kind = match args.provider.as_deref().map(str::trim) {
         Some(kind) if !kind.is_empty() => kind.to_ascii_lowercase(),
         _ if args.exec.is_some() => "exec".into(),

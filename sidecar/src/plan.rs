@@ -14,7 +14,7 @@ use berth_stores::StoreLocation;
 use crate::commands::{account_config, read_store, rescue_dir, store_location};
 use crate::dns;
 use crate::failure::Failure;
-use crate::settings::{ca_args, dns_args, store_args};
+use crate::settings::{ca_args, store_args};
 
 pub(crate) use berth_config::profile;
 
@@ -35,7 +35,7 @@ impl Plan {
         let config = berth_config::Plan::build(settings).map_err(Failure::usage)?;
         let account = account_config(&ca_args(settings))?;
         let store = rescue_dir(&store_args(settings)).map(|_| settings.store.as_path());
-        let mut dns = dns::solver(&dns_args(&settings.dns), store)?;
+        let mut dns = dns::solver(&settings.dns, store)?;
         if config
             .managed
             .iter()

@@ -123,8 +123,8 @@ fn limits_layer(args: &LimitArgs, given: &dyn Fn(&str) -> bool) -> LimitsLayer {
     }
 }
 
-/// The `--dns-*` flags as the `[dns]` layer (none has a default: unset is `None`).
-fn dns_settings(args: &DnsArgs) -> DnsSettings {
+/// The `--dns-*` flags as the `[dns]` settings (none has a default: unset is `None`).
+pub(crate) fn dns_settings(args: &DnsArgs) -> DnsSettings {
     let DnsArgs {
         provider,
         server,
@@ -141,40 +141,6 @@ fn dns_settings(args: &DnsArgs) -> DnsSettings {
         ttl,
     } = args.clone();
     DnsSettings {
-        provider,
-        server,
-        tsig_key,
-        tsig_algorithm,
-        tsig_secret_file,
-        exec,
-        exec_timeout,
-        zone,
-        resolver,
-        propagation_servers,
-        propagation_timeout,
-        propagation_interval,
-        ttl,
-    }
-}
-
-/// The resolved `[dns]` settings as the DNS-01 solver's builder takes them.
-pub(crate) fn dns_args(settings: &DnsSettings) -> DnsArgs {
-    let DnsSettings {
-        provider,
-        server,
-        tsig_key,
-        tsig_algorithm,
-        tsig_secret_file,
-        exec,
-        exec_timeout,
-        zone,
-        resolver,
-        propagation_servers,
-        propagation_timeout,
-        propagation_interval,
-        ttl,
-    } = settings.clone();
-    DnsArgs {
         provider,
         server,
         tsig_key,

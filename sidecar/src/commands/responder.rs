@@ -44,7 +44,7 @@ impl Responder {
             }
             ChallengeKind::Dns01 => (
                 dns::require(dns::solver(
-                    &args.dns,
+                    &crate::settings::dns_settings(&args.dns),
                     rescue_dir(store).map(|_| store.store.as_path()),
                 )?)?,
                 None,
