@@ -96,7 +96,7 @@ pub enum Error {
     /// no request was sent (the failure ledger survives restarts).
     #[error(
         "not asking {ca} for {domains} before {}: the last attempt failed ({last_error}); fix the cause and wait, or force the order",
-        format_time(*until)
+        crate::timestamp::rfc3339(*until)
     )]
     BackingOff {
         /// The domain set.
@@ -123,7 +123,7 @@ pub enum Error {
     /// RFC 8555 §6.7).
     #[error(
         "the CA {ca} rate-limited the request: {detail}; {}",
-        match retry_after { Some(at) => format!("retry after {}", format_time(*at)), None => "wait before retrying (see the CA's rate-limit documentation)".to_owned() }
+        match retry_after { Some(at) => format!("retry after {}", crate::timestamp::rfc3339(*at)), None => "wait before retrying (see the CA's rate-limit documentation)".to_owned() }
     )]
     RateLimited {
         /// The CA (name and directory URL).
@@ -524,9 +524,3 @@ fn listen_hint(challenge: ChallengeKind, kind: std::io::ErrorKind) -> &'static s
     }
 }
 
-/// RFC 3339 in UTC, for retry times in messages.
-fn format_time(at: SystemTime) -> String {
-    time::OffsetDateTime::from(at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| httpdate::fmt_http_date(at))
-}

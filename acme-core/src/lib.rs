@@ -33,6 +33,7 @@ mod manager;
 mod renewal;
 pub mod stale;
 pub mod store;
+pub mod timestamp;
 
 pub use account::{AccountConfig, AcmeAccount, Eab, RevocationReason};
 pub use berth_certs::crypto;

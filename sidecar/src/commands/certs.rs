@@ -60,7 +60,7 @@ fn cert_json(cert: &StoredCert, state: &StateSnapshot, managed: Option<bool>) ->
         "serial": info.serial_hex,
         "not_before": rfc3339(info.not_before),
         "not_after": rfc3339(info.not_after),
-        "days_left": days_left(info.not_after),
+        "days_left": days_left(info.not_after, SystemTime::now()),
         // Relative to the lifetime, so a 6-day certificate is not always "expiring".
         "expiry": ExpiryLevel::at(info.not_before, info.not_after, SystemTime::now()).as_str(),
         "profile": state.cert(&key).profile,
@@ -110,7 +110,7 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
                 cert.resolver,
                 names,
                 rfc3339(info.not_after),
-                days_left(info.not_after),
+                days_left(info.not_after, SystemTime::now()),
                 info.issuer,
                 if revoked { "  [revoked]" } else { "" },
                 if is_managed(cert) == Some(false) {

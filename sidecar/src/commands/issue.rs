@@ -1,6 +1,8 @@
 //! `berth issue`: get one certificate now, through the same ledger, budget and
 //! staging-first logic as `berth run`.
 
+use std::time::SystemTime;
+
 use berth_acme_core::store::{export_combined, export_live};
 use berth_acme_core::{CertManager, ManagedCert, ManagerConfig, Outcome};
 
@@ -81,7 +83,7 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
             "serial": info.serial_hex,
             "not_before": rfc3339(info.not_before),
             "not_after": rfc3339(info.not_after),
-            "days_left": days_left(info.not_after),
+            "days_left": days_left(info.not_after, SystemTime::now()),
             "store": args.store.store,
             "exported": exported,
         });
@@ -102,7 +104,7 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
         println!(
             "  expires:   {} ({} days)",
             rfc3339(info.not_after),
-            days_left(info.not_after)
+            days_left(info.not_after, SystemTime::now())
         );
         println!(
             "  stored in: {} (resolver {:?})",

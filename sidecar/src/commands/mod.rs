@@ -250,19 +250,4 @@ pub(crate) fn find_cert(
     }
 }
 
-/// RFC 3339 text of a time, to the second.
-pub(crate) fn rfc3339(at: std::time::SystemTime) -> String {
-    let at = time::OffsetDateTime::from(at);
-    at.replace_nanosecond(0)
-        .unwrap_or(at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// Whole days from now until `at` (negative once past).
-pub(crate) fn days_left(at: std::time::SystemTime) -> i64 {
-    match at.duration_since(std::time::SystemTime::now()) {
-        Ok(d) => i64::try_from(d.as_secs() / 86400).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs().div_ceil(86400)).unwrap_or(i64::MAX),
-    }
-}
+pub(crate) use berth_acme_core::timestamp::{days_left, rfc3339};
