@@ -82,6 +82,73 @@ pub enum DomainError {
     },
 }
 
+/// `127.0.0.1.` and `*.127.0.0.1` pass the label rules, but a CA would see a DNS name
+/// made of an address: the first is the address, the second is refused.
+fn address_in_dns_form(name: &str) -> Result<Option<IpAddr>, DomainError> {
+    let base = name.strip_prefix("*.").unwrap_or(name);
+    match base.parse::<IpAddr>() {
+        Ok(ip) if name.starts_with("*.") => Err(DomainError::IpWildcard {
+            base: ip.to_string(),
+            name: name.to_owned(),
+        }),
+        Ok(ip) => Ok(Some(ip)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Checks a lower-case ASCII name against the DNS rules (RFC 1035 lengths and labels) and
+/// the wildcard position; gives it back if it passes.
+fn check_dns_name(name: String) -> Result<String, DomainError> {
+    if name.len() > 253 {
+        return Err(DomainError::TooLong {
+            len: name.len(),
+            name,
+        });
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err(DomainError::SingleLabel { name });
+    }
+    for (i, label) in labels.iter().enumerate() {
+        if *label == "*" && i == 0 {
+            continue;
+        }
+        if label.contains('*') {
+            return Err(DomainError::BadWildcard { name: name.clone() });
+        }
+        if let Some(reason) = label_problem(label) {
+            return Err(DomainError::BadLabel {
+                label: (*label).to_owned(),
+                name,
+                reason,
+            });
+        }
+    }
+    if labels.len() == 2 && labels[0] == "*" {
+        // `*.com` would be a wildcard for a whole TLD; no CA issues it.
+        return Err(DomainError::BadWildcard { name });
+    }
+    Ok(name)
+}
+
+/// What is wrong with one label of a DNS name, if anything.
+fn label_problem(label: &str) -> Option<&'static str> {
+    if label.is_empty() {
+        Some("labels cannot be empty (two dots in a row?)")
+    } else if label.len() > 63 {
+        Some("labels are at most 63 characters")
+    } else if !label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Some("only letters, digits and '-' are allowed")
+    } else if label.starts_with('-') || label.ends_with('-') {
+        Some("labels cannot start or end with '-'")
+    } else {
+        None
+    }
+}
+
 /// A validated DNS name (lower-case ASCII, optional leading `*.` wildcard) or an IP
 /// address identifier (RFC 8738).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,10 +168,7 @@ impl DomainName {
         }
         let unbracketed = trimmed.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = unbracketed.parse::<IpAddr>() {
-            return Ok(Self {
-                name: ip.to_string(),
-                ip: true,
-            });
+            return Ok(Self::address(ip));
         }
         if !trimmed.is_ascii() {
             return Err(DomainError::NotAscii {
@@ -115,65 +179,18 @@ impl DomainName {
             .strip_suffix('.')
             .unwrap_or(trimmed)
             .to_ascii_lowercase();
-        // `127.0.0.1.` and `*.127.0.0.1` pass the label rules below, but a CA would see
-        // a DNS name made of an address: take the first as the address, refuse the second.
-        let base = name.strip_prefix("*.").unwrap_or(&name);
-        if let Ok(ip) = base.parse::<IpAddr>() {
-            if name.starts_with("*.") {
-                return Err(DomainError::IpWildcard {
-                    base: ip.to_string(),
-                    name,
-                });
-            }
-            return Ok(Self {
-                name: ip.to_string(),
-                ip: true,
-            });
+        if let Some(ip) = address_in_dns_form(&name)? {
+            return Ok(Self::address(ip));
         }
-        if name.len() > 253 {
-            return Err(DomainError::TooLong {
-                len: name.len(),
-                name,
-            });
+        check_dns_name(name).map(|name| Self { name, ip: false })
+    }
+
+    /// An IP address identifier.
+    fn address(ip: IpAddr) -> Self {
+        Self {
+            name: ip.to_string(),
+            ip: true,
         }
-        let labels: Vec<&str> = name.split('.').collect();
-        if labels.len() < 2 {
-            return Err(DomainError::SingleLabel { name });
-        }
-        for (i, label) in labels.iter().enumerate() {
-            if *label == "*" && i == 0 {
-                continue;
-            }
-            if label.contains('*') {
-                return Err(DomainError::BadWildcard { name: name.clone() });
-            }
-            let reason = if label.is_empty() {
-                Some("labels cannot be empty (two dots in a row?)")
-            } else if label.len() > 63 {
-                Some("labels are at most 63 characters")
-            } else if !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
-                Some("only letters, digits and '-' are allowed")
-            } else if label.starts_with('-') || label.ends_with('-') {
-                Some("labels cannot start or end with '-'")
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                return Err(DomainError::BadLabel {
-                    label: (*label).to_owned(),
-                    name,
-                    reason,
-                });
-            }
-        }
-        if labels.len() == 2 && labels[0] == "*" {
-            // `*.com` would be a wildcard for a whole TLD; no CA issues it.
-            return Err(DomainError::BadWildcard { name });
-        }
-        Ok(Self { name, ip: false })
     }
 
     /// The name as it goes on the wire and into certificates.
