@@ -186,6 +186,15 @@ pub fn field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
     })
 }
 
+/// A field of an object by name, for changing it: the first key equal to `name` when
+/// case is ignored, as Go's JSON decoder reads it.
+pub fn field_mut<'a>(object: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
+    object
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
 /// Sets a field, reusing the spelling of an existing key that differs only in case.
 pub fn set_field(object: &mut Map<String, Value>, name: &str, value: Value) {
     let existing = object

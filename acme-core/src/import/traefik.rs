@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+use berth_certs::acme_json::field;
 use serde_json::Value;
 
 use super::{Format, Found, ImportError, Scan, Skipped};
@@ -37,16 +38,9 @@ pub(super) fn scan_file(path: &Path, now: SystemTime) -> Result<Scan, ImportErro
         found: Vec::new(),
         skipped: Vec::new(),
     };
-    let field = |value: &'_ Value, name: &str| -> Option<Value> {
-        value
-            .as_object()?
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
     if let Some(certificates) = field(&root, "Certificates") {
         scan.format = Format::TraefikV1;
-        read_list(path, "", &certificates, now, &mut scan);
+        read_list(path, "", certificates, now, &mut scan);
         return Ok(scan);
     }
     for (resolver, section) in object {
@@ -56,7 +50,7 @@ pub(super) fn scan_file(path: &Path, now: SystemTime) -> Result<Scan, ImportErro
             )));
         }
         if let Some(certificates) = field(section, "Certificates") {
-            read_list(path, resolver, &certificates, now, &mut scan);
+            read_list(path, resolver, certificates, now, &mut scan);
         }
     }
     Ok(scan)
@@ -99,13 +93,7 @@ fn read_list(path: &Path, resolver: &str, list: &Value, now: SystemTime, scan: &
 }
 
 fn entry_main(entry: &Value) -> Option<String> {
-    let get = |v: &Value, name: &str| {
-        v.as_object()?
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    get(&get(entry, "domain")?, "main")?
+    field(field(entry, "domain")?, "main")?
         .as_str()
         .map(str::to_owned)
 }

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use berth_certs::acme_json::{Document, field as get_ci, set_field as set_ci};
+use berth_certs::acme_json::{Document, field as get_ci, field_mut, set_field as set_ci};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -179,6 +179,15 @@ impl AcmeJson {
     /// Sets the certificate list of `resolver`, creating the section (with
     /// `"Account": null`) if needed.
     pub(crate) fn put_section(&mut self, resolver: &str, entries: Vec<Value>) {
+        if let Some(list) = self.section_list_or_create(resolver) {
+            *list = entries;
+        }
+    }
+
+    /// The certificate list of `resolver`. A missing section is created with
+    /// `"Account": null`, a section that is not an object replaced by one, and a list
+    /// that is missing or not a list becomes an empty one (keeping the key's spelling).
+    fn section_list_or_create(&mut self, resolver: &str) -> Option<&mut Vec<Value>> {
         if self.section_list_mut(resolver).is_none() {
             let section = self
                 .doc
@@ -192,9 +201,7 @@ impl AcmeJson {
                 set_ci(object, "Certificates", Value::Array(Vec::new()));
             }
         }
-        if let Some(list) = self.section_list_mut(resolver) {
-            *list = entries;
-        }
+        self.section_list_mut(resolver)
     }
 
     /// Every entry outside `resolver` whose names parse, by [`DomainSet::key`]: an
@@ -210,15 +217,10 @@ impl AcmeJson {
             .collect()
     }
 
+    /// The certificate list of `resolver`, if it has one.
     fn section_list_mut(&mut self, resolver: &str) -> Option<&mut Vec<Value>> {
-        self.doc
-            .fields_mut()
-            .get_mut(resolver)?
-            .as_object_mut()?
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case("Certificates"))
-            .map(|(_, v)| v)?
-            .as_array_mut()
+        let section = self.doc.fields_mut().get_mut(resolver)?.as_object_mut()?;
+        field_mut(section, "Certificates")?.as_array_mut()
     }
 
     /// The resolver names in the file.
@@ -240,31 +242,9 @@ impl AcmeJson {
     /// resolver section (with `"Account": null`) if needed. An existing entry for the
     /// same names keeps its other fields.
     pub fn upsert(&mut self, resolver: &str, domains: &DomainSet, certificate: &Certificate) {
-        let section = self
-            .doc
-            .fields_mut()
-            .entry(resolver.to_owned())
-            .or_insert_with(|| serde_json::json!({ "Account": null, "Certificates": [] }));
-        if !section.is_object() {
-            *section = serde_json::json!({ "Account": null, "Certificates": [] });
-        }
-        let Some(object) = section.as_object_mut() else {
+        let Some(list) = self.section_list_or_create(resolver) else {
             return;
         };
-        let key = object
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case("Certificates"))
-            .cloned();
-        let list = object
-            .entry(key.unwrap_or_else(|| "Certificates".into()))
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if !list.is_array() {
-            *list = Value::Array(Vec::new());
-        }
-        let Some(list) = list.as_array_mut() else {
-            return;
-        };
-
         let fresh = entry_json(domains, certificate);
         let position = list
             .iter()
@@ -285,18 +265,7 @@ impl AcmeJson {
 
     /// Removes the certificate for exactly `domains` from `resolver`; whether one was.
     pub fn remove(&mut self, resolver: &str, domains: &DomainSet) -> bool {
-        let Some(list) = self
-            .doc
-            .fields_mut()
-            .get_mut(resolver)
-            .and_then(Value::as_object_mut)
-            .and_then(|o| {
-                o.iter_mut()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("Certificates"))
-                    .map(|(_, v)| v)
-            })
-            .and_then(Value::as_array_mut)
-        else {
+        let Some(list) = self.section_list_mut(resolver) else {
             return false;
         };
         let before = list.len();
