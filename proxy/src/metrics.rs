@@ -99,82 +99,27 @@ impl Metrics {
     pub fn render_prometheus(&self) -> String {
         let s = self.snapshot();
         let mut out = String::with_capacity(2048);
-        let mut single = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP berth_proxy_{name} {help}");
-            let _ = writeln!(out, "# TYPE berth_proxy_{name} {kind}");
-            let _ = writeln!(out, "berth_proxy_{name} {value}");
-        };
-        single(
-            "tls_handshakes_total",
-            "counter",
-            "Completed TLS handshakes.",
-            s.handshakes,
-        );
-        single(
-            "tls_handshake_failures_total",
-            "counter",
-            "Failed TLS handshakes, unknown server names included.",
-            s.handshake_failures,
-        );
-        single(
-            "tls_unknown_sni_total",
-            "counter",
-            "Handshakes refused because no certificate matched the server name.",
-            s.unknown_sni,
-        );
-        single(
-            "tls_acme_alpn_handshakes_total",
-            "counter",
-            "Handshakes answered with a TLS-ALPN-01 challenge certificate.",
-            s.acme_tls_alpn_handshakes,
-        );
-        single(
-            "cert_reloads_total",
-            "counter",
-            "Certificate sets swapped in after the first.",
-            s.reloads,
-        );
-        single(
-            "cert_reload_failures_total",
-            "counter",
-            "Certificate reloads refused; the previous set kept serving.",
-            s.reload_failures,
-        );
-        single(
-            "connections_active",
-            "gauge",
-            "Client connections open now.",
-            s.connections_active,
-        );
-        single(
-            "connections_total",
-            "counter",
-            "Client connections accepted.",
-            s.connections_total,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_proxy_responses_total Responses sent, by status class."
-        );
-        let _ = writeln!(out, "# TYPE berth_proxy_responses_total counter");
-        for (i, class) in ["other", "1xx", "2xx", "3xx", "4xx", "5xx"]
-            .iter()
-            .enumerate()
-        {
-            let _ = writeln!(
-                out,
-                "berth_proxy_responses_total{{class=\"{class}\"}} {}",
-                s.responses_by_class[i]
-            );
-        }
+        render_singles(&mut out, &s);
+        render_responses(&mut out, &s);
+        self.render_latency(&mut out, &s);
+        out
+    }
+
+    /// The upstream latency histogram: cumulative buckets, `+Inf`, sum and count.
+    fn render_latency(&self, out: &mut String, s: &MetricsSnapshot) {
         let name = "berth_proxy_upstream_latency_seconds";
         let _ = writeln!(
             out,
             "# HELP {name} Time from forwarding a request to the upstream's response headers."
         );
         let _ = writeln!(out, "# TYPE {name} histogram");
-        for (i, le) in LATENCY_BUCKETS_SECONDS.iter().enumerate() {
-            let count = self.inner.upstream_latency_buckets[i].load(Ordering::Relaxed);
+        for (bucket, le) in self
+            .inner
+            .upstream_latency_buckets
+            .iter()
+            .zip(LATENCY_BUCKETS_SECONDS)
+        {
+            let count = bucket.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {count}");
         }
         let _ = writeln!(
@@ -188,43 +133,36 @@ impl Metrics {
             s.upstream_latency_micros_sum as f64 / 1e6
         );
         let _ = writeln!(out, "{name}_count {}", s.upstream_latency_count);
-        out
     }
 
     pub(crate) fn handshake_ok(&self) {
-        self.inner.handshakes.fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.handshakes);
     }
 
     pub(crate) fn handshake_failed(&self) {
-        self.inner
-            .handshake_failures
-            .fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.handshake_failures);
     }
 
     pub(crate) fn unknown_sni(&self) {
-        self.inner.unknown_sni.fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.unknown_sni);
     }
 
     pub(crate) fn acme_tls_alpn_handshake(&self) {
-        self.inner
-            .acme_tls_alpn_handshakes
-            .fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.acme_tls_alpn_handshakes);
     }
 
     pub(crate) fn reloaded(&self) {
-        self.inner.reloads.fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.reloads);
     }
 
     pub(crate) fn reload_failed(&self) {
-        self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.reload_failures);
     }
 
     /// Counts a connection as open until the returned guard is dropped.
     pub(crate) fn connection_opened(&self) -> ConnectionGuard {
-        self.inner.connections_total.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .connections_active
-            .fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.connections_total);
+        bump(&self.inner.connections_active);
         ConnectionGuard {
             metrics: self.clone(),
         }
@@ -235,7 +173,7 @@ impl Metrics {
             100..=599 => usize::from(status.as_u16() / 100),
             _ => 0,
         };
-        self.inner.responses_by_class[class].fetch_add(1, Ordering::Relaxed);
+        bump(&self.inner.responses_by_class[class]);
     }
 
     pub(crate) fn upstream_latency(&self, latency: Duration) {
@@ -245,13 +183,94 @@ impl Metrics {
         // observation counts it.
         for (i, le) in LATENCY_BUCKETS_SECONDS.iter().enumerate() {
             if seconds <= *le {
-                c.upstream_latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+                bump(&c.upstream_latency_buckets[i]);
             }
         }
-        c.upstream_latency_count.fetch_add(1, Ordering::Relaxed);
+        bump(&c.upstream_latency_count);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         c.upstream_latency_micros_sum
             .fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// Adds one to a counter.
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The counters and the gauge that are one value each, with their help texts.
+fn render_singles(out: &mut String, s: &MetricsSnapshot) {
+    let singles = [
+        (
+            "tls_handshakes_total",
+            "counter",
+            "Completed TLS handshakes.",
+            s.handshakes,
+        ),
+        (
+            "tls_handshake_failures_total",
+            "counter",
+            "Failed TLS handshakes, unknown server names included.",
+            s.handshake_failures,
+        ),
+        (
+            "tls_unknown_sni_total",
+            "counter",
+            "Handshakes refused because no certificate matched the server name.",
+            s.unknown_sni,
+        ),
+        (
+            "tls_acme_alpn_handshakes_total",
+            "counter",
+            "Handshakes answered with a TLS-ALPN-01 challenge certificate.",
+            s.acme_tls_alpn_handshakes,
+        ),
+        (
+            "cert_reloads_total",
+            "counter",
+            "Certificate sets swapped in after the first.",
+            s.reloads,
+        ),
+        (
+            "cert_reload_failures_total",
+            "counter",
+            "Certificate reloads refused; the previous set kept serving.",
+            s.reload_failures,
+        ),
+        (
+            "connections_active",
+            "gauge",
+            "Client connections open now.",
+            s.connections_active,
+        ),
+        (
+            "connections_total",
+            "counter",
+            "Client connections accepted.",
+            s.connections_total,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        let _ = writeln!(out, "# HELP berth_proxy_{name} {help}");
+        let _ = writeln!(out, "# TYPE berth_proxy_{name} {kind}");
+        let _ = writeln!(out, "berth_proxy_{name} {value}");
+    }
+}
+
+/// Responses by status class.
+fn render_responses(out: &mut String, s: &MetricsSnapshot) {
+    let _ = writeln!(
+        out,
+        "# HELP berth_proxy_responses_total Responses sent, by status class."
+    );
+    let _ = writeln!(out, "# TYPE berth_proxy_responses_total counter");
+    let classes = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
+    for (class, count) in classes.iter().zip(s.responses_by_class) {
+        let _ = writeln!(
+            out,
+            "berth_proxy_responses_total{{class=\"{class}\"}} {count}"
+        );
     }
 }
 
