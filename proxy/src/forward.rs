@@ -672,10 +672,30 @@ impl std::fmt::Display for ErrorChain<'_> {
 mod tests {
     use super::*;
 
+    /// A header map with these fields, in this order.
+    fn header_map(fields: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for &(name, value) in fields {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        headers
+    }
+
+    /// The names of `fields` left after removing hop-by-hop headers, sorted.
+    fn end_to_end(fields: &[(&'static str, &'static str)]) -> Vec<String> {
+        let mut headers = header_map(fields);
+        remove_hop_by_hop(&mut headers);
+        let mut left: Vec<String> = headers.keys().map(|n| n.as_str().to_owned()).collect();
+        left.sort_unstable();
+        left
+    }
+
     #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
+        let left = end_to_end(&[
             ("connection", "keep-alive, X-Secret-Hop"),
             ("keep-alive", "timeout=5"),
             ("x-secret-hop", "1"),
@@ -685,22 +705,13 @@ mod tests {
             ("proxy-authorization", "Basic x"),
             ("accept", "*/*"),
             ("content-length", "3"),
-        ] {
-            headers.append(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        remove_hop_by_hop(&mut headers);
-        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        left.sort_unstable();
+        ]);
         assert_eq!(left, ["accept", "content-length"]);
     }
 
     #[test]
     fn connection_cannot_name_host_or_forwarding_headers_away() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
+        let left = end_to_end(&[
             (
                 "connection",
                 "Host, X-Forwarded-For, forwarded, X-Real-IP, x-forwarded-host, x-other",
@@ -711,15 +722,7 @@ mod tests {
             ("x-real-ip", "192.0.2.1"),
             ("x-forwarded-host", "www.example.com"),
             ("x-other", "1"),
-        ] {
-            headers.append(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        remove_hop_by_hop(&mut headers);
-        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        left.sort_unstable();
+        ]);
         assert_eq!(
             left,
             [
@@ -733,8 +736,7 @@ mod tests {
     }
 
     fn spoofed() -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
+        header_map(&[
             ("host", "example.com:8443"),
             ("x-forwarded-for", "203.0.113.9"),
             ("forwarded", "for=203.0.113.9"),
@@ -743,13 +745,7 @@ mod tests {
             ("x-forwarded-host", "admin.internal"),
             ("x-forwarded-port", "8080"),
             ("x-forwarded-prefix", "/admin"),
-        ] {
-            headers.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        headers
+        ])
     }
 
     #[test]
