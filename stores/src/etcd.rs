@@ -83,78 +83,20 @@ impl EtcdStore {
     ) -> Result<Arc<Self>, StoreError> {
         let scheme = if tls { "etcds" } else { "etcd" };
         let describe = format!("{scheme}://{}", endpoints.join(","));
-        let fail =
-            |action: &'static str, reason: String, setting: Option<Setting>| StoreError::Backend {
-                store: describe.clone(),
-                action,
-                reason,
-                setting,
-            };
         let urls: Vec<String> = endpoints
             .iter()
             .map(|e| format!("{}://{e}", if tls { "https" } else { "http" }))
             .collect();
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(CALL_TIMEOUT)
-            .with_timeout(CALL_TIMEOUT);
-        if let Some((name, password)) = &options.user {
-            connect = connect.with_user(name.clone(), password.expose().to_owned());
-        }
-        if options.identity.is_some() && !tls {
-            return Err(fail(
-                "reading the URL",
-                "a client certificate (`identity`) needs TLS; use etcds://".into(),
-                Some(Setting::StoreIdentity),
-            ));
-        }
-        if tls {
-            let mut config = etcd_client::TlsOptions::new();
-            if let Some(pem) = &options.ca_pem {
-                config = config.ca_certificate(etcd_client::Certificate::from_pem(pem));
-            }
-            if let Some(identity) = &options.identity {
-                config = config.identity(etcd_client::Identity::from_pem(
-                    &identity.cert_pem,
-                    identity.key_pem.expose(),
-                ));
-            }
-            connect = connect.with_tls(config);
-        }
-        let identity = options.identity.is_some();
-        let connect_error = |e: &etcd_client::Error| {
-            let (text, setting) = explain(e);
-            match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
-                Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
-                None => (text, setting),
-            }
+        let connect = connect_options(&describe, tls, &options)?;
+        let step = Step {
+            describe: &describe,
+            tls,
+            identity: options.identity.is_some(),
         };
-        let mut client =
-            tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(urls, Some(connect)))
-                .await
-                .map_err(|_| {
-                    fail(
-                        "connecting",
-                        "no answer; check the address and that etcd runs".into(),
-                        None,
-                    )
-                })?
-                .map_err(|e| {
-                    let (reason, setting) = connect_error(&e);
-                    fail("connecting", reason, setting)
-                })?;
-        tokio::time::timeout(CALL_TIMEOUT, client.status())
-            .await
-            .map_err(|_| {
-                fail(
-                    "connecting",
-                    "no answer; check the address and that etcd runs".into(),
-                    None,
-                )
-            })?
-            .map_err(|e| {
-                let (reason, setting) = connect_error(&e);
-                fail("connecting", reason, setting)
-            })?;
+        let mut client = step.answered(
+            tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(urls, Some(connect))).await,
+        )?;
+        step.answered(tokio::time::timeout(CALL_TIMEOUT, client.status()).await)?;
         let prefix = if options.prefix.is_empty() {
             "berth/".to_owned()
         } else {
@@ -173,6 +115,81 @@ impl EtcdStore {
             inner,
             _watch: stop.drop_guard(),
         }))
+    }
+}
+
+/// The client options: timeouts, the user, and the TLS files when `tls` (a client
+/// certificate without TLS is refused).
+fn connect_options(
+    describe: &str,
+    tls: bool,
+    options: &EtcdOptions,
+) -> Result<ConnectOptions, StoreError> {
+    let mut connect = ConnectOptions::new()
+        .with_connect_timeout(CALL_TIMEOUT)
+        .with_timeout(CALL_TIMEOUT);
+    if let Some((name, password)) = &options.user {
+        connect = connect.with_user(name.clone(), password.expose().to_owned());
+    }
+    if options.identity.is_some() && !tls {
+        return Err(StoreError::Backend {
+            store: describe.to_owned(),
+            action: "reading the URL",
+            reason: "a client certificate (`identity`) needs TLS; use etcds://".into(),
+            setting: Some(Setting::StoreIdentity),
+        });
+    }
+    if tls {
+        let mut config = etcd_client::TlsOptions::new();
+        if let Some(pem) = &options.ca_pem {
+            config = config.ca_certificate(etcd_client::Certificate::from_pem(pem));
+        }
+        if let Some(identity) = &options.identity {
+            config = config.identity(etcd_client::Identity::from_pem(
+                &identity.cert_pem,
+                identity.key_pem.expose(),
+            ));
+        }
+        connect = connect.with_tls(config);
+    }
+    Ok(connect)
+}
+
+/// One step of connecting (connect, then a status call), for its failure's message.
+struct Step<'a> {
+    describe: &'a str,
+    tls: bool,
+    /// Whether a client certificate is configured.
+    identity: bool,
+}
+
+impl Step<'_> {
+    /// The step's result, or why there is none: no answer in time, or etcd's error with
+    /// the fix for a TLS or client-certificate mistake.
+    fn answered<T>(
+        &self,
+        answer: Result<Result<T, etcd_client::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, StoreError> {
+        let (reason, setting) = match answer {
+            Ok(Ok(value)) => return Ok(value),
+            Err(_) => (
+                "no answer; check the address and that etcd runs".into(),
+                None,
+            ),
+            Ok(Err(e)) => {
+                let (text, setting) = explain(&e);
+                match crate::identity::connect_hint(&format!("{e:?}"), self.tls, self.identity) {
+                    Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
+                    None => (text, setting),
+                }
+            }
+        };
+        Err(StoreError::Backend {
+            store: self.describe.to_owned(),
+            action: "connecting",
+            reason,
+            setting,
+        })
     }
 }
 

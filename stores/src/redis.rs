@@ -130,89 +130,8 @@ impl RedisStore {
     /// server answers and accepts the credentials, naming the store and the fix if not.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Arc<Self>, StoreError> {
         let describe = describe(url);
-        let fail = |action: &'static str, e: &dyn std::fmt::Display| StoreError::Backend {
-            store: describe.clone(),
-            action,
-            reason: e.to_string(),
-            setting: None,
-        };
-        let mut info = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(|e| fail("parsing the URL", &e))?;
-        if info.redis_settings().password().is_some() {
-            return Err(StoreError::Backend {
-                store: describe,
-                action: "reading the URL",
-                reason: "the URL holds a password; give it as the `password` option instead, read from a file (URLs end up in logs and `docker inspect`)".into(),
-                setting: Some(Setting::StorePassword),
-            });
-        }
-        if let Some(password) = &options.password {
-            let settings = info
-                .redis_settings()
-                .clone()
-                .set_password(password.expose());
-            info = info.set_redis_settings(settings);
-        }
-        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-        if options.identity.is_some() && !tls {
-            return Err(StoreError::Backend {
-                store: describe,
-                action: "reading the URL",
-                reason: "a client certificate (`identity`) needs TLS; use rediss://".into(),
-                setting: Some(Setting::StoreIdentity),
-            });
-        }
-        let client = if options.ca_pem.is_some() || options.identity.is_some() {
-            let client_tls = options.identity.as_ref().map(|id| redis::ClientTlsConfig {
-                client_cert: id.cert_pem.clone(),
-                client_key: id.key_pem.expose().as_bytes().to_vec(),
-            });
-            Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls,
-                    root_cert: options.ca_pem.clone(),
-                },
-            )
-        } else {
-            Client::open(info)
-        }
-        .map_err(|e| fail("configuring the client", &e))?;
-        let identity = options.identity.is_some();
-        let connect_error = |e: &redis::RedisError| {
-            let (text, setting) = explain(e);
-            let (reason, setting) =
-                match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
-                    Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
-                    None => (text, setting),
-                };
-            StoreError::Backend {
-                store: describe.clone(),
-                action: "connecting",
-                reason,
-                setting,
-            }
-        };
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(2);
-        let mut conn = tokio::time::timeout(
-            COMMAND_TIMEOUT * 2,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| {
-            fail(
-                "connecting",
-                &"no answer; check the address and that Redis runs",
-            )
-        })?
-        .map_err(|e| connect_error(&e))?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| connect_error(&e))?;
+        let (client, tls) = build_client(url, &describe, &options)?;
+        let conn = open(&client, &describe, tls, options.identity.is_some()).await?;
         let prefix = if options.prefix.is_empty() {
             "berth/".to_owned()
         } else {
@@ -237,6 +156,114 @@ impl RedisStore {
             _tasks: stop.drop_guard(),
         }))
     }
+}
+
+/// A failure of `action` on the store `describe` names, blaming no setting.
+fn failure(describe: &str, action: &'static str, e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Backend {
+        store: describe.to_owned(),
+        action,
+        reason: e.to_string(),
+        setting: None,
+    }
+}
+
+/// The client for `url` with the options' password and TLS files, and whether it speaks
+/// TLS; refuses a password in the URL and a client certificate without TLS.
+fn build_client(
+    url: &str,
+    describe: &str,
+    options: &RedisOptions,
+) -> Result<(Client, bool), StoreError> {
+    let mut info = redis::IntoConnectionInfo::into_connection_info(url)
+        .map_err(|e| failure(describe, "parsing the URL", &e))?;
+    if info.redis_settings().password().is_some() {
+        return Err(StoreError::Backend {
+            store: describe.to_owned(),
+            action: "reading the URL",
+            reason: "the URL holds a password; give it as the `password` option instead, read from a file (URLs end up in logs and `docker inspect`)".into(),
+            setting: Some(Setting::StorePassword),
+        });
+    }
+    if let Some(password) = &options.password {
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_password(password.expose());
+        info = info.set_redis_settings(settings);
+    }
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if options.identity.is_some() && !tls {
+        return Err(StoreError::Backend {
+            store: describe.to_owned(),
+            action: "reading the URL",
+            reason: "a client certificate (`identity`) needs TLS; use rediss://".into(),
+            setting: Some(Setting::StoreIdentity),
+        });
+    }
+    let client = if options.ca_pem.is_some() || options.identity.is_some() {
+        let client_tls = options.identity.as_ref().map(|id| redis::ClientTlsConfig {
+            client_cert: id.cert_pem.clone(),
+            client_key: id.key_pem.expose().as_bytes().to_vec(),
+        });
+        Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls,
+                root_cert: options.ca_pem.clone(),
+            },
+        )
+    } else {
+        Client::open(info)
+    }
+    .map_err(|e| failure(describe, "configuring the client", &e))?;
+    Ok((client, tls))
+}
+
+/// Connects `client` and checks the server answers (`PING`); a failure says why, with
+/// the fix for a TLS or client-certificate mistake.
+async fn open(
+    client: &Client,
+    describe: &str,
+    tls: bool,
+    identity: bool,
+) -> Result<ConnectionManager, StoreError> {
+    let connect_error = |e: &redis::RedisError| {
+        let (text, setting) = explain(e);
+        let (reason, setting) =
+            match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
+                Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
+                None => (text, setting),
+            };
+        StoreError::Backend {
+            store: describe.to_owned(),
+            action: "connecting",
+            reason,
+            setting,
+        }
+    };
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+        .set_number_of_retries(2);
+    let mut conn = tokio::time::timeout(
+        COMMAND_TIMEOUT * 2,
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    .map_err(|_| {
+        failure(
+            describe,
+            "connecting",
+            &"no answer; check the address and that Redis runs",
+        )
+    })?
+    .map_err(|e| connect_error(&e))?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| connect_error(&e))?;
+    Ok(conn)
 }
 
 /// The URL without credentials, for messages.
