@@ -31,6 +31,7 @@ mod key;
 pub mod ledger;
 mod manager;
 mod renewal;
+pub mod revocation;
 pub mod stale;
 pub mod store;
 pub mod timestamp;

@@ -5,6 +5,7 @@
 
 mod acme_json;
 pub(crate) mod atomic;
+mod catalog;
 mod error;
 mod export;
 mod file;
@@ -16,6 +17,7 @@ pub(crate) mod state;
 mod stats;
 
 pub use acme_json::{AcmeJson, DEFAULT_RESOLVER, Permissions, StoredCert, UnreadableCert};
+pub use catalog::{Catalog, CatalogEntry};
 pub use error::StoreError;
 pub use export::{LivePaths, export_combined, export_live, export_name};
 pub use file::FileStore;

@@ -3,22 +3,13 @@
 
 use std::time::SystemTime;
 
-use std::sync::Arc;
+use berth_acme_core::RevocationReason;
+use berth_acme_core::revocation::stored_account;
+use berth_acme_core::stale;
+use berth_acme_core::store::{CatalogEntry, Store, export_combined, export_live};
 
-use berth_acme_core::stale::{self, ConfiguredSets};
-use berth_acme_core::store::records;
-use berth_acme_core::store::{
-    FileStore, StateSnapshot, Store, StoredAccount, StoredCert, export_combined, export_live,
-};
-use berth_acme_core::{AcmeAccount, ExpiryLevel, RevocationReason, due_at};
-use berth_stores::StoreLocation;
-
-use super::{
-    account_config, days_left, find_cert, open_store, read_store, rfc3339, store_location,
-};
-use crate::cli::{
-    CertsCommand, CertsExportArgs, CertsListArgs, CertsPruneArgs, CertsShowArgs, StoreArgs,
-};
+use super::{account_config, days_left, not_found, open_store, read_catalog, read_store, rfc3339};
+use crate::cli::{CertsCommand, CertsExportArgs, CertsListArgs, CertsPruneArgs, CertsShowArgs};
 use crate::failure::Failure;
 
 pub(crate) async fn run(command: CertsCommand) -> Result<(), Failure> {
@@ -30,28 +21,10 @@ pub(crate) async fn run(command: CertsCommand) -> Result<(), Failure> {
     }
 }
 
-/// Whether `cert` is one the last `berth run` manages: `None` for another resolver's
-/// certificate, or when no `berth run` recorded its configuration in the store.
-fn managed(cert: &StoredCert, resolver: &str, configured: Option<&ConfiguredSets>) -> Option<bool> {
-    (cert.resolver == resolver)
-        .then_some(configured?)
-        .map(|c| c.manages(&cert.domains.key()))
-}
-
-/// What the last `berth run` on the store was configured with. Read-only.
-async fn configured_sets(args: &StoreArgs) -> Result<Option<ConfiguredSets>, Failure> {
-    let store: Arc<dyn Store> = match store_location(args)? {
-        StoreLocation::File(path) => FileStore::open_read_only(&path, &args.resolver).await?,
-        _ => open_store(args).await?,
-    };
-    Ok(stale::configured(store.as_ref()).await?)
-}
-
-fn cert_json(cert: &StoredCert, state: &StateSnapshot, managed: Option<bool>) -> serde_json::Value {
+fn cert_json(entry: &CatalogEntry, now: SystemTime) -> serde_json::Value {
+    let cert = &entry.cert;
     let info = cert.certificate.info();
-    let key = cert.domains.key();
-    let backoff = state.ledger().find(|e| e.domains == key);
-    let revoked = state.revoked(&info.serial_hex);
+    let failures = entry.failures.as_ref();
     serde_json::json!({
         "resolver": cert.resolver,
         "main": cert.domains.main().as_str(),
@@ -60,33 +33,31 @@ fn cert_json(cert: &StoredCert, state: &StateSnapshot, managed: Option<bool>) ->
         "serial": info.serial_hex,
         "not_before": rfc3339(info.not_before),
         "not_after": rfc3339(info.not_after),
-        "days_left": days_left(info.not_after, SystemTime::now()),
-        // Relative to the lifetime, so a 6-day certificate is not always "expiring".
-        "expiry": ExpiryLevel::at(info.not_before, info.not_after, SystemTime::now()).as_str(),
-        "profile": state.cert(&key).profile,
-        "renew_at": rfc3339(due_at(&cert.certificate, state.hint(&info.serial_hex))),
-        "renewal_window": state.hint(&info.serial_hex).and_then(|h| h.window).map(|(start, end)| serde_json::json!({"start": rfc3339(start), "end": rfc3339(end)})),
-        "revoked": revoked.map(|r| rfc3339(r.at)),
-        // Ordered as an ARI renewal (RFC 9773 `replaces`) and accepted by the CA.
-        "ari_renewal": state.cert(&key).ari_renewal.as_deref() == Some(info.serial_hex.as_str()),
+        "days_left": days_left(info.not_after, now),
+        "expiry": entry.expiry.as_str(),
+        "profile": entry.profile,
+        "renew_at": rfc3339(entry.renew_at),
+        "renewal_window": entry.renewal_window.map(|(start, end)| serde_json::json!({"start": rfc3339(start), "end": rfc3339(end)})),
+        "revoked": entry.revoked.as_ref().map(|r| rfc3339(r.at)),
+        "ari_renewal": entry.ari_renewal,
         // false: berth run is not configured with these names and never renews them.
-        "managed": managed,
-        "last_error": backoff.map(|e| e.last_error.clone()),
-        "consecutive_failures": backoff.map(|e| e.consecutive_failures),
-        "backoff_until": backoff.filter(|e| e.next_attempt_at > SystemTime::now()).map(|e| rfc3339(e.next_attempt_at)),
+        "managed": entry.managed,
+        "last_error": failures.map(|e| e.last_error.clone()),
+        "consecutive_failures": failures.map(|e| e.consecutive_failures),
+        "backoff_until": entry.backoff_until.map(rfc3339),
     })
 }
 
 async fn list(args: CertsListArgs) -> Result<(), Failure> {
-    let (store, state) = read_store(&args.store).await?;
-    let configured = configured_sets(&args.store).await?;
-    let is_managed = |c: &StoredCert| managed(c, &args.store.resolver, configured.as_ref());
-    let (certs, unreadable) = store.all_certificates();
+    let catalog = read_catalog(&args.store).await?;
+    let now = SystemTime::now();
+    let (entries, unreadable) = catalog.entries(now);
+    let ledger = catalog.state().ledger();
     if args.output.json {
         let doc = serde_json::json!({
-            "certificates": certs.iter().map(|c| cert_json(c, &state, is_managed(c))).collect::<Vec<_>>(),
+            "certificates": entries.iter().map(|e| cert_json(e, now)).collect::<Vec<_>>(),
             "unreadable": unreadable.iter().map(|u| serde_json::json!({"resolver": u.resolver, "main": u.main, "reason": u.reason})).collect::<Vec<_>>(),
-            "backoff": state.ledger().map(|e| serde_json::json!({
+            "backoff": ledger.map(|e| serde_json::json!({
                 "ca": e.ca, "domains": e.domains, "consecutive_failures": e.consecutive_failures,
                 "last_error": e.last_error, "next_attempt": rfc3339(e.next_attempt_at),
             })).collect::<Vec<_>>(),
@@ -94,26 +65,28 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
         println!("{doc}");
         return Ok(());
     }
-    if certs.is_empty() && unreadable.is_empty() {
+    if entries.is_empty() && unreadable.is_empty() {
         println!("no certificates in {}", args.store.store.display());
     } else {
         println!(
             "{:<12} {:<40} {:<25} {:>9}  ISSUER",
             "RESOLVER", "NAMES", "NOT AFTER", "DAYS LEFT"
         );
-        for cert in &certs {
-            let info = cert.certificate.info();
-            let names = cert.domains.to_string();
-            let revoked = state.revoked(&info.serial_hex).is_some();
+        for entry in &entries {
+            let (cert, info) = (&entry.cert, entry.cert.certificate.info());
             println!(
                 "{:<12} {:<40} {:<25} {:>9}  {}{}{}",
                 cert.resolver,
-                names,
+                cert.domains.to_string(),
                 rfc3339(info.not_after),
-                days_left(info.not_after, SystemTime::now()),
+                days_left(info.not_after, now),
                 info.issuer,
-                if revoked { "  [revoked]" } else { "" },
-                if is_managed(cert) == Some(false) {
+                if entry.revoked.is_some() {
+                    "  [revoked]"
+                } else {
+                    ""
+                },
+                if entry.managed == Some(false) {
                     "  [unmanaged]"
                 } else {
                     ""
@@ -129,8 +102,7 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
             );
         }
     }
-    let now = SystemTime::now();
-    for entry in state.ledger() {
+    for entry in ledger {
         let when = if entry.next_attempt_at > now {
             format!("next attempt {}", rfc3339(entry.next_attempt_at))
         } else {
@@ -145,14 +117,12 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
 }
 
 async fn show(args: CertsShowArgs) -> Result<(), Failure> {
-    let (store, state) = read_store(&args.store).await?;
-    let cert = find_cert(&store, &args.store.resolver, &args.name, &args.store.store)?;
-    let configured = configured_sets(&args.store).await?;
-    let doc = cert_json(
-        &cert,
-        &state,
-        managed(&cert, &args.store.resolver, configured.as_ref()),
-    );
+    let catalog = read_catalog(&args.store).await?;
+    let now = SystemTime::now();
+    let Some(entry) = catalog.find(&args.name, now) else {
+        return Err(not_found(&args.store, &args.name));
+    };
+    let doc = cert_json(&entry, now);
     if args.output.json {
         println!("{doc}");
     } else if let Some(fields) = doc.as_object() {
@@ -187,7 +157,9 @@ async fn export(args: CertsExportArgs) -> Result<(), Failure> {
             "--format live/combined/both exports one certificate: pass its NAME and --dir",
         ));
     };
-    let cert = find_cert(&store, &args.store.resolver, name, &args.store.store)?;
+    let Some(cert) = store.find(&args.store.resolver, name) else {
+        return Err(not_found(&args.store, name));
+    };
     let to_failure = |e| Failure::runtime(berth_acme_core::Error::from(e));
     if args.format == "live" || args.format == "both" {
         let paths = export_live(&cert.certificate, dir).map_err(to_failure)?;
@@ -285,21 +257,13 @@ async fn prune(args: CertsPruneArgs) -> Result<(), Failure> {
 async fn revoking_account(
     store: &dyn Store,
     args: &CertsPruneArgs,
-) -> Result<AcmeAccount, Failure> {
+) -> Result<berth_acme_core::AcmeAccount, Failure> {
     let config = account_config(&args.ca)?;
-    let stored =
-        records::get_json::<StoredAccount>(store, &records::account_key(config.ca.directory()))
-            .await?;
-    let Some((stored, _)) = stored else {
-        return Err(Failure::usage(format!(
+    stored_account(store, &config).await?.ok_or_else(|| {
+        Failure::usage(format!(
             "no account for {} in {}; --revoke needs the --ca the certificates were issued from",
             config.ca.directory(),
             args.store.store.display()
-        )));
-    };
-    Ok(
-        AcmeAccount::load_or_create(&config, Some(&stored.credentials))
-            .await?
-            .0,
-    )
+        ))
+    })
 }

@@ -13,7 +13,7 @@ pub(crate) async fn run(args: ImportArgs) -> Result<(), Failure> {
     // The source is read before the store is opened: a wrong path costs nothing.
     let scan = import::scan(&args.source).map_err(Failure::usage)?;
     let done = if args.dry_run {
-        let store = super::renew::read_only_store(&args.store).await?;
+        let store = super::open_read_only(&args.store).await?;
         import::preview(store.as_ref(), &scan.found).await
     } else {
         let store = open_store(&args.store).await?;

@@ -27,7 +27,7 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
 
     // Opened (and proven writable) before anything is ordered; a dry run only reads it.
     let store = if args.order.dry_run {
-        super::renew::read_only_store(&args.store).await?
+        super::open_read_only(&args.store).await?
     } else {
         open_store(&args.store).await?
     };

@@ -15,7 +15,9 @@ pub(crate) mod store;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_acme_core::store::{AcmeJson, FileStore, StateSnapshot, Store, StoredCert, records};
+use berth_acme_core::store::{
+    AcmeJson, Catalog, FileStore, StateSnapshot, Store, StoreError, records,
+};
 use berth_acme_core::{AccountConfig, DomainSet, Eab};
 use berth_secrets::Loader;
 use berth_stores::{
@@ -206,48 +208,47 @@ fn store_identity(
     Ok(Some(ClientIdentity { cert_pem, key_pem }))
 }
 
-/// Reads the store for display: never moves, rewrites or chmods a file (a file others
-/// can read is read with a warning).
-pub(crate) async fn read_store(args: &StoreArgs) -> Result<(AcmeJson, StateSnapshot), Failure> {
-    if let StoreLocation::File(path) = store_location(args)? {
-        let store = FileStore::open_read_only(&path, &args.resolver).await?;
-        let state = StateSnapshot::read(store.as_ref()).await?;
-        return Ok((store.acme_json(), state));
+/// Opens the store only to read it: a file store read-only (never moved aside, rewritten
+/// or chmodded; a file others can read is read with a warning), a shared store as usual.
+pub(crate) async fn open_read_only(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
+    match store_location(args)? {
+        StoreLocation::File(path) => Ok(FileStore::open_read_only(&path, &args.resolver).await?),
+        _ => open_store(args).await,
     }
-    let store = open_store(args).await?;
-    let state = StateSnapshot::read(store.as_ref()).await?;
-    let acme = records::traefik_json(store.as_ref(), &args.resolver).await?;
-    Ok((acme, state))
 }
 
-/// The stored certificate whose main name is `name`, or failing that one that covers
-/// it; berth's resolver first, newest first.
-pub(crate) fn find_cert(
-    store: &AcmeJson,
-    resolver: &str,
-    name: &str,
-    path: &Path,
-) -> Result<StoredCert, Failure> {
-    let (mut certs, _) = store.all_certificates();
-    certs.sort_by_key(|c| (c.resolver == resolver, c.certificate.info().not_after));
-    let wanted = name.trim().to_ascii_lowercase();
-    let exact = certs
-        .iter()
-        .rposition(|c| c.domains.main().as_str() == wanted);
-    let covering = || {
-        certs
-            .iter()
-            .rposition(|c| c.domains.names().iter().any(|n| n.matches(&wanted)))
-    };
-    match exact.or_else(covering) {
-        Some(i) => Ok(certs.swap_remove(i)),
-        None => Err(Failure::usage(berth_acme_core::Error::from(
-            berth_acme_core::store::StoreError::NotFound {
-                name: name.to_owned(),
-                path: path.to_path_buf(),
-            },
-        ))),
+/// The store's certificates, read without writing: a file store's whole `acme.json`
+/// (every resolver's section), a shared store's certificates as one section.
+async fn read_certificates(args: &StoreArgs) -> Result<(Arc<dyn Store>, AcmeJson), Failure> {
+    if let StoreLocation::File(path) = store_location(args)? {
+        let store = FileStore::open_read_only(&path, &args.resolver).await?;
+        let acme = store.acme_json();
+        return Ok((store, acme));
     }
+    let store = open_store(args).await?;
+    let acme = records::traefik_json(store.as_ref(), &args.resolver).await?;
+    Ok((store, acme))
+}
+
+/// Reads the store for display (see [`read_certificates`]): certificates and state.
+pub(crate) async fn read_store(args: &StoreArgs) -> Result<(AcmeJson, StateSnapshot), Failure> {
+    let (store, acme) = read_certificates(args).await?;
+    Ok((acme, StateSnapshot::read(store.as_ref()).await?))
+}
+
+/// Reads the store for display (see [`read_certificates`]): every certificate with what
+/// berth knows about it.
+pub(crate) async fn read_catalog(args: &StoreArgs) -> Result<Catalog, Failure> {
+    let (store, acme) = read_certificates(args).await?;
+    Ok(Catalog::read(store.as_ref(), acme, &args.resolver).await?)
+}
+
+/// No stored certificate carries `name`.
+pub(crate) fn not_found(args: &StoreArgs, name: &str) -> Failure {
+    Failure::usage(berth_acme_core::Error::from(StoreError::NotFound {
+        name: name.to_owned(),
+        path: args.store.clone(),
+    }))
 }
 
 pub(crate) use berth_acme_core::timestamp::{days_left, rfc3339};

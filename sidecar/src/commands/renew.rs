@@ -4,20 +4,18 @@
 //! challenges itself. `--dry-run` orders from the CA's staging endpoint into a throwaway
 //! store and reports what would happen (certbot's habit); the real store is not written.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use berth_acme_core::stale;
-use berth_acme_core::store::{FileStore, Store, records};
+use berth_acme_core::store::records;
 use berth_acme_core::{CertManager, DomainName, ManagedCert, ManagerConfig};
 use berth_admin::api::{RenewOutcome, RenewRequest, RenewResponse, RenewResult};
 use berth_admin::renew::RenewRefusal;
 use berth_admin::{AdminClient, ClientError};
-use berth_stores::StoreLocation;
 
 use super::responder::Responder;
-use super::{account_config, open_store, rescue_dir, rfc3339, store_location};
-use crate::cli::{RenewArgs, StoreArgs};
+use super::{account_config, open_store, rescue_dir, rfc3339};
+use crate::cli::RenewArgs;
 use crate::failure::Failure;
 
 /// An order with Pebble takes seconds; a production CA under load, minutes.
@@ -127,7 +125,7 @@ async fn standalone(
     let account = account_config(&args.ca)?;
     // A dry run writes nothing to the real store, so it only reads it.
     let store = if args.order.dry_run {
-        read_only_store(&args.store).await?
+        super::open_read_only(&args.store).await?
     } else {
         open_store(&args.store).await?
     };
@@ -206,14 +204,5 @@ fn describe(result: &RenewResult) -> String {
             format!("{domains}: done, valid until {}", rfc3339(served.not_after))
         }
         other => format!("{domains}: {other:?}"),
-    }
-}
-
-/// Opens the store without writing to it (a file store read-only; a shared store is
-/// only read by a dry run).
-pub(crate) async fn read_only_store(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
-    match store_location(args)? {
-        StoreLocation::File(path) => Ok(FileStore::open_read_only(&path, &args.resolver).await?),
-        _ => open_store(args).await,
     }
 }

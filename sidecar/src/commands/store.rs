@@ -1,11 +1,10 @@
 //! `berth store migrate`: copy a whole store into another (file <-> redis://).
 
-use super::{open_store, store_location};
+use berth_acme_core::store::copy_all;
+
+use super::{open_read_only, open_store};
 use crate::cli::{MigrateArgs, StoreCommand};
 use crate::failure::Failure;
-use berth_acme_core::store::{FileStore, Store, copy_all};
-use berth_stores::StoreLocation;
-use std::sync::Arc;
 
 pub(crate) async fn run(command: StoreCommand) -> Result<(), Failure> {
     match command {
@@ -16,10 +15,7 @@ pub(crate) async fn run(command: StoreCommand) -> Result<(), Failure> {
 async fn migrate(args: MigrateArgs) -> Result<(), Failure> {
     let (from, to) = (args.side(&args.from), args.side(&args.to));
     // The source is only read: a file source is opened read-only (never moved aside).
-    let source: Arc<dyn Store> = match store_location(&from)? {
-        StoreLocation::File(path) => FileStore::open_read_only(&path, &from.resolver).await?,
-        _ => open_store(&from).await?,
-    };
+    let source = open_read_only(&from).await?;
     let target = open_store(&to).await?;
     let report = copy_all(source.as_ref(), target.as_ref()).await?;
     println!(
