@@ -7,7 +7,7 @@
 
 use std::time::SystemTime;
 
-use berth_acme_core::{DomainName, DomainSet};
+use berth_acme_core::{DomainName, DomainSet, timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The header a mutation (`POST /api/renew`) must carry; its value is not checked. A web
@@ -70,7 +70,7 @@ impl CertRow {
             issuer: cert.map(|c| c.info().issuer.clone()),
             not_before: cert.map(|c| c.info().not_before),
             not_after,
-            days_left: not_after.map(|t| days_left(t, now)),
+            days_left: not_after.map(|t| timestamp::days_left(t, now)),
             next_renewal: status.renew_at,
             valid: cert.is_some_and(|c| c.is_valid_at(now)),
             last_error: status.ledger.as_ref().map(|e| e.last_error.clone()),
@@ -82,14 +82,6 @@ impl CertRow {
             stored: status.stored,
             lease_holder,
         }
-    }
-}
-
-/// Whole days from `now` until `at` (negative once past).
-pub(crate) fn days_left(at: SystemTime, now: SystemTime) -> i64 {
-    match at.duration_since(now) {
-        Ok(d) => i64::try_from(d.as_secs() / 86400).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs().div_ceil(86400)).unwrap_or(i64::MAX),
     }
 }
 
@@ -199,14 +191,7 @@ pub(crate) mod wire {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// RFC 3339 text of a time, to the second.
-    pub(crate) fn rfc3339(at: SystemTime) -> String {
-        let at = ::time::OffsetDateTime::from(at);
-        at.replace_nanosecond(0)
-            .unwrap_or(at)
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| "?".into())
-    }
+    use berth_acme_core::timestamp::rfc3339;
 
     fn parse_time<E: serde::de::Error>(text: &str) -> Result<SystemTime, E> {
         ::time::OffsetDateTime::parse(text, &Rfc3339)

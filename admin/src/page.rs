@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::response::Html;
 use berth_acme_core::ExpiryLevel;
 use berth_acme_core::stale::StaleCert;
+use berth_acme_core::timestamp::{days_left, rfc3339};
 
-use crate::api::wire::rfc3339;
-use crate::api::{CertRow, days_left};
+use crate::api::CertRow;
 use crate::server::AdminState;
 
 pub(crate) async fn status_page(State(state): State<AdminState>) -> Html<String> {

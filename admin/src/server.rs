@@ -15,12 +15,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_acme_core::CertManager;
+use berth_acme_core::timestamp::rfc3339;
 use berth_proxy::Metrics;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::wire::rfc3339;
 use crate::api::{CertList, CertRow, REQUEST_HEADER, RenewRequest};
 use crate::cache::StoreCache;
 use crate::gate::{FORCED_PER_WINDOW, GateRefusal, RenewalGate};
