@@ -24,7 +24,8 @@ use etcd_client::{
 use tokio::sync::broadcast;
 
 use crate::identity::ClientIdentity;
-use crate::lease::{Renew, Renewal, holder_of, keep_renewed, new_token};
+use crate::lease::{Renew, Renewal, holder_of, new_token, spawn_renewal};
+use crate::reconnect::Reconnect;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
 
@@ -298,7 +299,7 @@ impl Inner {
 /// Forwards watch events as changes; re-opens a broken watch and asks readers to re-read.
 async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
     let prefix = inner.value_key("");
-    let mut delay = Duration::from_millis(200);
+    let mut reconnect = Reconnect::new();
     loop {
         let mut client = inner.client.clone();
         let opened = tokio::select! {
@@ -307,7 +308,7 @@ async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
         };
         match opened {
             Ok(mut stream) => {
-                delay = Duration::from_millis(200);
+                reconnect.opened();
                 let _ = inner.changes.send(Change::Resync);
                 loop {
                     let message = tokio::select! {
@@ -336,11 +337,9 @@ async fn watch(inner: Arc<Inner>, stop: CancellationToken) {
                 tracing::warn!(store = %inner.describe, error = %explain(&e).0, "cannot watch for changes; retrying");
             }
         }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
+        if !reconnect.wait(&stop).await {
+            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -469,24 +468,20 @@ impl Store for EtcdStore {
                 let _ = inner.run("locking", client.lease_revoke(lease_id)).await;
                 return Ok(None);
             }
-            let lost = CancellationToken::new();
-            let stop = CancellationToken::new();
             let renewal = EtcdRenewal {
                 inner: Arc::clone(inner),
                 key: key.clone(),
                 lease_id,
                 channel: None,
             };
-            tokio::spawn(keep_renewed(
+            let (lost, renewing) = spawn_renewal(
                 renewal,
                 Duration::from_secs(u64::try_from(seconds).unwrap_or(2)),
-                lost.clone(),
-                stop.clone(),
-            ));
+            );
             let held = Held {
                 key,
                 lease_id,
-                _renewal: stop.drop_guard(),
+                _renewal: renewing,
             };
             Ok(Some(Lease::with_lost(name, token, Box::new(held), lost)))
         })

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// This process as a lock holder, for other replicas' status pages: `host:pid`.
 pub(crate) fn holder_name() -> String {
@@ -47,6 +47,19 @@ pub(crate) trait Renew: Send {
     fn names(&self) -> (&str, &str);
     /// Extends the lock once.
     fn renew(&mut self) -> impl Future<Output = Renewal> + Send;
+}
+
+/// Starts renewing `lock` every `ttl / 3` (see [`keep_renewed`]); returns the token
+/// cancelled when the lock is lost and the guard that stops the renewal when the lease
+/// holding it is dropped.
+pub(crate) fn spawn_renewal(
+    lock: impl Renew + 'static,
+    ttl: Duration,
+) -> (CancellationToken, DropGuard) {
+    let lost = CancellationToken::new();
+    let stop = CancellationToken::new();
+    tokio::spawn(keep_renewed(lock, ttl, lost.clone(), stop.clone()));
+    (lost, stop.drop_guard())
 }
 
 /// Renews every `ttl / 3` until `stop`; cancels `lost` (and returns) when the lock is

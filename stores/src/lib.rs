@@ -22,6 +22,7 @@ mod identity;
 mod instrumented;
 mod lease;
 mod location;
+mod reconnect;
 mod redis;
 
 pub use crate::etcd::{EtcdOptions, EtcdStore};

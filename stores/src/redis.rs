@@ -31,7 +31,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, Script};
 
 use crate::identity::ClientIdentity;
-use crate::lease::{Renew, Renewal, holder_of, keep_renewed, new_token};
+use crate::lease::{Renew, Renewal, holder_of, new_token, spawn_renewal};
+use crate::reconnect::Reconnect;
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use zeroize::Zeroizing;
@@ -407,7 +408,7 @@ impl Inner {
 /// Forwards pub/sub announcements as changes; reconnects (asking for a resync) when the
 /// subscription breaks.
 async fn subscribe(inner: Arc<Inner>, stop: CancellationToken) {
-    let mut delay = Duration::from_millis(200);
+    let mut reconnect = Reconnect::new();
     loop {
         let connected = async {
             let mut pubsub = inner.client.get_async_pubsub().await?;
@@ -420,7 +421,7 @@ async fn subscribe(inner: Arc<Inner>, stop: CancellationToken) {
         };
         match pubsub {
             Ok(Ok(pubsub)) => {
-                delay = Duration::from_millis(200);
+                reconnect.opened();
                 // Whatever was written while unsubscribed is unknown.
                 let _ = inner.changes.send(Change::Resync);
                 let mut messages = pubsub.into_on_message();
@@ -458,11 +459,9 @@ async fn subscribe(inner: Arc<Inner>, stop: CancellationToken) {
                 tracing::warn!(store = %inner.describe, "cannot subscribe to changes (no answer); retrying")
             }
         }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
+        if !reconnect.wait(&stop).await {
+            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -589,8 +588,6 @@ impl Store for RedisStore {
             if taken.is_none() {
                 return Ok(None);
             }
-            let lost = CancellationToken::new();
-            let stop = CancellationToken::new();
             let ttl = Duration::from_millis(ttl_ms);
             let renewal = RedisRenewal {
                 inner: Arc::clone(inner),
@@ -598,10 +595,10 @@ impl Store for RedisStore {
                 token: token.clone(),
                 ttl,
             };
-            tokio::spawn(keep_renewed(renewal, ttl, lost.clone(), stop.clone()));
+            let (lost, renewing) = spawn_renewal(renewal, ttl);
             let held = Held {
                 key,
-                _renewal: stop.drop_guard(),
+                _renewal: renewing,
             };
             Ok(Some(Lease::with_lost(name, token, Box::new(held), lost)))
         })
