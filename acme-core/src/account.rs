@@ -430,17 +430,14 @@ fn leaf_der(certificate: &Certificate) -> Result<CertificateDer<'static>, Error>
         .cert
         .first()
         .map(|der| der.clone().into_owned())
-        .ok_or_else(|| Error::InvalidCertificate {
-            context: Some(certificate.info().domains.main().to_string()),
-            reason: "the chain has no leaf certificate".into(),
-        })
+        .ok_or_else(|| invalid_cert(certificate, "the chain has no leaf certificate"))
 }
 
 fn invalid_cert(certificate: &Certificate, err: impl std::fmt::Display) -> Error {
-    Error::InvalidCertificate {
-        context: Some(certificate.info().domains.main().to_string()),
-        reason: err.to_string(),
-    }
+    Error::invalid_certificate(
+        Some(certificate.info().domains.main().to_string()),
+        err.to_string(),
+    )
 }
 
 /// The CA's problem document as berth's own type.

@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+use berth_certs::CertError;
+
 use crate::challenge::{ChallengeError, ChallengeKind};
 use crate::domain::DomainError;
 
@@ -23,26 +25,10 @@ pub enum Error {
     /// Reading or writing `acme.json`, the state file or an export failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// A private key could not be generated or encoded.
-    #[error("could not generate a key: {reason}")]
-    KeyGeneration {
-        /// What the key library said.
-        reason: String,
-    },
-    /// A private key could not be loaded (wrong format, unsupported algorithm).
-    #[error("invalid private key: {reason}")]
-    InvalidKey {
-        /// What was wrong, never the key itself.
-        reason: String,
-    },
-    /// A certificate (chain) could not be parsed or does not fit its key or names.
-    #[error("invalid certificate{}: {reason}", context.as_deref().map(|c| format!(" for {c}")).unwrap_or_default())]
-    InvalidCertificate {
-        /// Which certificate (main name or file), when known.
-        context: Option<String>,
-        /// What is wrong.
-        reason: String,
-    },
+    /// A key could not be generated or loaded, or a certificate could not be parsed or
+    /// does not fit its key or names.
+    #[error(transparent)]
+    Cert(#[from] CertError),
     /// The CA answered a request with an RFC 7807 problem document (RFC 8555 §6.7) that
     /// has no more specific variant.
     #[error("the CA {ca} refused {action}: {problem}")]
@@ -272,9 +258,14 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn key_generation(err: impl std::fmt::Display) -> Self {
-        Self::KeyGeneration {
+        Self::Cert(CertError::KeyGeneration {
             reason: err.to_string(),
-        }
+        })
+    }
+
+    /// A certificate that cannot be used; `context` names it (main name or file).
+    pub(crate) fn invalid_certificate(context: Option<String>, reason: String) -> Self {
+        Self::Cert(CertError::InvalidCertificate { context, reason })
     }
 
     /// The configuration input whose change fixes this error, when one does: what a

@@ -220,13 +220,13 @@ impl Issuer {
 
         let certificate = Certificate::from_pem(&chain, key_pem)?;
         if !certificate.covers(domains) {
-            return Err(Error::InvalidCertificate {
-                context: Some(domains.main().to_string()),
-                reason: format!(
+            return Err(Error::invalid_certificate(
+                Some(domains.main().to_string()),
+                format!(
                     "the CA issued a certificate for {} instead of {domains}",
                     certificate.info().domains
                 ),
-            });
+            ));
         }
         tracing::info!(
             ca = %self.account.ca().name(),
@@ -790,8 +790,8 @@ fn csr_der(domains: &DomainSet, key: &KeyPair) -> Result<Vec<u8>, Error> {
         .iter()
         .map(|n| n.as_str().to_owned())
         .collect();
-    let csr_error = |e: rcgen::Error| Error::KeyGeneration {
-        reason: format!("cannot build the certificate signing request: {e}"),
+    let csr_error = |e: rcgen::Error| {
+        Error::key_generation(format!("cannot build the certificate signing request: {e}"))
     };
     let mut params = CertificateParams::new(names).map_err(csr_error)?;
     params.distinguished_name = DistinguishedName::new();

@@ -213,13 +213,12 @@ impl fmt::Display for Failure {
 /// Classifies library errors: what the user can fix by changing input exits 2.
 impl From<berth_acme_core::Error> for Failure {
     fn from(error: berth_acme_core::Error) -> Self {
-        use berth_acme_core::Error as E;
+        use berth_acme_core::{CertError, Error as E};
         let usage = matches!(
             error,
             E::Domain(_)
                 | E::Challenge(_)
-                | E::InvalidKey { .. }
-                | E::InvalidCertificate { .. }
+                | E::Cert(CertError::InvalidKey { .. } | CertError::InvalidCertificate { .. })
                 | E::ProfileUnavailable { .. }
         );
         if usage {

@@ -106,8 +106,10 @@ pub async fn serve_tls_alpn01(
 ) -> Result<ChallengeListener, Error> {
     let mut config = rustls::ServerConfig::builder_with_provider(crypto::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::InvalidKey {
-            reason: format!("TLS configuration for tls-alpn-01: {e}"),
+        .map_err(|e| {
+            Error::Cert(berth_certs::CertError::InvalidKey {
+                reason: format!("TLS configuration for tls-alpn-01: {e}"),
+            })
         })?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(ChallengeOnly(responder)));
