@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
 use berth_acme_core::store::{FileStore, StateSnapshot, single_file_mount, state_path, symlinked};
-use berth_acme_core::{AccountConfig, Ca, CaFamily, ChallengeKind, DomainSet};
+use berth_acme_core::{AccountConfig, Ca, CaFamily, ChallengeKind, DomainSet, Setting};
 use berth_proxy::Upstream;
 use serde::Serialize;
 
@@ -38,6 +38,10 @@ pub struct Finding {
     pub setting: &'static str,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// The library setting at fault when the finding is a library's refusal
+    /// ([`Setting::of`]); the binary adds the hint naming its flag.
+    #[serde(skip)]
+    pub cause: Option<Setting>,
 }
 
 impl fmt::Display for Finding {
@@ -94,10 +98,22 @@ struct Findings(Vec<Finding>);
 
 impl Findings {
     fn add(&mut self, level: Level, setting: &'static str, message: String) {
+        self.add_caused(level, setting, message, None);
+    }
+
+    /// A finding about a library's refusal, with the setting the library names.
+    fn add_caused(
+        &mut self,
+        level: Level,
+        setting: &'static str,
+        message: String,
+        cause: Option<Setting>,
+    ) {
         self.0.push(Finding {
             level,
             setting,
             message,
+            cause,
         });
     }
 }
@@ -384,10 +400,11 @@ async fn dns_preflight(dns: &Dns01Solver, plan: &Plan, findings: &mut Findings) 
                 "--dns-zone",
                 format!("dns-01 for {base}: TXT {record} in zone {zone}"),
             ),
-            Err(e) => findings.add(
+            Err(e) => findings.add_caused(
                 Level::Error,
                 "--dns-resolver",
                 format!("dns-01 for {base}: {e}"),
+                e.setting(),
             ),
         }
     }
@@ -464,7 +481,8 @@ fn staging(
 fn store_files(path: &Path, findings: &mut Findings) {
     for file in [path.to_path_buf(), state_path(path)] {
         if let Some(refusal) = single_file_mount(&file).or_else(|| symlinked(&file)) {
-            findings.add(Level::Error, "--store", refusal.to_string());
+            let cause = Setting::of(&refusal);
+            findings.add_caused(Level::Error, "--store", refusal.to_string(), cause);
         }
     }
     let dir = match path.parent() {

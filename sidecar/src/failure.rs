@@ -67,6 +67,31 @@ pub(crate) fn setting_of(error: &(dyn std::error::Error + 'static)) -> Option<Se
     })
 }
 
+/// A configuration finding as `berth` prints it: the finding, and the flag hint when a
+/// library's refusal names the setting at fault.
+pub(crate) fn finding_text(finding: &berth_config::lint::Finding) -> String {
+    let hint = finding.cause.and_then(|setting| flag_hint(setting, None));
+    match hint {
+        Some(hint) => format!("{finding}\n  hint: {}", hint.advice),
+        None => finding.to_string(),
+    }
+}
+
+/// The file name of a store refused as a single-file mount, from `error`'s chain.
+fn store_file_name<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
+    use berth_acme_core::store::StoreError;
+    std::iter::successors(Some(error), |e| e.source()).find_map(|e| {
+        let store = match e.downcast_ref::<berth_acme_core::Error>() {
+            Some(berth_acme_core::Error::Store(store)) => Some(store),
+            _ => e.downcast_ref::<StoreError>(),
+        };
+        match store {
+            Some(StoreError::SingleFileMount { name, .. }) => Some(name.as_str()),
+            _ => None,
+        }
+    })
+}
+
 /// What a `berth` user changes for a library [`Setting`]: the flag (or variable) that
 /// sets it, and how to change it. Library errors say what to do in the library's terms;
 /// this table is the only place their settings meet the binary's flag names.
@@ -95,7 +120,7 @@ pub(crate) async fn log_hints(
                 setting: Some(setting),
                 ..
             }) => {
-                if let Some(hint) = flag_hint(setting) {
+                if let Some(hint) = flag_hint(setting, None) {
                     tracing::warn!(domains = %domains, flag = hint.flag, "hint: {}", hint.advice);
                 }
             }
@@ -106,7 +131,11 @@ pub(crate) async fn log_hints(
 }
 
 /// The [`FlagHint`] for `setting`; `None` for a setting this binary has no flag for.
-pub(crate) fn flag_hint(setting: Setting) -> Option<FlagHint> {
+/// `error`, when given, fills in details the advice quotes (the store's file name).
+pub(crate) fn flag_hint(
+    setting: Setting,
+    error: Option<&(dyn std::error::Error + 'static)>,
+) -> Option<FlagHint> {
     let (flag, advice): (&'static str, Cow<'static, str>) = match setting {
         Setting::AgreeTos => (
             "--agree-tos",
@@ -165,7 +194,11 @@ pub(crate) fn flag_hint(setting: Setting) -> Option<FlagHint> {
         ),
         Setting::StorePath => (
             "--store",
-            "mount the directory instead: -v ./data:/data and --store /data/<file>".into(),
+            format!(
+                "mount the directory instead: -v ./data:/data and --store /data/{}",
+                error.and_then(store_file_name).unwrap_or("acme.json")
+            )
+            .into(),
         ),
         Setting::StoredName => (
             "--store",
@@ -203,7 +236,10 @@ impl fmt::Display for Failure {
             last = text;
             source = cause.source();
         }
-        if let Some(hint) = self.setting().and_then(flag_hint) {
+        if let Some(hint) = self
+            .setting()
+            .and_then(|s| flag_hint(s, Some(&*self.error)))
+        {
             write!(f, "\n  hint: {}", hint.advice)?;
         }
         Ok(())
@@ -310,7 +346,8 @@ mod tests {
         let mut flags = Vec::new();
         long_flags(&crate::cli::Cli::command(), &mut flags);
         for setting in SETTINGS {
-            let hint = flag_hint(*setting).unwrap_or_else(|| panic!("no hint for {setting:?}"));
+            let hint =
+                flag_hint(*setting, None).unwrap_or_else(|| panic!("no hint for {setting:?}"));
             let flag = hint.flag.trim_start_matches("-d/");
             assert!(hint.advice.contains(flag), "{setting:?}: {}", hint.advice);
             if flag.starts_with("--") {

@@ -133,7 +133,7 @@ fn wrong_zone(bind: &Bind) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_dns_zone_that_does_not_hold_the_name_is_named_by_issue_and_run() {
+async fn a_dns_zone_that_does_not_hold_the_name_is_named_by_issue_run_and_config_check() {
     let bind = Bind::start(&[zone()], &[KEY]);
     let pebble = pebble_through(&bind).await;
     let root = pebble.tls_root_path().display().to_string();
@@ -153,6 +153,29 @@ async fn a_dns_zone_that_does_not_hold_the_name_is_named_by_issue_and_run() {
         out.stderr.contains("hint: set --dns-zone"),
         "{}",
         out.stderr
+    );
+
+    // `berth config check` finds it without ordering.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("acme.json").display().to_string();
+    let upstream = format!("http://{}", start_upstream());
+    let mut args = vec!["config", "check", "--agree-tos", "-d", "example.test"];
+    args.extend(["--upstream", &upstream, "--store", &store]);
+    args.extend(["--http-addr", "127.0.0.1:0", "--tls-addr", "127.0.0.1:0"]);
+    args.extend(dns.iter().map(String::as_str));
+    let checked = berth(&args);
+    assert_eq!(checked.code, 2, "{}", checked.stdout);
+    assert!(
+        checked
+            .stdout
+            .contains("is not inside the configured zone other.test"),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked.stdout.contains("\n  hint: set --dns-zone"),
+        "{}",
+        checked.stdout
     );
 
     // `berth run` logs the failed order in the library's words, then the flag.

@@ -28,7 +28,7 @@ pub(crate) async fn check(args: &RunArgs, matches: &ArgMatches) -> Result<(), Fa
     println!();
     let findings = plan.findings(&settings, Probe::Live).await;
     for finding in &findings {
-        println!("{finding}");
+        println!("{}", crate::failure::finding_text(finding));
     }
     let count = |level| findings.iter().filter(|f| f.level == level).count();
     let (errors, warnings) = (count(Level::Error), count(Level::Warning));

@@ -255,7 +255,7 @@ fn report(findings: &[Finding]) -> Result<(), Failure> {
     let errors: Vec<String> = findings
         .iter()
         .filter(|f| f.level == Level::Error)
-        .map(ToString::to_string)
+        .map(crate::failure::finding_text)
         .collect();
     if errors.is_empty() {
         Ok(())
