@@ -29,6 +29,27 @@ pub enum Error {
         /// The library's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A secret file could not be read (or a secret was given another way than a file).
+    #[error(transparent)]
+    Secret(#[from] berth_secrets::Error),
+    /// A setting needs another one that is not set.
+    #[error("{setting} needs {needed}")]
+    Needs {
+        /// The setting given, with its value when that says why.
+        setting: String,
+        /// The setting it needs, and what it holds.
+        needed: &'static str,
+    },
+    /// A DNS provider berth does not know.
+    #[error(
+        "--dns-provider {0:?} is not known; use rfc2136 or exec (more providers are planned, see the README)"
+    )]
+    UnknownDnsProvider(String),
+    /// dns-01 is configured but no DNS provider is.
+    #[error(
+        "dns-01 needs a DNS provider: --dns-server IP --dns-tsig-secret-file FILE (RFC 2136 with a TSIG key) or --dns-exec PROGRAM"
+    )]
+    NoDnsProvider,
     /// No domain set is configured.
     #[error(
         "no domains to get certificates for; pass -d app.example.com (BERTH_DOMAINS) or add [[certificates]] to --config"
