@@ -6,16 +6,10 @@
 
 mod support;
 
-use berth_proxy::{CertSource, Limits, Proxy, Route, Routes, Upstream};
+use berth_proxy::{Limits, Route, Routes, Upstream};
 use http_body_util::BodyExt;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Fixture {
-    ca: TestCa,
-    proxy: Running,
-    upstream: support::Upstream,
-}
 
 /// A proxy serving `www.example.com` (serial 1), `*.example.com` (2) and
 /// `other.example.net` (3), every request routed to the test upstream.
@@ -23,46 +17,19 @@ async fn fixture(
     limits: Limits,
     configure: impl FnOnce(berth_proxy::ProxyBuilder, &support::Upstream) -> berth_proxy::ProxyBuilder,
 ) -> Fixture {
-    let ca = TestCa::new();
-    let certs = cert_set(&[
-        &ca.leaf(&["www.example.com"], 1),
-        &ca.leaf(&["*.example.com"], 2),
-        &ca.leaf(&["other.example.net"], 3),
-    ]);
-    let upstream = start_upstream().await;
-    let builder = Proxy::builder()
-        .routes(Routes::single(Upstream::parse(&upstream.url()).unwrap()))
-        .cert_source(CertSource::Static(certs))
-        .limits(limits);
-    let proxy = start_proxy(configure(builder, &upstream)).await;
-    Fixture {
-        ca,
-        proxy,
-        upstream,
-    }
+    Fixture::start(
+        limits,
+        &[
+            (&["www.example.com"], 1),
+            (&["*.example.com"], 2),
+            (&["other.example.net"], 3),
+        ],
+        configure,
+    )
+    .await
 }
 
 impl Fixture {
-    async fn tls(&self, sni: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-        tls_connect(
-            self.proxy.tls,
-            sni,
-            client_config(&self.ca.pem, &[b"http/1.1"]),
-        )
-        .await
-        .unwrap()
-    }
-
-    async fn h2(
-        &self,
-        sni: &str,
-    ) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
-        let stream = tls_connect(self.proxy.tls, sni, client_config(&self.ca.pem, &[b"h2"]))
-            .await
-            .unwrap();
-        http2(stream).await
-    }
-
     /// Writes `request` as raw bytes on a new connection for `sni` and reads the whole
     /// answer (the request asks the proxy to close).
     async fn raw(&self, sni: &str, request: &str) -> String {

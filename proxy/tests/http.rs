@@ -13,60 +13,21 @@ use http_body_util::BodyExt;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Fixture {
-    ca: TestCa,
-    proxy: Running,
-    upstream: support::Upstream,
-}
+const WWW: &str = "www.example.com";
 
 /// A proxy for `www.example.com` in front of the test upstream, with these limits.
 async fn fixture(
     limits: Limits,
     configure: impl FnOnce(berth_proxy::ProxyBuilder) -> berth_proxy::ProxyBuilder,
 ) -> Fixture {
-    let ca = TestCa::new();
-    let www = ca.leaf(&["www.example.com"], 1);
-    let upstream = start_upstream().await;
-    let builder = Proxy::builder()
-        .routes(Routes::single(Upstream::parse(&upstream.url()).unwrap()))
-        .cert_source(CertSource::Static(cert_set(&[&www])))
-        .limits(limits);
-    let proxy = start_proxy(configure(builder)).await;
-    Fixture {
-        ca,
-        proxy,
-        upstream,
-    }
+    Fixture::start(limits, &[(&[WWW], 1)], |b, _| configure(b)).await
 }
 
 impl Fixture {
-    async fn tls(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-        tls_connect(
-            self.proxy.tls,
-            "www.example.com",
-            client_config(&self.ca.pem, &[b"http/1.1"]),
-        )
-        .await
-        .unwrap()
-    }
-
     async fn client(
         &self,
     ) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
-        http1(self.tls().await).await
-    }
-
-    async fn h2_client(
-        &self,
-    ) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
-        let stream = tls_connect(
-            self.proxy.tls,
-            "www.example.com",
-            client_config(&self.ca.pem, &[b"h2"]),
-        )
-        .await
-        .unwrap();
-        http2(stream).await
+        http1(self.tls(WWW).await).await
     }
 }
 
@@ -306,7 +267,7 @@ async fn upgrades_other_than_websocket_are_forwarded_as_plain_requests() {
 #[tokio::test]
 async fn http10_requests_without_host_reach_the_upstream_with_its_own_host() {
     let f = fixture(Limits::default(), |b| b).await;
-    let mut tls = f.tls().await;
+    let mut tls = f.tls(WWW).await;
     tls.write_all(b"GET /headers HTTP/1.0\r\n\r\n")
         .await
         .unwrap();
@@ -328,7 +289,7 @@ async fn http10_requests_without_host_reach_the_upstream_with_its_own_host() {
 #[tokio::test]
 async fn http2_requests_reach_the_upstream_with_their_authority_as_host() {
     let f = fixture(Limits::default(), |b| b).await;
-    let mut h2 = f.h2_client().await;
+    let mut h2 = f.h2(WWW).await;
     let authority = format!("www.example.com:{}", f.proxy.tls.port());
     let request = http::Request::builder()
         .uri(format!("https://{authority}/headers"))
@@ -403,7 +364,7 @@ async fn slow_clients_are_cut_off_after_the_header_timeout() {
     let f = fixture(limits, |b| b).await;
 
     // Slowloris: a request head that never ends.
-    let mut stream = f.tls().await;
+    let mut stream = f.tls(WWW).await;
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: www.example.com\r\nX-Slow: 1\r\n")
         .await
@@ -445,7 +406,7 @@ async fn oversized_request_heads_get_431() {
             "a".repeat(filler)
         )
     };
-    let mut stream = f.tls().await;
+    let mut stream = f.tls(WWW).await;
     stream
         .write_all(request(20 * 1024).as_bytes())
         .await
@@ -453,7 +414,7 @@ async fn oversized_request_heads_get_431() {
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 431"), "{head}");
 
-    let mut stream = f.tls().await;
+    let mut stream = f.tls(WWW).await;
     stream
         .write_all(request(4 * 1024).as_bytes())
         .await
@@ -485,7 +446,7 @@ async fn oversized_bodies_get_413_with_or_without_a_content_length() {
     assert_eq!(status, 413);
 
     // Chunked: the size is only known while streaming.
-    let mut stream = f.tls().await;
+    let mut stream = f.tls(WWW).await;
     let chunk = "y".repeat(2048);
     let request = format!(
         "POST /body HTTP/1.1\r\nHost: www.example.com\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
@@ -499,7 +460,7 @@ async fn oversized_bodies_get_413_with_or_without_a_content_length() {
 #[tokio::test]
 async fn websocket_upgrades_are_tunnelled_both_ways() {
     let f = fixture(Limits::default(), |b| b).await;
-    let mut stream = f.tls().await;
+    let mut stream = f.tls(WWW).await;
     stream
         .write_all(
             b"GET /ws HTTP/1.1\r\nHost: www.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -621,7 +582,7 @@ async fn idle_http2_connections_are_closed_after_the_idle_timeout() {
     let mut limits = Limits::default();
     limits.idle_timeout = Duration::from_millis(300);
     let f = fixture(limits, |b| b).await;
-    let mut h2 = f.h2_client().await;
+    let mut h2 = f.h2(WWW).await;
     let request = http::Request::builder()
         .uri(format!("https://www.example.com:{}/", f.proxy.tls.port()))
         .body(http_body_util::Full::new(bytes::Bytes::new()))

@@ -347,6 +347,63 @@ pub fn www_in_front_of(ca: &TestCa, upstream: &str) -> ProxyBuilder {
         ])))
 }
 
+/// A proxy with static certificates of its own test CA in front of the test upstream.
+pub struct Fixture {
+    pub ca: TestCa,
+    pub proxy: Running,
+    pub upstream: Upstream,
+}
+
+impl Fixture {
+    /// Serves a leaf for each `(names, serial)` of `certs`, every request routed to the
+    /// test upstream, with `limits`; `configure` adds to the builder.
+    pub async fn start(
+        limits: berth_proxy::Limits,
+        certs: &[(&[&str], u64)],
+        configure: impl FnOnce(ProxyBuilder, &Upstream) -> ProxyBuilder,
+    ) -> Self {
+        let ca = TestCa::new();
+        let leaves: Vec<Leaf> = certs
+            .iter()
+            .map(|(names, serial)| ca.leaf(names, *serial))
+            .collect();
+        let upstream = start_upstream().await;
+        let builder = Proxy::builder()
+            .routes(Routes::single(
+                berth_proxy::Upstream::parse(&upstream.url()).unwrap(),
+            ))
+            .cert_source(CertSource::Static(cert_set(
+                &leaves.iter().collect::<Vec<_>>(),
+            )))
+            .limits(limits);
+        let proxy = start_proxy(configure(builder, &upstream)).await;
+        Self {
+            ca,
+            proxy,
+            upstream,
+        }
+    }
+
+    /// A TLS connection for `sni` offering HTTP/1.1.
+    pub async fn tls(&self, sni: &str) -> TlsStream<TcpStream> {
+        tls_connect(
+            self.proxy.tls,
+            sni,
+            client_config(&self.ca.pem, &[b"http/1.1"]),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// An HTTP/2 client over a TLS connection for `sni`.
+    pub async fn h2(&self, sni: &str) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+        let stream = tls_connect(self.proxy.tls, sni, client_config(&self.ca.pem, &[b"h2"]))
+            .await
+            .unwrap();
+        http2(stream).await
+    }
+}
+
 /// Binds `builder` (which must set no addresses) on 127.0.0.1:0 for both listeners.
 pub async fn start_proxy(builder: ProxyBuilder) -> Running {
     let bound = builder
