@@ -816,28 +816,31 @@ mod tests {
         );
     }
 
+    /// The host `request_host` reads from a request for `uri` with this Host header.
+    fn host_of(uri: &str, host: Option<&str>) -> Option<String> {
+        let mut req = Request::builder().uri(uri);
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        request_host(&req.body(()).unwrap()).map(str::to_owned)
+    }
+
     #[test]
     fn request_host_prefers_the_target_and_drops_port_and_trailing_dot() {
-        let req = Request::builder()
-            .uri("https://WWW.Example.com:8443/x")
-            .header("host", "other.org")
-            .body(())
-            .unwrap();
-        assert_eq!(request_host(&req), Some("WWW.Example.com"));
-        let req = Request::builder()
-            .uri("/x")
-            .header("host", "Example.com.:80")
-            .body(())
-            .unwrap();
-        assert_eq!(request_host(&req), Some("Example.com"));
-        let req = Request::builder()
-            .uri("/x")
-            .header("host", "[2001:db8::1]:8443")
-            .body(())
-            .unwrap();
-        assert_eq!(request_host(&req), Some("[2001:db8::1]"));
-        let req = Request::builder().uri("/x").body(()).unwrap();
-        assert_eq!(request_host(&req), None);
+        let host = |uri, host| host_of(uri, Some(host));
+        assert_eq!(
+            host("https://WWW.Example.com:8443/x", "other.org").as_deref(),
+            Some("WWW.Example.com")
+        );
+        assert_eq!(
+            host("/x", "Example.com.:80").as_deref(),
+            Some("Example.com")
+        );
+        assert_eq!(
+            host("/x", "[2001:db8::1]:8443").as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(host_of("/x", None), None);
         for bad in [
             "bad host",
             "a:b",
@@ -848,12 +851,7 @@ mod tests {
             ":80",
             ".",
         ] {
-            let req = Request::builder()
-                .uri("/x")
-                .header("host", bad)
-                .body(())
-                .unwrap();
-            assert_eq!(request_host(&req), None, "{bad}");
+            assert_eq!(host("/x", bad), None, "{bad}");
         }
     }
 
