@@ -29,16 +29,25 @@ pub fn start_upstream() -> SocketAddr {
     addr
 }
 
-fn answer(mut stream: TcpStream) {
+/// Reads a request's head (up to the blank line) from `stream`, waiting at most 10 s
+/// for each byte; `None` when the client stops or goes silent first.
+pub fn read_request_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         match stream.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
-            _ => return,
+            _ => return None,
         }
     }
+    Some(head)
+}
+
+fn answer(mut stream: TcpStream) {
+    let Some(head) = read_request_head(&mut stream) else {
+        return;
+    };
     let head = String::from_utf8_lossy(&head);
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
     if path.starts_with("/slow") {
@@ -61,6 +70,24 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
+    /// Starts `berth run` for `names` (`-d` each) in front of `upstream`, agreeing to
+    /// Pebble's terms, with `extra` flags; returns once it is ready (`/readyz` 200).
+    pub async fn serving(
+        pebble: &Pebble,
+        dir: &Path,
+        upstream: SocketAddr,
+        names: &[&str],
+        extra: &[&str],
+    ) -> Self {
+        let upstream = format!("http://{upstream}");
+        let mut args: Vec<&str> = names.iter().flat_map(|name| ["-d", name]).collect();
+        args.extend(["--upstream", &upstream, "--agree-tos"]);
+        args.extend(extra);
+        let sidecar = Self::start(pebble, dir, &args);
+        sidecar.wait_ready(Duration::from_secs(60)).await;
+        sidecar
+    }
+
     /// Starts `berth run` against `pebble` with the common flags plus `extra`.
     pub fn start(pebble: &Pebble, dir: &Path, extra: &[&str]) -> Self {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -123,20 +150,19 @@ impl Sidecar {
 
     /// Waits for `/readyz` to answer 200; returns every status seen on the way.
     pub async fn wait_ready(&self, limit: Duration) -> Vec<u16> {
-        let start = Instant::now();
         let mut seen = Vec::new();
-        while start.elapsed() < limit {
-            if let Some((status, _)) = self.admin_get("/readyz").await {
-                if seen.last() != Some(&status) {
-                    seen.push(status);
-                }
-                if status == 200 {
-                    return seen;
-                }
+        let ready = poll(limit, Duration::from_millis(20), async || {
+            let (status, _) = self.admin_get("/readyz").await?;
+            if seen.last() != Some(&status) {
+                seen.push(status);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            (status == 200).then_some(())
+        })
+        .await;
+        if ready.is_none() {
+            panic!("not ready after {limit:?}: saw {seen:?}\n{}", self.output());
         }
-        panic!("not ready after {limit:?}: saw {seen:?}\n{}", self.output());
+        seen
     }
 
     /// Sends a signal by name (TERM, HUP).
@@ -231,16 +257,32 @@ pub async fn issuing_root(pebble: &Pebble, dir: &Path) -> PathBuf {
     path
 }
 
+/// Asks `found` every `every` until it returns something or `limit` passes: every wait
+/// of these tests is one of these.
+pub async fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    mut found: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = found().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Polls `check` every 100 ms until it returns true or `limit` passes.
 pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    poll(limit, Duration::from_millis(100), async || {
+        check().then_some(())
+    })
+    .await
+    .is_some()
 }
 
 /// The value of an unlabelled or labelled Prometheus sample line starting with `prefix`.
