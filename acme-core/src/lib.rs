@@ -23,6 +23,7 @@ mod certificate;
 pub mod challenge;
 mod domain;
 mod error;
+mod generation;
 #[cfg(test)]
 mod fuzz;
 pub mod import;
@@ -43,6 +44,7 @@ pub use ca::{Ca, CaError, CaFamily, ca_profiles, check_profile};
 pub use challenge::{ChallengeError, ChallengeKind};
 pub use domain::{DomainError, DomainName, DomainSet, MAX_NAMES_PER_CERTIFICATE};
 pub use error::{AcmeProblem, Error, Setting};
+pub use generation::Generation;
 pub use issuer::{DEFAULT_ORDER_TIMEOUT, Issuer, OrderJournal, OrderRequest};
 pub use key::{KeyType, KeyTypeError};
 pub use manager::{

@@ -11,15 +11,14 @@ use berth_acme_core::challenge::{
     Http01Responder, Http01Solver, Solver, TlsAlpn01Responder, TlsAlpn01Solver,
 };
 use berth_acme_core::store::Store;
-use berth_acme_core::{CertManager, CertSet, ManagerConfig};
-use berth_admin::OrderCounters;
+use berth_acme_core::{CertManager, CertSet, Generation, ManagerConfig};
+use berth_admin::{AdminServer, OrderCounters};
 use berth_config::RunSettings;
 use berth_config::lint::{Finding, Level, Probe};
-use berth_proxy::{CertSource, Metrics, Proxy};
+use berth_proxy::{BoundProxy, CertSource, Metrics, Proxy, RouteTable};
 use clap::ArgMatches;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
@@ -28,8 +27,11 @@ use crate::failure::Failure;
 use crate::plan::Plan;
 use crate::settings::store_args;
 
+/// How long a reload waits for the old manager's order in flight.
+const RELOAD_DEADLINE: Duration = Duration::from_secs(60);
+
 /// The challenge responders the proxy answers from; shared by every manager generation.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Responders {
     http01: Http01Responder,
     tls_alpn01: TlsAlpn01Responder,
@@ -70,19 +72,13 @@ pub(crate) async fn run(
     workers: NonZeroUsize,
     matches: ArgMatches,
 ) -> Result<(), Failure> {
-    let mut settings = crate::settings::resolve(&args, &matches)?;
-    let plan = Plan::build(&settings)?;
-    report(&plan.findings(&settings, Probe::Static).await)?;
+    let (settings, plan) = configure(&args, &matches).await?;
     if args.proxy_protocol && plan.config.trusted_proxies.is_empty() {
         return Err(Failure::usage(
             "--proxy-protocol needs --trusted-proxies: only the load balancers listed there may send a PROXY header; add their addresses, e.g. --trusted-proxies 10.0.0.0/8",
         ));
     }
-
-    let responders = Responders {
-        http01: Http01Responder::new(),
-        tls_alpn01: TlsAlpn01Responder::new(),
-    };
+    let responders = Responders::default();
     // Opened once, as its owner, and proven writable before any order.
     let store = open_store(&store_args(&settings)).await?;
     let manager = responders.manager(&settings, &plan, &store);
@@ -90,8 +86,74 @@ pub(crate) async fn run(
     // background while the rest serves (readiness says which).
     manager.publish_from_store().await?;
     let (certs, served) = watch::channel(CertSet::default());
-
     let metrics = Metrics::new();
+    let proxy = bind_proxy(
+        &args,
+        &settings,
+        plan,
+        &responders,
+        served,
+        &metrics,
+        workers,
+    )
+    .await?;
+
+    let shutdown = CancellationToken::new();
+    let current = Arc::new(ArcSwap::new(Arc::clone(&manager)));
+    let orders = Arc::new(OrderCounters::default());
+    let admin = serve_admin(&settings, &current, metrics, &orders, &shutdown).await?;
+    tracing::info!(
+        tls = ?proxy.tls_addr(), http = ?proxy.http_addr(), admin = %admin.local_addr(),
+        ca = %manager.ca().directory(), certificates = manager.managed().len(), "berth is serving"
+    );
+    let mut sidecar = Sidecar {
+        routes: proxy.route_table(),
+        generation: Some(start_generation(manager, &certs, &orders)),
+        args,
+        matches,
+        settings,
+        responders,
+        store,
+        certs,
+        orders,
+        current,
+    };
+    let proxy_task = tokio::spawn(proxy.serve(shutdown.clone()));
+    let signals = sidecar.serve_until_stopped(&shutdown).await;
+    shutdown.cancel();
+    if let Some(generation) = sidecar.generation.take() {
+        generation.stop(sidecar.settings.limits.drain_timeout).await;
+    }
+    let served = match proxy_task.await {
+        Ok(served) => served.map_err(Failure::runtime),
+        Err(e) => Err(Failure::runtime(format!(
+            "the proxy task ended abnormally: {e}"
+        ))),
+    };
+    admin.stopped().await;
+    tracing::info!("berth stopped");
+    signals.and(served)
+}
+
+/// The settings from flags, environment and the config file, and the plan built from
+/// them; refuses a configuration `berth config check` reports an error in.
+async fn configure(args: &RunArgs, matches: &ArgMatches) -> Result<(RunSettings, Plan), Failure> {
+    let settings = crate::settings::resolve(args, matches)?;
+    let plan = Plan::build(&settings)?;
+    report(&plan.findings(&settings, Probe::Static).await)?;
+    Ok((settings, plan))
+}
+
+/// Binds the proxy's listeners (HTTPS, and :80 for HTTP-01 and redirects).
+async fn bind_proxy(
+    args: &RunArgs,
+    settings: &RunSettings,
+    plan: Plan,
+    responders: &Responders,
+    served: watch::Receiver<CertSet>,
+    metrics: &Metrics,
+    workers: NonZeroUsize,
+) -> Result<BoundProxy, Failure> {
     // Clients that send no server name (IP addresses, some health checkers) get the
     // first certificate, as a single-site server would serve them.
     let default_name = plan
@@ -120,20 +182,26 @@ pub(crate) async fn run(
     if let Some(max_age) = settings.hsts_max_age {
         proxy = proxy.hsts(Duration::from_secs(max_age));
     }
-    let proxy = proxy
+    proxy
         .build()
         .map_err(Failure::usage)?
         .bind()
         .await
-        .map_err(Failure::runtime)?;
-    let route_table = proxy.route_table();
+        .map_err(Failure::runtime)
+}
 
-    let shutdown = CancellationToken::new();
-    let current = Arc::new(ArcSwap::new(Arc::clone(&manager)));
-    let orders = Arc::new(OrderCounters::default());
-    let admin = berth_admin::serve(
+/// Starts the admin server: health, readiness, metrics and the status page of whichever
+/// manager is `current`.
+async fn serve_admin(
+    settings: &RunSettings,
+    current: &Arc<ArcSwap<CertManager>>,
+    metrics: Metrics,
+    orders: &Arc<OrderCounters>,
+    shutdown: &CancellationToken,
+) -> Result<AdminServer, Failure> {
+    berth_admin::serve(
         settings.admin_addr,
-        berth_admin::AdminState::new(Arc::clone(&current), metrics, Arc::clone(&orders)),
+        berth_admin::AdminState::new(Arc::clone(current), metrics, Arc::clone(orders)),
         shutdown.clone(),
     )
     .await
@@ -142,70 +210,114 @@ pub(crate) async fn run(
             "cannot listen on --admin-addr {}: {e}",
             settings.admin_addr
         ))
-    })?;
-    tracing::info!(
-        tls = ?proxy.tls_addr(), http = ?proxy.http_addr(), admin = %admin.local_addr(),
-        ca = %manager.ca().directory(), certificates = manager.managed().len(), "berth is serving"
-    );
-    let proxy_task = tokio::spawn(proxy.serve(shutdown.clone()));
-    let mut generation = Generation::start(manager, certs.clone(), Arc::clone(&orders));
+    })
+}
 
-    let (mut term, mut hup) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(term), Ok(hup)) => (term, hup),
-        (Err(e), _) | (_, Err(e)) => {
-            shutdown.cancel();
-            return Err(Failure::runtime(format!(
-                "cannot listen for SIGTERM/SIGHUP: {e}"
-            )));
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => {
-                tracing::info!(signal = "SIGTERM", "draining");
-                break;
+/// Runs `manager` as the current generation: its certificates go to the proxy, its
+/// orders are counted for /metrics and a failed order's flag hint is logged.
+fn start_generation(
+    manager: Arc<CertManager>,
+    certs: &watch::Sender<CertSet>,
+    orders: &Arc<OrderCounters>,
+) -> Generation {
+    let mut generation = Generation::start(Arc::clone(&manager), certs.clone());
+    generation.spawn(
+        orders
+            .clone()
+            .count(manager.events(), generation.stopping()),
+    );
+    // The failed orders' flag hints (the manager logs the failure in library terms).
+    generation.spawn(crate::failure::log_hints(
+        manager.events(),
+        generation.stopping(),
+    ));
+    generation
+}
+
+/// What a reload replaces, and what it needs to build the replacement.
+struct Sidecar {
+    args: RunArgs,
+    matches: ArgMatches,
+    settings: RunSettings,
+    responders: Responders,
+    store: Arc<dyn Store>,
+    certs: watch::Sender<CertSet>,
+    orders: Arc<OrderCounters>,
+    current: Arc<ArcSwap<CertManager>>,
+    routes: RouteTable,
+    /// The running manager's generation; `None` only while a reload swaps it.
+    generation: Option<Generation>,
+}
+
+impl Sidecar {
+    /// Serves until SIGTERM, SIGINT or `shutdown`; SIGHUP reloads.
+    async fn serve_until_stopped(&mut self, shutdown: &CancellationToken) -> Result<(), Failure> {
+        let (mut term, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(hup)) => (term, hup),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(Failure::runtime(format!(
+                    "cannot listen for SIGTERM/SIGHUP: {e}"
+                )));
             }
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!(signal = "SIGINT", "draining");
-                break;
-            }
-            _ = hup.recv() => {
-                tracing::info!(signal = "SIGHUP", "re-reading the configuration and secrets");
-                match reload(&args, &matches, &settings, &responders, &store).await {
-                    Ok((new_settings, new_plan, manager)) => {
-                        generation.stop(Duration::from_secs(60)).await;
-                        route_table.replace(new_plan.config.routes);
-                        current.store(Arc::clone(&manager));
-                        generation = Generation::start(manager, certs.clone(), Arc::clone(&orders));
-                        settings = new_settings;
-                        tracing::info!(
-                            certificates = new_plan.config.managed.len(),
-                            routes = route_table.current().routes().len(),
-                            "configuration reloaded"
-                        );
-                    }
-                    Err(failure) => tracing::error!(
-                        error = %failure, "reload failed; the running configuration stays in effect"
-                    ),
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!(signal = "SIGTERM", "draining");
+                    return Ok(());
                 }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!(signal = "SIGINT", "draining");
+                    return Ok(());
+                }
+                _ = hup.recv() => {
+                    tracing::info!(signal = "SIGHUP", "re-reading the configuration and secrets");
+                    self.reload().await;
+                }
+                () = shutdown.cancelled() => return Ok(()),
             }
-            () = shutdown.cancelled() => break,
         }
     }
-    shutdown.cancel();
-    generation.stop(settings.limits.drain_timeout).await;
-    let served = match proxy_task.await {
-        Ok(served) => served.map_err(Failure::runtime),
-        Err(e) => Err(Failure::runtime(format!(
-            "the proxy task ended abnormally: {e}"
-        ))),
-    };
-    admin.stopped().await;
-    tracing::info!("berth stopped");
-    served
+
+    /// Swaps in a manager for the configuration as it is now; a configuration that does
+    /// not load leaves the running one in effect.
+    async fn reload(&mut self) {
+        let loaded = reload(
+            &self.args,
+            &self.matches,
+            &self.settings,
+            &self.responders,
+            &self.store,
+        )
+        .await;
+        let (settings, plan, manager) = match loaded {
+            Ok(loaded) => loaded,
+            Err(failure) => {
+                tracing::error!(error = %failure, "reload failed; the running configuration stays in effect");
+                return;
+            }
+        };
+        // One manager at a time: the old one finishes its order in flight first.
+        if let Some(old) = self.generation.take() {
+            old.stop(RELOAD_DEADLINE).await;
+        }
+        self.generation = Some(start_generation(
+            Arc::clone(&manager),
+            &self.certs,
+            &self.orders,
+        ));
+        self.routes.replace(plan.config.routes);
+        self.current.store(manager);
+        self.settings = settings;
+        tracing::info!(
+            certificates = plan.config.managed.len(),
+            routes = self.routes.current().routes().len(),
+            "configuration reloaded"
+        );
+    }
 }
 
 /// The configuration as it is now (file re-read, secrets re-read), with a manager ready
@@ -264,66 +376,5 @@ fn report(findings: &[Finding]) -> Result<(), Failure> {
             "the configuration has errors (see `berth config check`):\n  {}",
             errors.join("\n  ")
         )))
-    }
-}
-
-/// One manager's background work: the renewal loop, copying its certificate set to the
-/// proxy, and counting its events. Replaced whole on reload.
-struct Generation {
-    stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Generation {
-    fn start(
-        manager: Arc<CertManager>,
-        certs: watch::Sender<CertSet>,
-        orders: Arc<OrderCounters>,
-    ) -> Self {
-        let stop = CancellationToken::new();
-        let renewals = tokio::spawn({
-            let (manager, stop) = (Arc::clone(&manager), stop.clone());
-            async move { manager.run(stop).await }
-        });
-        let forward = tokio::spawn({
-            let (mut published, stop) = (manager.subscribe(), stop.clone());
-            async move {
-                certs.send_replace(published.borrow_and_update().clone());
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        changed = published.changed() => {
-                            if changed.is_err() {
-                                return;
-                            }
-                            certs.send_replace(published.borrow_and_update().clone());
-                        }
-                    }
-                }
-            }
-        });
-        let count = tokio::spawn(orders.count(manager.events(), stop.clone()));
-        // The failed orders' flag hints (the manager logs the failure in library terms).
-        let hints = tokio::spawn(crate::failure::log_hints(manager.events(), stop.clone()));
-        Self {
-            stop,
-            tasks: vec![renewals, forward, count, hints],
-        }
-    }
-
-    /// Stops the loop after the order in flight (if any), waiting at most `deadline`.
-    async fn stop(self, deadline: Duration) {
-        self.stop.cancel();
-        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
-        let all = futures_util::future::join_all(self.tasks);
-        if tokio::time::timeout(deadline, all).await.is_err() {
-            tracing::warn!(
-                deadline = %humantime::format_duration(deadline),
-                "an order was still in flight; abandoning it"
-            );
-            for abort in aborts {
-                abort.abort();
-            }
-        }
     }
 }
