@@ -12,13 +12,13 @@ use berth_acme_core::stale::StaleCert;
 use berth_acme_core::timestamp::{days_left, rfc3339};
 
 use crate::api::CertRow;
-use crate::server::AdminState;
+use crate::server::{AdminState, cert_rows};
 
 pub(crate) async fn status_page(State(state): State<AdminState>) -> Html<String> {
     let manager = state.manager.load_full();
     let now = SystemTime::now();
     let mut rows = String::new();
-    for row in state.rows(&manager, None, now) {
+    for row in cert_rows(&manager, None, now) {
         managed_row(&mut rows, &row, now);
     }
     // Stored certificates of sets this berth is not configured with: listed so that

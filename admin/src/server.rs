@@ -53,23 +53,23 @@ impl AdminState {
             cache: Arc::default(),
         }
     }
+}
 
-    /// One row per managed domain set, from the manager's memory (no file is read).
-    pub(crate) fn rows(
-        &self,
-        manager: &CertManager,
-        holders: Option<&BTreeMap<String, String>>,
-        now: SystemTime,
-    ) -> Vec<CertRow> {
-        manager
-            .status()
-            .iter()
-            .map(|status| {
-                let holder = holders.and_then(|h| h.get(&status.domains.key()).cloned());
-                CertRow::new(status, holder, now)
-            })
-            .collect()
-    }
+/// One row per managed domain set, from the manager's memory (no file is read), with
+/// the lease holders when given.
+pub(crate) fn cert_rows(
+    manager: &CertManager,
+    holders: Option<&BTreeMap<String, String>>,
+    now: SystemTime,
+) -> Vec<CertRow> {
+    manager
+        .status()
+        .iter()
+        .map(|status| {
+            let holder = holders.and_then(|h| h.get(&status.domains.key()).cloned());
+            CertRow::new(status, holder, now)
+        })
+        .collect()
 }
 
 /// A running admin server.
@@ -247,7 +247,7 @@ fn host_is_admin_addr(headers: &HeaderMap, admin: SocketAddr) -> bool {
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let rows = state.rows(&state.manager.load_full(), None, SystemTime::now());
+    let rows = cert_rows(&state.manager.load_full(), None, SystemTime::now());
     let missing: Vec<String> = rows
         .iter()
         .filter(|r| !r.valid)
@@ -268,7 +268,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let manager = state.manager.load_full();
     let now = SystemTime::now();
     let mut out = state.metrics.render_prometheus();
-    let rows = state.rows(&manager, None, now);
+    let rows = cert_rows(&manager, None, now);
     crate::metrics::render(&mut out, &rows, &state.orders, manager.store().stats(), now);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
@@ -276,7 +276,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
 async fn api_certs(State(state): State<AdminState>) -> Response {
     let manager = state.manager.load_full();
     let holders = state.cache.lease_holders(&manager).await;
-    let certificates = state.rows(&manager, Some(&holders), SystemTime::now());
+    let certificates = cert_rows(&manager, Some(&holders), SystemTime::now());
     json_response(StatusCode::OK, &CertList { certificates })
 }
 
