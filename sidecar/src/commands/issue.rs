@@ -1,10 +1,11 @@
 //! `berth issue`: get one certificate now, through the same ledger, budget and
 //! staging-first logic as `berth run`.
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use berth_acme_core::store::{export_combined, export_live};
-use berth_acme_core::{CertManager, ManagedCert, ManagerConfig, Outcome};
+use berth_acme_core::{CertManager, Certificate, ManagedCert, ManagerConfig, Outcome};
 
 use super::responder::Responder;
 use super::{account_config, days_left, domain_set, open_store, rescue_dir, rfc3339};
@@ -56,20 +57,31 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     responder.stop().await;
     let outcome = result?;
 
-    let certificate = outcome.certificate();
-    let mut exported = Vec::new();
-    if let Some(dir) = &args.export_dir {
-        let live = export_live(certificate, dir)
-            .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
-        let combined = export_combined(certificate, dir)
-            .map_err(|e| Failure::runtime(berth_acme_core::Error::from(e)))?;
-        exported.push(live.fullchain.display().to_string());
-        exported.push(live.privkey.display().to_string());
-        exported.push(combined.display().to_string());
-    }
+    let exported = match &args.export_dir {
+        Some(dir) => export(outcome.certificate(), dir)?,
+        None => Vec::new(),
+    };
+    print(&args, &outcome, &exported);
+    Ok(())
+}
 
-    let info = certificate.info();
-    let status = match &outcome {
+/// Writes the certificate as PEM files under `dir` (certbot's `live/` layout and
+/// HAProxy's combined file); returns the paths worth printing.
+fn export(certificate: &Certificate, dir: &Path) -> Result<Vec<String>, Failure> {
+    let failure = |e| Failure::runtime(berth_acme_core::Error::from(e));
+    let live = export_live(certificate, dir).map_err(failure)?;
+    let combined = export_combined(certificate, dir).map_err(failure)?;
+    Ok(vec![
+        live.fullchain.display().to_string(),
+        live.privkey.display().to_string(),
+        combined.display().to_string(),
+    ])
+}
+
+fn print(args: &IssueArgs, outcome: &Outcome, exported: &[String]) {
+    let info = outcome.certificate().info();
+    let now = SystemTime::now();
+    let status = match outcome {
         Outcome::Valid { .. } => "valid",
         Outcome::Issued(_) => "issued",
         Outcome::Renewed(_) => "renewed",
@@ -83,13 +95,13 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
             "serial": info.serial_hex,
             "not_before": rfc3339(info.not_before),
             "not_after": rfc3339(info.not_after),
-            "days_left": days_left(info.not_after, SystemTime::now()),
+            "days_left": days_left(info.not_after, now),
             "store": args.store.store,
             "exported": exported,
         });
         println!("{doc}");
     } else {
-        let what = match &outcome {
+        let what = match outcome {
             Outcome::Valid { renew_at, .. } => {
                 format!(
                     "a valid certificate is already stored (renewal due {}; --force to replace it)",
@@ -104,7 +116,7 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
         println!(
             "  expires:   {} ({} days)",
             rfc3339(info.not_after),
-            days_left(info.not_after, SystemTime::now())
+            days_left(info.not_after, now)
         );
         println!(
             "  stored in: {} (resolver {:?})",
@@ -115,5 +127,4 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
             println!("  exported:  {path}");
         }
     }
-    Ok(())
 }
