@@ -22,6 +22,7 @@ mod identity;
 mod instrumented;
 mod lease;
 mod location;
+mod open;
 mod reconnect;
 mod redis;
 
@@ -29,4 +30,5 @@ pub use crate::etcd::{EtcdOptions, EtcdStore};
 pub use crate::identity::ClientIdentity;
 pub use crate::instrumented::Instrumented;
 pub use crate::location::{LocationError, StoreLocation};
+pub use crate::open::{Access, OpenError, OpenOptions, open};
 pub use crate::redis::{RedisOptions, RedisStore};

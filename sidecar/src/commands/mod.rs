@@ -20,9 +20,7 @@ use berth_acme_core::store::{
 };
 use berth_acme_core::{AccountConfig, DomainSet, Eab};
 use berth_secrets::Loader;
-use berth_stores::{
-    ClientIdentity, EtcdOptions, EtcdStore, Instrumented, RedisOptions, RedisStore, StoreLocation,
-};
+use berth_stores::{Access, ClientIdentity, OpenError, OpenOptions, StoreLocation};
 
 use crate::cli::{CaArgs, DomainArgs, StoreArgs};
 use crate::failure::Failure;
@@ -101,41 +99,27 @@ pub(crate) fn store_location(args: &StoreArgs) -> Result<StoreLocation, Failure>
 /// order, to be used when it cannot be written the way berth writes it; a shared store
 /// must answer and accept the credentials.
 pub(crate) async fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
-    Ok(match store_location(args)? {
-        StoreLocation::File(path) => FileStore::open(&path, &args.resolver).await?,
-        // Shared stores are timed and their leases counted for /metrics.
-        StoreLocation::Redis(url) => {
-            Instrumented::wrap(RedisStore::connect(&url, redis_options(args)?).await?)
-        }
-        StoreLocation::Etcd {
-            endpoints,
-            tls,
-            user,
-        } => {
-            let options = redis_options(args)?;
-            let user = match (user, options.password) {
-                (Some(name), Some(password)) => Some((name, password)),
-                (Some(name), None) => {
-                    return Err(Failure::usage(format!(
-                        "--store names the etcd user {name}: pass its password in a file with --store-password-file"
-                    )));
-                }
-                (None, _) => None,
-            };
-            let options = EtcdOptions {
-                user,
-                ca_pem: options.ca_pem,
-                identity: options.identity,
-                prefix: options.prefix,
-            };
-            Instrumented::wrap(EtcdStore::connect(&endpoints, tls, options).await?)
-        }
-        other => {
-            return Err(Failure::usage(format!(
-                "--store {other:?} is not supported by this build"
-            )));
-        }
-    })
+    open(args, Access::Owner).await
+}
+
+/// Opens the store only to read it: a file store read-only (never moved aside, rewritten
+/// or chmodded; a file others can read is read with a warning), a shared store as usual.
+pub(crate) async fn open_read_only(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
+    open(args, Access::ReadOnly).await
+}
+
+async fn open(args: &StoreArgs, access: Access) -> Result<Arc<dyn Store>, Failure> {
+    let location = store_location(args)?;
+    let options = open_options(args)?;
+    berth_stores::open(&location, options, access)
+        .await
+        .map_err(|e| match e {
+            OpenError::MissingPassword { user } => Failure::usage(format!(
+                "--store names the etcd user {user}: pass its password in a file with --store-password-file"
+            )),
+            OpenError::Store(e) => Failure::from(e),
+            other => Failure::runtime(other),
+        })
 }
 
 /// A file beside a file store for certificates that could not be stored; none for a
@@ -147,7 +131,9 @@ pub(crate) fn rescue_dir(args: &StoreArgs) -> Option<std::path::PathBuf> {
     }
 }
 
-fn redis_options(args: &StoreArgs) -> Result<RedisOptions, Failure> {
+/// The shared-store flags, their files read: the password and the client key like every
+/// secret file.
+fn open_options(args: &StoreArgs) -> Result<OpenOptions, Failure> {
     let loader = secrets_loader();
     loader.refuse_plain_env("BERTH_STORE_PASSWORD")?;
     let password = args
@@ -165,7 +151,8 @@ fn redis_options(args: &StoreArgs) -> Result<RedisOptions, Failure> {
         })?),
         None => None,
     };
-    Ok(RedisOptions {
+    Ok(OpenOptions {
+        resolver: args.resolver.clone(),
         password,
         ca_pem,
         identity: store_identity(&args.shared, &loader)?,
@@ -206,15 +193,6 @@ fn store_identity(
     })?;
     let key_pem = loader.read_file(key)?;
     Ok(Some(ClientIdentity { cert_pem, key_pem }))
-}
-
-/// Opens the store only to read it: a file store read-only (never moved aside, rewritten
-/// or chmodded; a file others can read is read with a warning), a shared store as usual.
-pub(crate) async fn open_read_only(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
-    match store_location(args)? {
-        StoreLocation::File(path) => Ok(FileStore::open_read_only(&path, &args.resolver).await?),
-        _ => open_store(args).await,
-    }
 }
 
 /// The store's certificates, read without writing: a file store's whole `acme.json`
