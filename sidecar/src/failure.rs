@@ -59,7 +59,7 @@ impl Failure {
 }
 
 /// The setting of the first error in `error`'s cause chain that names one.
-pub(crate) fn setting_of(error: &(dyn std::error::Error + 'static)) -> Option<Setting> {
+fn setting_of(error: &(dyn std::error::Error + 'static)) -> Option<Setting> {
     Setting::of(error).or_else(|| {
         std::iter::successors(Some(error), |e| e.source())
             .find_map(|e| e.downcast_ref::<berth_stores::LocationError>())
