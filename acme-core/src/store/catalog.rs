@@ -137,3 +137,122 @@ impl Catalog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use berth_secrets::Secret;
+    use rcgen::{CertificateParams, KeyPair};
+
+    use super::*;
+    use crate::store::records::{self, CertRecord, REVOKED};
+    use crate::store::{Expect, FileStore};
+    use crate::{Certificate, DomainSet};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A self-signed certificate for `names`, valid from a day ago for `days` days.
+    fn cert(names: &[&str], days: u64) -> Certificate {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.not_before = (SystemTime::now() - DAY).into();
+        params.not_after = (SystemTime::now() + DAY * u32::try_from(days).unwrap()).into();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Certificate::from_pem(&pem, Secret::new(key.serialize_pem())).unwrap()
+    }
+
+    fn set(names: &[&str]) -> DomainSet {
+        DomainSet::parse(names.iter().copied()).unwrap()
+    }
+
+    fn acme(entries: &[(&str, &[&str], u64)]) -> AcmeJson {
+        let mut acme = AcmeJson::parse(b"{}").unwrap();
+        for (resolver, names, days) in entries {
+            acme.upsert(resolver, &set(names), &cert(names, *days));
+        }
+        acme
+    }
+
+    fn main_name(cert: Option<StoredCert>) -> Option<(String, String)> {
+        cert.map(|c| (c.resolver, c.domains.main().as_str().to_owned()))
+    }
+
+    #[test]
+    fn find_takes_the_main_name_before_a_covering_certificate_and_berths_section_first() {
+        let acme = acme(&[
+            ("berth", &["*.example.com", "example.com"], 90),
+            ("berth", &["www.example.com"], 90),
+            ("traefik", &["api.example.com"], 90),
+            ("berth", &["api.example.com", "other.example.net"], 30),
+        ]);
+        let found = |name| main_name(acme.find("berth", name));
+        let pair = |r: &str, n: &str| Some((r.to_owned(), n.to_owned()));
+        // The main name wins over the wildcard that also covers it.
+        assert_eq!(found("www.example.com"), pair("berth", "www.example.com"));
+        assert_eq!(found(" WWW.example.com"), pair("berth", "www.example.com"));
+        // berth's own section before another resolver's, even expiring sooner.
+        assert_eq!(found("api.example.com"), pair("berth", "api.example.com"));
+        assert_eq!(
+            main_name(acme.find("traefik", "api.example.com")),
+            pair("traefik", "api.example.com")
+        );
+        // A name only covered: by a wildcard (one label), or as a second name.
+        assert_eq!(found("shop.example.com"), pair("berth", "*.example.com"));
+        assert_eq!(found("other.example.net"), pair("berth", "api.example.com"));
+        assert_eq!(found("a.b.example.com"), None);
+        assert_eq!(found("example.org"), None);
+    }
+
+    #[tokio::test]
+    async fn catalog_entries_say_managed_and_revoked_from_the_stores_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(&dir.path().join("acme.json"), "berth")
+            .await
+            .unwrap();
+        for names in [&["kept.example.com"][..], &["dropped.example.com"]] {
+            let record = CertRecord {
+                domains: set(names),
+                certificate: cert(names, 90),
+            };
+            let key = records::cert_key(&record.domains.key());
+            store
+                .put(&key, record.encode(), Expect::Any, None)
+                .await
+                .unwrap();
+        }
+        let read = || async { Catalog::read(store.as_ref(), store.acme_json(), "berth").await };
+        let now = SystemTime::now();
+        // No berth run recorded its configuration: nobody can say what is managed.
+        let catalog = read().await.unwrap();
+        assert!(catalog.entries(now).0.iter().all(|e| e.managed.is_none()));
+
+        stale::record_configured(store.as_ref(), [set(&["kept.example.com"]).key()])
+            .await
+            .unwrap();
+        let dropped = catalog.find("dropped.example.com", now).unwrap();
+        let serial = dropped.cert.certificate.info().serial_hex.clone();
+        records::update_json::<Vec<RevokedCert>, _>(store.as_ref(), REVOKED, None, |list| {
+            list.push(RevokedCert {
+                serial_hex: serial.clone(),
+                domains: dropped.cert.domains.key(),
+                at: now,
+                reason: "superseded".into(),
+            });
+        })
+        .await
+        .unwrap();
+
+        let catalog = read().await.unwrap();
+        let kept = catalog.find("kept.example.com", now).unwrap();
+        assert_eq!(kept.managed, Some(true));
+        assert!(kept.revoked.is_none() && kept.failures.is_none());
+        assert!(kept.renew_at > now && kept.renew_at < kept.cert.certificate.info().not_after);
+        let dropped = catalog.find("dropped.example.com", now).unwrap();
+        assert_eq!(dropped.managed, Some(false));
+        assert_eq!(dropped.revoked.map(|r| r.reason), Some("superseded".into()));
+        assert_eq!(catalog.entries(now).0.len(), 2);
+    }
+}
