@@ -1,10 +1,12 @@
 //! Revoking a stored certificate with the account the store holds for its CA, and
-//! recording that in the store (`berth revoke`, `berth certs prune --revoke`).
+//! recording that in the store (`berth revoke`); retiring a stale one, revoked first when
+//! asked (`berth certs prune --revoke`).
 
 use std::time::SystemTime;
 
 use crate::account::{AccountConfig, AcmeAccount, RevocationReason};
 use crate::error::Error;
+use crate::stale::{self, StaleCert};
 use crate::store::records::{self, REVOKED};
 use crate::store::{RevokedCert, Store, StoredAccount, StoredCert};
 
@@ -43,4 +45,23 @@ pub async fn revoke(
     })
     .await?;
     Ok(record)
+}
+
+/// Removes a stale certificate and its state ([`stale::remove`], under the set's order
+/// lock), revoking it first with `account` when one is given and it has not expired
+/// (reason cessation of operation: nothing serves it any more). Returns whether it was
+/// revoked.
+pub async fn retire(
+    store: &dyn Store,
+    cert: &StaleCert,
+    account: Option<&AcmeAccount>,
+) -> Result<bool, Error> {
+    let revoking = account.filter(|_| !cert.expired);
+    if let Some(account) = revoking {
+        account
+            .revoke(&cert.certificate, RevocationReason::CessationOfOperation)
+            .await?;
+    }
+    stale::remove(store, &cert.key).await?;
+    Ok(revoking.is_some())
 }

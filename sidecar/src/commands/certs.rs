@@ -3,8 +3,7 @@
 
 use std::time::SystemTime;
 
-use berth_acme_core::RevocationReason;
-use berth_acme_core::revocation::stored_account;
+use berth_acme_core::revocation::{retire, stored_account};
 use berth_acme_core::stale;
 use berth_acme_core::store::{CatalogEntry, Store, export_combined, export_live};
 
@@ -216,13 +215,7 @@ async fn prune(args: CertsPruneArgs) -> Result<(), Failure> {
         };
         let mut revoked = false;
         if !args.dry_run {
-            if let (Some(account), false) = (&account, cert.expired) {
-                account
-                    .revoke(&cert.certificate, RevocationReason::CessationOfOperation)
-                    .await?;
-                revoked = true;
-            }
-            stale::remove(store.as_ref(), &cert.key).await?;
+            revoked = retire(store.as_ref(), cert, account.as_ref()).await?;
             tracing::info!(domains = %cert.domains, reason = why, revoked, "removed a stale certificate");
         }
         report.push(serde_json::json!({
