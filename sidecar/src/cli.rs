@@ -563,11 +563,24 @@ pub(crate) struct CertsExportArgs {
     /// Layout: live (certbot-like live/<name>/*.pem), combined (HAProxy <name>.pem), both,
     /// or traefik (every certificate as one acme.json, to hand a cluster store to Traefik;
     /// needs --out).
-    #[arg(long, default_value = "both", value_parser = ["live", "combined", "both", "traefik"])]
-    pub(crate) format: String,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Both)]
+    pub(crate) format: ExportFormat,
     /// The acme.json to write with --format traefik (mode 0600, replaced atomically).
     #[arg(long, requires = "format")]
     pub(crate) out: Option<PathBuf>,
+}
+
+/// What `certs export` writes (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// certbot's layout: live/<name>/{cert,chain,fullchain,privkey}.pem.
+    Live,
+    /// HAProxy's: <name>.pem, chain and key in one file.
+    Combined,
+    /// Both layouts.
+    Both,
+    /// Every certificate as one Traefik acme.json (with --out).
+    Traefik,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,9 @@ use berth_acme_core::stale;
 use berth_acme_core::store::{CatalogEntry, Store, export_combined, export_live};
 
 use super::{account_config, days_left, not_found, open_store, read_catalog, read_store, rfc3339};
-use crate::cli::{CertsCommand, CertsExportArgs, CertsListArgs, CertsPruneArgs, CertsShowArgs};
+use crate::cli::{
+    CertsCommand, CertsExportArgs, CertsListArgs, CertsPruneArgs, CertsShowArgs, ExportFormat,
+};
 use crate::failure::Failure;
 
 pub(crate) async fn run(command: CertsCommand) -> Result<(), Failure> {
@@ -139,7 +141,7 @@ async fn show(args: CertsShowArgs) -> Result<(), Failure> {
 
 async fn export(args: CertsExportArgs) -> Result<(), Failure> {
     let (store, _) = read_store(&args.store).await?;
-    if args.format == "traefik" {
+    if args.format == ExportFormat::Traefik {
         let Some(out) = &args.out else {
             return Err(Failure::usage(
                 "--format traefik writes one acme.json: pass --out /path/to/acme.json",
@@ -160,14 +162,14 @@ async fn export(args: CertsExportArgs) -> Result<(), Failure> {
         return Err(not_found(&args.store, name));
     };
     let to_failure = |e| Failure::runtime(berth_acme_core::Error::from(e));
-    if args.format == "live" || args.format == "both" {
+    if matches!(args.format, ExportFormat::Live | ExportFormat::Both) {
         let paths = export_live(&cert.certificate, dir).map_err(to_failure)?;
         println!("{}", paths.cert.display());
         println!("{}", paths.chain.display());
         println!("{}", paths.fullchain.display());
         println!("{}", paths.privkey.display());
     }
-    if args.format == "combined" || args.format == "both" {
+    if matches!(args.format, ExportFormat::Combined | ExportFormat::Both) {
         println!(
             "{}",
             export_combined(&cert.certificate, dir)
