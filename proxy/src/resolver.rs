@@ -1,7 +1,8 @@
 //! The rustls certificate resolver: one atomically swapped [`CertSet`] per reload.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 use berth_certs::CertSet;
@@ -48,6 +49,11 @@ use crate::metrics::Metrics;
 /// ```
 pub struct CertResolver {
     certs: ArcSwap<CertSet>,
+    /// Counts [`replace`](Self::replace)s, so acceptors cached for an older set are
+    /// rebuilt.
+    generation: AtomicU64,
+    /// Acceptors for connections on addresses that have an IP certificate.
+    acceptors: ArcSwap<Acceptors>,
     default_name: Option<String>,
     challenges: Option<TlsAlpn01Responder>,
     metrics: Metrics,
@@ -68,6 +74,8 @@ impl CertResolver {
     pub fn new(initial: CertSet) -> Self {
         Self {
             certs: ArcSwap::from_pointee(initial),
+            generation: AtomicU64::new(0),
+            acceptors: ArcSwap::from_pointee(Acceptors::default()),
             default_name: None,
             challenges: None,
             metrics: Metrics::new(),
@@ -97,6 +105,7 @@ impl CertResolver {
     /// Swaps in a new certificate set for every handshake that starts from now on.
     pub fn replace(&self, certs: CertSet) {
         self.certs.store(Arc::new(certs));
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.metrics.reloaded();
     }
 
@@ -111,25 +120,10 @@ impl CertResolver {
         self.challenges.is_some()
     }
 
-    /// A resolver for one connection accepted on `local`, if the current set holds an
-    /// IP certificate for that address: it serves that certificate to handshakes without
-    /// SNI (clients connecting by address send none, RFC 6066 §3) and answers the rest
-    /// as `self` does. `None`, the usual case, costs one atomic load.
-    pub(crate) fn for_local_address(
-        self: &Arc<Self>,
-        local: IpAddr,
-    ) -> Option<Arc<dyn ResolvesServerCert>> {
-        let set = self.certs.load();
-        set.lookup_ip(local)?;
-        Some(Arc::new(LocalAddressResolver {
-            inner: Arc::clone(self),
-            local,
-        }))
-    }
-
     /// The acceptor for a connection on `stream`: `acceptor` itself, or when the set has
-    /// an IP certificate for the connection's local address, a copy of its configuration
-    /// whose resolver is [`for_local_address`](Self::for_local_address)'s.
+    /// an IP certificate for the connection's local address, the one for that address
+    /// (see [`acceptor_on`](Self::acceptor_on)). Without IP certificates, the usual case,
+    /// this costs one atomic load.
     pub(crate) fn acceptor_for(
         self: &Arc<Self>,
         acceptor: TlsAcceptor,
@@ -138,16 +132,64 @@ impl CertResolver {
         if !self.certs.load().has_ip_names() {
             return acceptor;
         }
-        let Some(resolver) = stream
-            .local_addr()
-            .ok()
-            .and_then(|local| self.for_local_address(local.ip()))
-        else {
+        match stream.local_addr() {
+            Ok(local) => self.acceptor_on(acceptor, local.ip()),
+            Err(_) => acceptor,
+        }
+    }
+
+    /// The acceptor for a connection accepted on `local`: `acceptor` itself, or when the
+    /// set has an IP certificate for `local`, a copy of its configuration that serves that
+    /// certificate to handshakes without SNI (clients connecting by address send none,
+    /// RFC 6066 §3) and answers the rest as `self` does. The copy is made once per
+    /// listener configuration, address and certificate set, not per connection; past
+    /// [`CACHED_ACCEPTORS`] addresses it is made for the connection alone.
+    fn acceptor_on(self: &Arc<Self>, acceptor: TlsAcceptor, local: IpAddr) -> TlsAcceptor {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.certs.load().lookup_ip(local).is_none() {
             return acceptor;
-        };
-        let mut config = ServerConfig::clone(acceptor.config());
-        config.cert_resolver = resolver;
-        TlsAcceptor::from(Arc::new(config))
+        }
+        let base = acceptor.config();
+        let cached = self.acceptors.load();
+        if cached.generation == generation
+            && let Some(found) = cached.find(base, local)
+        {
+            return found.clone();
+        }
+        let mut config = ServerConfig::clone(base);
+        config.cert_resolver = Arc::new(LocalAddressResolver {
+            inner: Arc::downgrade(self),
+            local,
+        });
+        let built = TlsAcceptor::from(Arc::new(config));
+        self.acceptors.rcu(|cached| {
+            if cached.generation > generation {
+                return Arc::clone(cached);
+            }
+            let mut entries = if cached.generation == generation {
+                cached.entries.clone()
+            } else {
+                Vec::new()
+            };
+            // A listener whose configuration is gone (a rebuilt proxy) needs no entry.
+            entries.retain(|e| e.base.strong_count() > 0);
+            if entries.len() < CACHED_ACCEPTORS
+                && !entries
+                    .iter()
+                    .any(|e| e.local == local && e.base.as_ptr() == Arc::as_ptr(base))
+            {
+                entries.push(CachedAcceptor {
+                    base: Arc::downgrade(base),
+                    local,
+                    acceptor: built.clone(),
+                });
+            }
+            Arc::new(Acceptors {
+                generation,
+                entries,
+            })
+        });
+        built
     }
 
     /// Whether a request for `host` arrived on the wrong connection: `host` has a
@@ -227,22 +269,144 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
-/// [`CertResolver`] for one connection: a handshake without SNI gets the IP certificate
-/// of the address the client connected to, before the default name.
+/// At most this many (listener, local address) pairs keep a cached acceptor; a
+/// connection on any further one gets an acceptor built for it alone. A server listens
+/// on a handful of addresses, but a wildcard listener sees every address of the host.
+const CACHED_ACCEPTORS: usize = 16;
+
+/// The acceptors for addresses with an IP certificate, built for one certificate set
+/// (the resolver's `generation`).
+#[derive(Default)]
+struct Acceptors {
+    generation: u64,
+    entries: Vec<CachedAcceptor>,
+}
+
+impl Acceptors {
+    /// The acceptor made from the listener configuration `base` for `local`.
+    fn find(&self, base: &Arc<ServerConfig>, local: IpAddr) -> Option<&TlsAcceptor> {
+        self.entries
+            .iter()
+            .find(|e| e.local == local && e.base.as_ptr() == Arc::as_ptr(base))
+            .map(|e| &e.acceptor)
+    }
+}
+
+/// One cached acceptor: a copy of a listener's configuration with a
+/// [`LocalAddressResolver`] for `local`.
+#[derive(Clone)]
+struct CachedAcceptor {
+    /// The listener's configuration it copies. Weak: that configuration holds the
+    /// resolver that holds this cache; the allocation it keeps makes the pointer
+    /// comparison safe from reuse.
+    base: Weak<ServerConfig>,
+    local: IpAddr,
+    acceptor: TlsAcceptor,
+}
+
+/// [`CertResolver`] for connections on one local address: a handshake without SNI gets
+/// the IP certificate of the address the client connected to, before the default name.
+/// The set is looked up per handshake, so a cached one follows reloads.
 #[derive(Debug)]
 struct LocalAddressResolver {
-    inner: Arc<CertResolver>,
+    /// Weak: the resolver caches the acceptor whose configuration holds this.
+    inner: Weak<CertResolver>,
     local: IpAddr,
 }
 
 impl ResolvesServerCert for LocalAddressResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let inner = self.inner.upgrade()?;
         if client_hello.server_name().is_none()
             && !TlsAlpn01Responder::is_challenge_hello(&client_hello)
-            && let Some(found) = self.inner.certs.load().lookup_ip(self.local)
+            && let Some(found) = inner.certs.load().lookup_ip(self.local)
         {
             return Some(Arc::clone(found));
         }
-        self.inner.resolve(client_hello)
+        inner.resolve(client_hello)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use berth_certs::Certificate;
+
+    fn self_signed(names: &[&str]) -> Certificate {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let generated = rcgen::generate_simple_self_signed(names).unwrap();
+        let key = berth_secrets::Secret::new(generated.signing_key.serialize_pem());
+        Certificate::from_pem(&generated.cert.pem(), key).unwrap()
+    }
+
+    fn with_ip_certificate() -> CertSet {
+        CertSet::new(vec![
+            self_signed(&["127.0.0.1"]),
+            self_signed(&["example.com"]),
+        ])
+    }
+
+    fn resolver_and_acceptor(certs: CertSet) -> (Arc<CertResolver>, TlsAcceptor) {
+        let resolver = Arc::new(CertResolver::new(certs));
+        let config = crate::server_config(Arc::clone(&resolver)).unwrap();
+        (resolver, TlsAcceptor::from(Arc::new(config)))
+    }
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn connections_on_one_address_share_an_acceptor_until_the_certificates_change() {
+        let (resolver, base) = resolver_and_acceptor(with_ip_certificate());
+        let first = resolver.acceptor_on(base.clone(), LOOPBACK);
+        let second = resolver.acceptor_on(base.clone(), LOOPBACK);
+        assert!(!Arc::ptr_eq(first.config(), base.config()));
+        assert!(Arc::ptr_eq(first.config(), second.config()));
+
+        resolver.replace(with_ip_certificate());
+        let renewed = resolver.acceptor_on(base.clone(), LOOPBACK);
+        assert!(!Arc::ptr_eq(renewed.config(), first.config()));
+        let again = resolver.acceptor_on(base.clone(), LOOPBACK);
+        assert!(Arc::ptr_eq(renewed.config(), again.config()));
+    }
+
+    #[test]
+    fn addresses_without_an_ip_certificate_get_the_listeners_acceptor() {
+        let (resolver, base) = resolver_and_acceptor(with_ip_certificate());
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        assert!(Arc::ptr_eq(
+            resolver.acceptor_on(base.clone(), other).config(),
+            base.config()
+        ));
+        let (resolver, base) =
+            resolver_and_acceptor(CertSet::new(vec![self_signed(&["example.com"])]));
+        assert!(Arc::ptr_eq(
+            resolver.acceptor_on(base.clone(), LOOPBACK).config(),
+            base.config()
+        ));
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_holds_no_reference_cycle() {
+        let (resolver, _) = resolver_and_acceptor(with_ip_certificate());
+        // More listener configurations than the cache holds, each kept alive.
+        let bases: Vec<TlsAcceptor> = (0..CACHED_ACCEPTORS + 4)
+            .map(|_| resolver_and_acceptor(with_ip_certificate()).1)
+            .collect();
+        for base in &bases {
+            let built = resolver.acceptor_on(base.clone(), LOOPBACK);
+            assert!(!Arc::ptr_eq(built.config(), base.config()));
+        }
+        assert_eq!(resolver.acceptors.load().entries.len(), CACHED_ACCEPTORS);
+
+        let (resolver, base) = resolver_and_acceptor(with_ip_certificate());
+        let cached = resolver.acceptor_on(base.clone(), LOOPBACK);
+        let weak = Arc::downgrade(&resolver);
+        drop((resolver, base, cached));
+        assert!(
+            weak.upgrade().is_none(),
+            "the cache keeps its resolver alive"
+        );
     }
 }
