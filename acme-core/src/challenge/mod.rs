@@ -10,6 +10,7 @@ pub mod dns01;
 mod listener;
 pub(crate) mod shared;
 mod solver;
+mod standalone;
 
 pub use berth_certs::challenge::{
     ACME_TLS_ALPN_PROTOCOL, AlpnChallengeResolver, HTTP01_PATH_PREFIX, Http01Responder,
@@ -17,6 +18,7 @@ pub use berth_certs::challenge::{
 };
 pub use listener::{ChallengeListener, serve_http01, serve_tls_alpn01};
 pub use solver::{Http01Solver, PendingChallenge, Solver, SolverFuture, TlsAlpn01Solver};
+pub use standalone::{StandaloneConfig, StandaloneSolver};
 
 use std::fmt;
 use std::str::FromStr;

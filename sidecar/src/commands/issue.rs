@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use berth_acme_core::store::{export_combined, export_live};
 use berth_acme_core::{CertManager, Certificate, ManagedCert, ManagerConfig, Outcome};
 
-use super::responder::Responder;
+use super::responder;
 use super::{account_config, days_left, domain_set, open_store, rescue_dir, rfc3339};
 use crate::cli::IssueArgs;
 use crate::failure::Failure;
@@ -37,12 +37,8 @@ pub(crate) async fn run(args: IssueArgs) -> Result<(), Failure> {
     config.rescue_dir = rescue_dir(&args.store);
 
     // The challenge responder runs only for the duration of this command.
-    let responder = Responder::start(&args.challenge, &args.store).await?;
-    let manager = CertManager::new(
-        config,
-        vec![managed.clone()],
-        vec![responder.solver.clone()],
-    );
+    let responder = responder::start(&args.challenge, &args.store).await?;
+    let manager = CertManager::new(config, vec![managed.clone()], vec![responder.solver()]);
     if args.order.dry_run {
         let request = berth_admin::api::RenewRequest {
             force: true,

@@ -13,7 +13,7 @@ use berth_admin::api::{RenewOutcome, RenewRequest, RenewResponse, RenewResult};
 use berth_admin::renew::RenewRefusal;
 use berth_admin::{AdminClient, ClientError};
 
-use super::responder::Responder;
+use super::responder;
 use super::{account_config, open_store, rescue_dir, rfc3339};
 use crate::cli::RenewArgs;
 use crate::failure::Failure;
@@ -161,8 +161,8 @@ async fn standalone(
     config.skip_staging = args.order.skip_staging;
     config.rescue_dir = rescue_dir(&args.store);
 
-    let responder = Responder::start(&args.challenge, &args.store).await?;
-    let manager = CertManager::new(config, managed, vec![responder.solver.clone()]);
+    let responder = responder::start(&args.challenge, &args.store).await?;
+    let manager = CertManager::new(config, managed, vec![responder.solver()]);
     let result = berth_admin::renew::renew(&manager, request).await;
     responder.stop().await;
     Ok(result.map(|mut response| {
