@@ -67,6 +67,29 @@ pub async fn configured(store: &dyn Store) -> Result<Option<ConfiguredSets>, Sto
         .map(|(c, _)| c))
 }
 
+/// The sets of the certificates stored in `resolver`'s section that a renewal of "all"
+/// takes up, and those it leaves alone. With `named` (the caller picks certificates by
+/// name) every stored one is a candidate; otherwise only those the last `berth run`
+/// manages, once it recorded its configuration: renewing the others forever is how
+/// Traefik #3376 burns rate limits.
+pub async fn renewable(
+    store: &dyn Store,
+    resolver: &str,
+    named: bool,
+) -> Result<(Vec<DomainSet>, Vec<DomainSet>), StoreError> {
+    let acme = records::traefik_json(store, resolver).await?;
+    let stored = acme.certificates(resolver).0.into_iter().map(|c| c.domains);
+    let configured = if named {
+        None
+    } else {
+        configured(store).await?
+    };
+    Ok(match configured {
+        Some(configured) => stored.partition(|set| configured.manages(&set.key())),
+        None => (stored.collect(), Vec::new()),
+    })
+}
+
 /// A stored certificate and why it is stale.
 #[derive(Debug, Clone)]
 pub struct StaleCert {
@@ -146,4 +169,63 @@ pub async fn remove(store: &dyn Store, set: &str) -> Result<(), Error> {
         tracing::debug!(domains = %set, error = %e, "could not release the lock after removing");
     }
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use berth_secrets::Secret;
+    use rcgen::{CertificateParams, KeyPair};
+
+    use super::*;
+    use crate::store::FileStore;
+
+    async fn store_with(sets: &[&str]) -> (tempfile::TempDir, std::sync::Arc<FileStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(&dir.path().join("acme.json"), "berth")
+            .await
+            .unwrap();
+        for name in sets {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec![(*name).to_owned()]).unwrap();
+            params.not_after = (SystemTime::now() + Duration::from_secs(30 * 86_400)).into();
+            let pem = params.self_signed(&key).unwrap().pem();
+            let record = CertRecord {
+                domains: DomainSet::parse([*name]).unwrap(),
+                certificate: Certificate::from_pem(&pem, Secret::new(key.serialize_pem())).unwrap(),
+            };
+            let cert_key = records::cert_key(&record.domains.key());
+            store
+                .put(&cert_key, record.encode(), Expect::Any, None)
+                .await
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    fn keys(sets: &[DomainSet]) -> Vec<String> {
+        let mut keys: Vec<String> = sets.iter().map(DomainSet::key).collect();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test]
+    async fn renewing_all_leaves_unmanaged_sets_alone_unless_they_are_named() {
+        let (_dir, store) = store_with(&["a.example.com", "b.example.com"]).await;
+        let both = vec!["a.example.com".to_owned(), "b.example.com".to_owned()];
+        // No berth run recorded its configuration: nothing can be called unmanaged.
+        let (take, leave) = renewable(store.as_ref(), "berth", false).await.unwrap();
+        assert_eq!((keys(&take), keys(&leave)), (both.clone(), vec![]));
+
+        record_configured(store.as_ref(), ["a.example.com".to_owned()])
+            .await
+            .unwrap();
+        let (take, leave) = renewable(store.as_ref(), "berth", false).await.unwrap();
+        assert_eq!(keys(&take), ["a.example.com"]);
+        assert_eq!(keys(&leave), ["b.example.com"]);
+        // Naming certificates considers every stored one.
+        let (take, leave) = renewable(store.as_ref(), "berth", true).await.unwrap();
+        assert_eq!((keys(&take), keys(&leave)), (both, vec![]));
+    }
 }

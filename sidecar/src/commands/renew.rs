@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use berth_acme_core::stale;
-use berth_acme_core::store::records;
 use berth_acme_core::{CertManager, DomainName, ManagedCert, ManagerConfig};
 use berth_admin::api::{RenewOutcome, RenewRequest, RenewResponse, RenewResult};
 use berth_admin::renew::RenewRefusal;
@@ -129,34 +128,24 @@ async fn standalone(
     } else {
         open_store(&args.store).await?
     };
-    let acme = records::traefik_json(store.as_ref(), &args.store.resolver).await?;
-    let (stored, _) = acme.certificates(&args.store.resolver);
-    let mut managed = stored
+    // Renewing "all" leaves alone what the last berth run does not manage, unless named.
+    let (sets, unmanaged) = stale::renewable(
+        store.as_ref(),
+        &args.store.resolver,
+        !request.names.is_empty(),
+    )
+    .await?;
+    let managed = sets
         .into_iter()
-        .map(|c| ManagedCert::new(c.domains, challenge, key_type))
+        .map(|set| ManagedCert::new(set, challenge, key_type))
         .collect::<Result<Vec<_>, _>>()?;
-    // Renewing "all" means what berth run manages: a certificate whose names it is no
-    // longer configured with is left alone (renewing those forever burns rate limits,
-    // Traefik #3376) unless it is named.
-    let mut unmanaged = Vec::new();
-    let configured = if request.names.is_empty() {
-        stale::configured(store.as_ref()).await?
-    } else {
-        None
-    };
-    if let Some(configured) = configured {
-        let (keep, skip): (Vec<_>, Vec<_>) = managed
-            .into_iter()
-            .partition(|m| configured.manages(&m.domains.key()));
-        managed = keep;
-        unmanaged = skip
-            .into_iter()
-            .map(|m| RenewResult {
-                domains: m.domains,
-                outcome: RenewOutcome::Unmanaged,
-            })
-            .collect();
-    }
+    let unmanaged: Vec<RenewResult> = unmanaged
+        .into_iter()
+        .map(|domains| RenewResult {
+            domains,
+            outcome: RenewOutcome::Unmanaged,
+        })
+        .collect();
     let mut config = ManagerConfig::new(store, account);
     config.skip_staging = args.order.skip_staging;
     config.rescue_dir = rescue_dir(&args.store);
