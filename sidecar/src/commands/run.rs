@@ -329,9 +329,7 @@ async fn reload(
     responders: &Responders,
     store: &Arc<dyn Store>,
 ) -> Result<(RunSettings, Plan, Arc<CertManager>), Failure> {
-    let settings = crate::settings::resolve(args, matches)?;
-    let plan = Plan::build(&settings)?;
-    report(&plan.findings(&settings, Probe::Static).await)?;
+    let (settings, plan) = configure(args, matches).await?;
     for (setting, before, after) in [
         ("--tls-addr", old.tls_addr, settings.tls_addr),
         ("--http-addr", old.http_addr, settings.http_addr),
