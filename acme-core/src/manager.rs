@@ -1177,7 +1177,7 @@ impl CertManager {
                     index.certs.insert(key.to_owned(), certificate.clone());
                     index.unstored.remove(key);
                 }
-                self.forget_rescued(key);
+                self.forget_rescued(key).await;
                 let ca = self.config.account.ca.directory().to_owned();
                 let serial = &certificate.info().serial_hex;
                 let cleared = self
@@ -1199,7 +1199,7 @@ impl CertManager {
                 true
             }
             Err(e) => {
-                let rescued = self.rescue(key, &record);
+                let rescued = self.rescue(key, &record).await;
                 tracing::error!(domains = %key, store = %self.config.store.describe(), error = %e, rescued = rescued.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "memory only".into()), "could not store the new certificate; serving it from memory and retrying");
                 self.index()
                     .unstored
@@ -1225,9 +1225,17 @@ impl CertManager {
         Some(dir.join(format!(".berth-unstored-{hash:016x}.json")))
     }
 
-    fn rescue(&self, key: &str, record: &CertRecord) -> Option<PathBuf> {
+    // The rescue files are read and written on the blocking pool: the manager's loop
+    // shares its runtime with the admin server.
+    async fn rescue(&self, key: &str, record: &CertRecord) -> Option<PathBuf> {
         let path = self.rescue_path(key)?;
-        match crate::store::atomic::write_atomic(&path, &record.encode(), 0o600) {
+        let (bytes, target) = (record.encode(), path.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            crate::store::atomic::write_atomic(&target, &bytes, 0o600)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::io("writing", &path, std::io::Error::other(e))));
+        match written {
             Ok(()) => Some(path),
             Err(e) => {
                 tracing::error!(domains = %key, error = %e, "could not write the rescue file either");
@@ -1236,9 +1244,9 @@ impl CertManager {
         }
     }
 
-    fn forget_rescued(&self, key: &str) {
+    async fn forget_rescued(&self, key: &str) {
         if let Some(path) = self.rescue_path(key) {
-            let _ = std::fs::remove_file(path);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
         }
     }
 
@@ -1249,7 +1257,12 @@ impl CertManager {
             let Some(path) = self.rescue_path(&key) else {
                 return;
             };
-            let Ok(bytes) = std::fs::read(&path).map(zeroize::Zeroizing::new) else {
+            let file = path.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                std::fs::read(file).map(zeroize::Zeroizing::new)
+            })
+            .await;
+            let Ok(Ok(bytes)) = read else {
                 continue;
             };
             let Ok(record) = CertRecord::decode(&bytes) else {
@@ -1264,7 +1277,7 @@ impl CertManager {
                 self.store_certificate(&key, &record.domains, &record.certificate, None)
                     .await;
             } else {
-                self.forget_rescued(&key);
+                self.forget_rescued(&key).await;
             }
         }
     }

@@ -22,8 +22,14 @@ struct Run {
 }
 
 fn berth(args: &[String]) -> Run {
+    berth_env(args, &[])
+}
+
+/// [`berth`] with extra environment variables.
+fn berth_env(args: &[String], env: &[(&str, &Path)]) -> Run {
     let output = Command::new(berth_bin())
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("BERTH_DOMAINS")
         .env("BERTH_LOG_FORMAT", "text")
         .output()
@@ -117,13 +123,20 @@ async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
     assert_eq!(staging.accounts_registered(), 1);
     let before = snapshot(&store_dir);
     assert!(!before.is_empty());
+    // The dry runs' throwaway stores go here, and are removed after each.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let tmp_env = [("TMPDIR", tmp.as_path())];
 
     // Standalone, selected by a name that is not the main one.
-    let dry = berth(&args(
-        &["renew", "www.example.com", "--standalone", "--dry-run"],
-        &common,
-        &["--http-addr", &http],
-    ));
+    let dry = berth_env(
+        &args(
+            &["renew", "www.example.com", "--standalone", "--dry-run"],
+            &common,
+            &["--http-addr", &http],
+        ),
+        &tmp_env,
+    );
     assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
     assert!(
         dry.stdout
@@ -155,11 +168,14 @@ async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
 
     // A name whose validation fails (nothing answers on the port the CA connects to).
     let wrong = format!("127.0.0.1:{}", free_port());
-    let failed = berth(&args(
-        &["issue", "-d", "broken.example.com", "--dry-run"],
-        &common,
-        &["--http-addr", &wrong],
-    ));
+    let failed = berth_env(
+        &args(
+            &["issue", "-d", "broken.example.com", "--dry-run"],
+            &common,
+            &["--http-addr", &wrong],
+        ),
+        &tmp_env,
+    );
     assert_ne!(failed.code, 0, "{}{}", failed.stdout, failed.stderr);
     assert!(
         failed.stdout.contains("broken.example.com: failed:")
@@ -174,6 +190,11 @@ async fn dry_runs_order_once_from_staging_and_leave_the_store_byte_identical() {
         failed.stderr
     );
     assert_eq!(snapshot(&store_dir), before, "the store changed");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "a dry run left its temporary store behind"
+    );
 
     // A name no stored certificate carries.
     let unknown = berth(&args(

@@ -3,6 +3,7 @@
 //! configuration is proven end to end while the real store, its ledger, budget history
 //! and account stay untouched.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::{CertManager, ManagedCert, ManagerConfig};
@@ -12,7 +13,7 @@ use crate::challenge::shared::SharedSolver;
 use crate::challenge::{ChallengeKind, Solver};
 use crate::domain::DomainSet;
 use crate::error::Error;
-use crate::store::{Expect, FileStore, Store, records};
+use crate::store::{Expect, FileStore, Store, StoreError, records};
 
 /// Why a dry run could not start (an order that fails is a per-set result instead).
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +29,7 @@ pub enum DryRunError {
     },
     /// The throwaway store could not be created.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
 }
 
 /// What a dry run did for one domain set: the staging certificate it got, or why not.
@@ -55,15 +56,20 @@ impl CertManager {
     /// certificate, ledger entry, history or account; nothing is published.
     pub async fn dry_run(&self, certs: &[ManagedCert]) -> Result<Vec<DryRunResult>, DryRunError> {
         let staging = self.dry_run_ca()?;
-        let dir = tempfile::Builder::new()
-            .prefix("berth-dry-run-")
-            .tempdir()
-            .map_err(|source| crate::store::StoreError::Io {
-                action: "creating a temporary directory in",
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let store = FileStore::open(&dir.path().join("acme.json"), "berth").await?;
+        let dir = TempStore::create().await?;
+        let results = self.dry_run_in(dir.path(), staging, certs).await;
+        dir.close().await;
+        results
+    }
+
+    /// [`Self::dry_run`] with its throwaway store in `dir`.
+    async fn dry_run_in(
+        &self,
+        dir: &Path,
+        staging: Ca,
+        certs: &[ManagedCert],
+    ) -> Result<Vec<DryRunResult>, DryRunError> {
+        let store = FileStore::open(&dir.join("acme.json"), "berth").await?;
         // The staging account the real store holds (from a staging proof) is reused, so
         // a daily dry run does not register an account every time; a new one is not kept.
         let account_key = records::account_key(staging.directory());
@@ -102,10 +108,58 @@ impl CertManager {
             .into_iter()
             .map(|(domains, result)| (domains, result.map(|o| o.certificate().clone())))
             .collect();
-        drop(manager);
-        if let Err(e) = dir.close() {
+        Ok(results)
+    }
+}
+
+/// The dry run's temporary directory. Creating and removing it is file I/O, so it runs
+/// on tokio's blocking pool: a dry run asked through the admin API runs on the
+/// runtime that also serves requests and renews certificates.
+struct TempStore(Option<tempfile::TempDir>);
+
+impl TempStore {
+    async fn create() -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io {
+            action: "creating a temporary directory in",
+            path: std::env::temp_dir(),
+            source,
+        };
+        let created = tokio::task::spawn_blocking(|| {
+            tempfile::Builder::new().prefix("berth-dry-run-").tempdir()
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?;
+        created.map(|dir| Self(Some(dir))).map_err(io)
+    }
+
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .map_or(Path::new(""), tempfile::TempDir::path)
+    }
+
+    /// Removes the directory, warning when that fails.
+    async fn close(mut self) {
+        let Some(dir) = self.0.take() else { return };
+        let closed = tokio::task::spawn_blocking(move || dir.close())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|closed| closed);
+        if let Err(e) = closed {
             tracing::warn!(error = %e, "could not remove the dry run's temporary store");
         }
-        Ok(results)
+    }
+}
+
+impl Drop for TempStore {
+    /// A dry run that failed or was cancelled before [`TempStore::close`] still removes
+    /// its directory, off the runtime when there is one.
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || drop(dir))),
+                Err(_) => drop(dir),
+            }
+        }
     }
 }
