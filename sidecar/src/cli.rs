@@ -11,7 +11,6 @@ use berth_acme_core::{Ca, ChallengeKind, KeyType, RevocationReason};
 use berth_config::defaults;
 use berth_proxy::Limits;
 use clap::{Args, Parser, Subcommand};
-use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
 
@@ -313,33 +312,25 @@ pub(crate) struct SharedStoreArgs {
 }
 
 /// DNS-01: the provider that writes `_acme-challenge` TXT records and how propagation is
-/// checked. Also the `[dns]` table of the `--config` file (same names, `_` for `-`).
-#[derive(Debug, Args, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// checked. The `--config` file's `[dns]` table has the same names (`_` for `-`, no
+/// `dns-` prefix); berth-config's `DnsSettings` reads it.
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DnsArgs {
     /// DNS-01 provider: rfc2136 (dynamic update signed with TSIG) or exec (a hook
     /// program). Inferred from --dns-server or --dns-exec when unset.
     #[arg(id = "dns_provider", long = "dns-provider", env = "BERTH_DNS_PROVIDER")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) provider: Option<String>,
     /// rfc2136: the zone's primary server, IP[:port] (port 53 by default).
     #[arg(id = "dns_server", long = "dns-server", env = "BERTH_DNS_SERVER")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) server: Option<String>,
     /// rfc2136: TSIG key name (taken from the key file when it is a `tsig-keygen` file).
     #[arg(id = "dns_tsig_key", long = "dns-tsig-key", env = "BERTH_DNS_TSIG_KEY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tsig_key: Option<String>,
     /// rfc2136: hmac-sha256 (default), hmac-sha384 or hmac-sha512.
     #[arg(
         id = "dns_tsig_algorithm",
         long = "dns-tsig-algorithm",
         env = "BERTH_DNS_TSIG_ALGORITHM"
-    )]
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::serde_text::option"
     )]
     pub(crate) tsig_algorithm: Option<TsigAlgorithm>,
     /// rfc2136: file holding the TSIG secret, or the whole key file `tsig-keygen` wrote.
@@ -349,11 +340,9 @@ pub(crate) struct DnsArgs {
         long = "dns-tsig-secret-file",
         env = "BERTH_DNS_TSIG_SECRET_FILE"
     )]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tsig_secret_file: Option<PathBuf>,
     /// exec: program run as `<program> present|cleanup <fqdn> <value>` (lego's convention).
     #[arg(id = "dns_exec", long = "dns-exec", env = "BERTH_DNS_EXEC")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) exec: Option<PathBuf>,
     /// exec: how long one run of the program may take (default 60s).
     #[arg(
@@ -362,20 +351,13 @@ pub(crate) struct DnsArgs {
         env = "BERTH_DNS_EXEC_TIMEOUT",
         value_parser = duration
     )]
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::serde_text::duration_option"
-    )]
     pub(crate) exec_timeout: Option<Duration>,
     /// The zone the records go in (default: found by SOA lookup).
     #[arg(id = "dns_zone", long = "dns-zone", env = "BERTH_DNS_ZONE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) zone: Option<String>,
     /// DNS server for berth's own lookups (CNAME, SOA, NS), IP[:port] (default: the
     /// first nameserver in /etc/resolv.conf).
     #[arg(id = "dns_resolver", long = "dns-resolver", env = "BERTH_DNS_RESOLVER")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) resolver: Option<String>,
     /// Check propagation on these servers instead of the zone's authoritative
     /// nameservers (split horizon); comma-separated IP[:port].
@@ -385,7 +367,6 @@ pub(crate) struct DnsArgs {
         env = "BERTH_DNS_PROPAGATION_SERVERS",
         value_delimiter = ','
     )]
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) propagation_servers: Vec<String>,
     /// How long to wait for every nameserver to serve the record (default 2m).
     #[arg(
@@ -393,11 +374,6 @@ pub(crate) struct DnsArgs {
         long = "dns-propagation-timeout",
         env = "BERTH_DNS_PROPAGATION_TIMEOUT",
         value_parser = duration
-    )]
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::serde_text::duration_option"
     )]
     pub(crate) propagation_timeout: Option<Duration>,
     /// How often to ask while waiting (default 2s).
@@ -407,15 +383,9 @@ pub(crate) struct DnsArgs {
         env = "BERTH_DNS_PROPAGATION_INTERVAL",
         value_parser = duration
     )]
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::serde_text::duration_option"
-    )]
     pub(crate) propagation_interval: Option<Duration>,
     /// TTL of the TXT records, in seconds (default 60).
     #[arg(id = "dns_ttl", long = "dns-ttl", env = "BERTH_DNS_TTL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ttl: Option<u32>,
 }
 

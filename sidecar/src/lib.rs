@@ -15,7 +15,6 @@ mod dns;
 mod failure;
 mod logging;
 mod plan;
-mod serde_text;
 mod settings;
 
 use std::process::ExitCode;
