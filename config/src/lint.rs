@@ -479,11 +479,13 @@ fn staging(
 
 /// The store must be creatable, writable and private.
 fn store_files(path: &Path, findings: &mut Findings) {
-    for file in [path.to_path_buf(), state_path(path)] {
-        if let Some(refusal) = single_file_mount(&file).or_else(|| symlinked(&file)) {
-            let cause = Setting::of(&refusal);
-            findings.add_caused(Level::Error, "--store", refusal.to_string(), cause);
-        }
+    let mounted = single_file_mount(path);
+    let symlinks = [path.to_path_buf(), state_path(path)]
+        .into_iter()
+        .filter_map(|file| symlinked(&file));
+    for refusal in mounted.into_iter().chain(symlinks) {
+        let cause = Setting::of(&refusal);
+        findings.add_caused(Level::Error, "--store", refusal.to_string(), cause);
     }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

@@ -628,3 +628,64 @@ async fn a_single_file_bind_mount_is_refused_before_anything_is_ordered() {
         "the state file was written beside the mount point"
     );
 }
+
+/// The state file beside acme.json mounted on its own (`-v ./state:/data/acme.json.berth-state`):
+/// the advice names the store, acme.json, not the state file.
+#[tokio::test]
+async fn a_bind_mounted_state_file_is_refused_with_advice_naming_the_store() {
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host-state");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let target = data.join("acme.json");
+    let state = berth_acme_core::store::state_path(&target);
+    write_private(&host, b"");
+    write_private(&state, b"");
+    let Some(_mounted) = berth_tests::BindMount::file(&host, &state) else {
+        return;
+    };
+
+    let issued = berth(&strs(&issue_args(&pebble, &target, "mounted.example.com")));
+    let text = format!("{}{}", issued.stdout, issued.stderr);
+    assert_eq!(issued.code, 2, "{text}");
+    assert!(text.contains(&state.display().to_string()), "{text}");
+    for fix in [
+        "-v ./data:/data",
+        "--store /data/acme.json\n",
+        "use acme.json inside it as the store",
+    ] {
+        assert!(text.contains(fix), "{fix:?} missing:\n{text}");
+    }
+    assert!(
+        !text.contains("--store /data/acme.json.berth-state"),
+        "{text}"
+    );
+
+    let store = target.display().to_string();
+    let upstream = format!("http://{}", start_upstream());
+    let checked = berth(&[
+        "config",
+        "check",
+        "--agree-tos",
+        "-d",
+        "mounted.example.com",
+        "--store",
+        &store,
+        "--upstream",
+        &upstream,
+        "--ca",
+        &pebble.directory_url(),
+    ]);
+    let text = format!("{}{}", checked.stdout, checked.stderr);
+    assert_eq!(checked.code, 2, "{text}");
+    assert!(
+        text.contains("use acme.json inside it as the store"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("--store /data/acme.json.berth-state"),
+        "{text}"
+    );
+    assert_eq!(pebble.orders_received(), 0, "{}", pebble.log());
+}

@@ -116,9 +116,10 @@ pub enum StoreError {
         "{path} is a single file mounted into the container, which cannot be replaced safely (renaming over a mount point fails) and leaves berth's state outside the volume; mount the directory that holds {name} instead, and use {name} inside it as the store"
     )]
     SingleFileMount {
-        /// The file.
+        /// The mounted file: the store, or its state file.
         path: PathBuf,
-        /// Its file name, for the advice.
+        /// The store's file name, for the advice (also when the state file is the
+        /// mount: it moves with the store).
         name: String,
     },
     /// The store's directory does not take a new file and a rename, the way every write

@@ -192,7 +192,6 @@ impl FileStore {
             atomic::refuse_symlink(&loader.path)?;
             atomic::refuse_symlink(&loader.state_path)?;
             mount::check_replaceable(&loader.path)?;
-            mount::check_replaceable(&loader.state_path)?;
             let _lock = loader.lock_files()?;
             loader.load_initial(true)
         })

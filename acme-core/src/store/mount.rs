@@ -13,12 +13,18 @@ use std::path::Path;
 use super::StoreError;
 use super::atomic::PRIVATE_MODE;
 
-/// The refusal for a store file that is a mount point of its own (`docker run -v
-/// ./acme.json:/acme.json`), or `None`. Reads only; `berth config check` reports it.
-pub fn single_file_mount(path: &Path) -> Option<StoreError> {
-    is_mount_point(path).then(|| StoreError::SingleFileMount {
-        path: path.to_path_buf(),
-        name: path
+/// The refusal for a store file, or the state file beside it, that is a mount point of
+/// its own (`docker run -v ./acme.json:/acme.json`), or `None`. The advice names the
+/// store's file either way: the state file follows the store into the mounted
+/// directory. Reads only; `berth config check` reports it.
+pub fn single_file_mount(store: &Path) -> Option<StoreError> {
+    let state = super::state_path(store);
+    let mounted = [store, state.as_path()]
+        .into_iter()
+        .find(|file| is_mount_point(file))?;
+    Some(StoreError::SingleFileMount {
+        path: mounted.to_path_buf(),
+        name: store
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "acme.json".into()),
@@ -31,13 +37,13 @@ pub fn symlinked(path: &Path) -> Option<StoreError> {
     super::atomic::refuse_symlink(path).err()
 }
 
-/// Refuses `path` when it is a mount point of its own, or when its directory does not
-/// take a new file and a rename.
-pub(crate) fn check_replaceable(path: &Path) -> Result<(), StoreError> {
-    if let Some(refusal) = single_file_mount(path) {
+/// Refuses the store at `store` when it or its state file is a mount point of its own,
+/// or when their directory does not take a new file and a rename.
+pub(crate) fn check_replaceable(store: &Path) -> Result<(), StoreError> {
+    if let Some(refusal) = single_file_mount(store) {
         return Err(refusal);
     }
-    let dir = super::atomic::directory_of(path);
+    let dir = super::atomic::directory_of(store);
     let probe =
         |suffix: &str| dir.join(format!(".berth-write-test-{}-{suffix}", std::process::id()));
     let (first, second) = (probe("a"), probe("b"));
