@@ -119,7 +119,16 @@ pub(crate) enum Command {
 pub(crate) enum ConfigCommand {
     /// Print the effective configuration (secrets redacted) and lint it: each finding
     /// with its fix. Exit 2 when there is an error. Takes the same flags as `berth run`.
-    Check(RunArgs),
+    Check(ConfigCheckArgs),
+}
+
+/// `config check`: `berth run`'s flags, and `--json`.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    #[command(flatten)]
+    pub(crate) output: JsonOutput,
 }
 
 #[derive(Debug, Subcommand)]

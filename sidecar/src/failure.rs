@@ -70,11 +70,16 @@ fn setting_of(error: &(dyn std::error::Error + 'static)) -> Option<Setting> {
 /// A configuration finding as `berth` prints it: the finding, and the flag hint when a
 /// library's refusal names the setting at fault.
 pub(crate) fn finding_text(finding: &berth_config::lint::Finding) -> String {
-    let hint = finding.cause.and_then(|setting| flag_hint(setting, None));
-    match hint {
+    match finding_hint(finding) {
         Some(hint) => format!("{finding}\n  hint: {}", hint.advice),
         None => finding.to_string(),
     }
+}
+
+/// The flag hint for a configuration finding whose library refusal names the setting at
+/// fault, or `None`.
+pub(crate) fn finding_hint(finding: &berth_config::lint::Finding) -> Option<FlagHint> {
+    finding.cause.and_then(|setting| flag_hint(setting, None))
 }
 
 /// The file name of a store refused as a single-file mount, from `error`'s chain.

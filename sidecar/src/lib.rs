@@ -69,7 +69,8 @@ pub fn main() -> ExitCode {
             Command::Renew(args) => commands::renew::run(args).await,
             Command::Import(args) => commands::import::run(args).await,
             Command::Config(ConfigCommand::Check(args)) => {
-                commands::config::check(&args, &sub_matches(&["config", "check"])).await
+                commands::config::check(&args.run, args.output, &sub_matches(&["config", "check"]))
+                    .await
             }
             Command::Secrets(SecretsCommand::Check(args)) => commands::secrets::check(&args),
             Command::Healthcheck(args) => commands::healthcheck::run(args).await,

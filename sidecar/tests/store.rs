@@ -683,9 +683,51 @@ async fn a_bind_mounted_state_file_is_refused_with_advice_naming_the_store() {
         text.contains("use acme.json inside it as the store"),
         "{text}"
     );
+    assert!(text.contains("hint: mount the directory instead"), "{text}");
     assert!(
         !text.contains("--store /data/acme.json.berth-state"),
         "{text}"
     );
+
+    // `--json` carries the same hint, on the finding it belongs to.
+    let checked = berth(&[
+        "config",
+        "check",
+        "--json",
+        "--agree-tos",
+        "-d",
+        "mounted.example.com",
+        "--store",
+        &store,
+        "--upstream",
+        &upstream,
+        "--ca",
+        &pebble.directory_url(),
+    ]);
+    assert_eq!(checked.code, 2, "{}{}", checked.stdout, checked.stderr);
+    let doc: serde_json::Value = serde_json::from_str(checked.stdout.trim()).unwrap();
+    assert_eq!(doc["configuration"]["store"], store.as_str(), "{doc}");
+    let findings = doc["findings"].as_array().unwrap();
+    let mounted: Vec<_> = findings
+        .iter()
+        .filter(|f| {
+            f["message"]
+                .as_str()
+                .unwrap()
+                .contains("single file mounted")
+        })
+        .collect();
+    assert_eq!(mounted.len(), 1, "{doc}");
+    assert_eq!(mounted[0]["level"], "error", "{doc}");
+    assert_eq!(mounted[0]["setting"], "--store", "{doc}");
+    let hint = "mount the directory instead: -v ./data:/data and --store /data/acme.json";
+    assert_eq!(mounted[0]["hint"], hint, "{doc}");
+    let others = findings.iter().filter(|f| !mounted.contains(f));
+    for finding in others {
+        assert!(
+            finding.get("hint").is_none(),
+            "a hint without a cause: {doc}"
+        );
+    }
     assert_eq!(pebble.orders_received(), 0, "{}", pebble.log());
 }
