@@ -43,6 +43,7 @@ mod layer;
 mod limits;
 pub mod lint;
 mod plan;
+mod reload;
 pub mod serde_text;
 mod settings;
 
@@ -51,5 +52,6 @@ pub use error::{Error, FileError};
 pub use layer::{CertificateSettings, Layer};
 pub use limits::LimitsLayer;
 pub use plan::{Plan, profile};
+pub use reload::RestartOnly;
 pub use serde_text::parse_duration;
 pub use settings::{RunSettings, defaults};

@@ -45,6 +45,12 @@ impl Plan {
             trusted_proxies,
         })
     }
+
+    /// The name served to clients that send none (IP addresses, some health checkers):
+    /// the first domain set's main name, as a single-site server would serve them.
+    pub fn default_server_name(&self) -> Option<&str> {
+        self.managed.first().map(|m| m.domains.main().as_str())
+    }
 }
 
 /// Every domain set with its challenge, key type and profile; a set listed twice (in
@@ -216,5 +222,28 @@ mod tests {
             assert!(!err.contains("PLANTED"), "{err}");
             assert!(err.contains("…@127.0.0.1:3000"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_default_server_name_is_the_first_sets_main_name() {
+        let plan = Plan::build(&settings(
+            r#"
+            domains = ["app.example.com", "www.example.com"]
+            upstream = "http://app:3000"
+            [[certificates]]
+            domains = ["other.example.com"]
+        "#,
+        ))
+        .unwrap();
+        assert_eq!(plan.default_server_name(), Some("app.example.com"));
+        let plan = Plan::build(&settings(
+            r#"
+            upstream = "http://app:3000"
+            [[certificates]]
+            domains = ["other.example.com"]
+        "#,
+        ))
+        .unwrap();
+        assert_eq!(plan.default_server_name(), Some("other.example.com"));
     }
 }

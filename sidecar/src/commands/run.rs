@@ -13,8 +13,8 @@ use berth_acme_core::challenge::{
 use berth_acme_core::store::Store;
 use berth_acme_core::{CertManager, CertSet, Generation, ManagerConfig};
 use berth_admin::{AdminServer, OrderCounters};
-use berth_config::RunSettings;
 use berth_config::lint::{Finding, Level, Probe};
+use berth_config::{RestartOnly, RunSettings};
 use berth_proxy::{BoundProxy, CertSource, Metrics, Proxy, RouteTable};
 use clap::ArgMatches;
 use tokio::signal::unix::{SignalKind, signal};
@@ -154,13 +154,7 @@ async fn bind_proxy(
     metrics: &Metrics,
     workers: NonZeroUsize,
 ) -> Result<BoundProxy, Failure> {
-    // Clients that send no server name (IP addresses, some health checkers) get the
-    // first certificate, as a single-site server would serve them.
-    let default_name = plan
-        .config
-        .managed
-        .first()
-        .map(|m| m.domains.main().as_str().to_owned());
+    let default_name = plan.config.default_server_name().map(str::to_owned);
     let mut proxy = Proxy::builder()
         .tls_addr(settings.tls_addr)
         .http_addr(settings.http_addr)
@@ -321,7 +315,8 @@ impl Sidecar {
 }
 
 /// The configuration as it is now (file re-read, secrets re-read), with a manager ready
-/// to take over. Listener addresses cannot move without a restart; that is logged.
+/// to take over. What changes only on restart (berth-config's
+/// [`RunSettings::restart_only_changes`]) is logged.
 async fn reload(
     args: &RunArgs,
     matches: &ArgMatches,
@@ -330,23 +325,25 @@ async fn reload(
     store: &Arc<dyn Store>,
 ) -> Result<(RunSettings, Plan, Arc<CertManager>), Failure> {
     let (settings, plan) = configure(args, matches).await?;
-    for (setting, before, after) in [
-        ("--tls-addr", old.tls_addr, settings.tls_addr),
-        ("--http-addr", old.http_addr, settings.http_addr),
-        ("--admin-addr", old.admin_addr, settings.admin_addr),
-    ] {
-        if before != after {
-            tracing::warn!(setting, %before, %after, "listener addresses change only on restart; still on the old one");
+    for change in old.restart_only_changes(&settings) {
+        match change {
+            RestartOnly::Listener {
+                setting,
+                before,
+                after,
+            } => {
+                tracing::warn!(setting, %before, %after, "listener addresses change only on restart; still on the old one");
+            }
+            RestartOnly::Limits => tracing::warn!("proxy limits change only on restart"),
+            RestartOnly::TrustedProxies => {
+                tracing::warn!("--trusted-proxies changes only on restart");
+            }
+            RestartOnly::Store { before } => {
+                tracing::warn!(store = %before.display(), "the store changes only on restart; still using the old one");
+            }
+            // A setting a newer berth-config adds: logged by name.
+            other => tracing::warn!(change = ?other, "changes only on restart"),
         }
-    }
-    if old.limits != settings.limits {
-        tracing::warn!("proxy limits change only on restart");
-    }
-    if old.trusted_proxies != settings.trusted_proxies {
-        tracing::warn!("--trusted-proxies changes only on restart");
-    }
-    if old.store != settings.store || old.resolver != settings.resolver {
-        tracing::warn!(store = %old.store.display(), "the store changes only on restart; still using the old one");
     }
     let manager = responders.manager(&settings, &plan, store);
     manager.publish_from_store().await?;
