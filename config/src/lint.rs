@@ -5,6 +5,7 @@
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_acme_core::challenge::dns01::Dns01Solver;
@@ -42,6 +43,10 @@ pub struct Finding {
     /// ([`Setting::of`]); the binary adds the hint naming its flag.
     #[serde(skip)]
     pub cause: Option<Setting>,
+    /// The library's refusal the finding reports, for a hint that quotes its details
+    /// (the file name of a store mounted on its own).
+    #[serde(skip)]
+    pub refusal: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl fmt::Display for Finding {
@@ -114,6 +119,24 @@ impl Findings {
             setting,
             message,
             cause,
+            refusal: None,
+        });
+    }
+
+    /// A finding that is a library's refusal: its message, the setting it names, and
+    /// the refusal itself.
+    fn add_refusal(
+        &mut self,
+        level: Level,
+        setting: &'static str,
+        refusal: impl std::error::Error + Send + Sync + 'static,
+    ) {
+        self.0.push(Finding {
+            level,
+            setting,
+            message: refusal.to_string(),
+            cause: Setting::of(&refusal),
+            refusal: Some(Arc::new(refusal)),
         });
     }
 }
@@ -484,8 +507,7 @@ fn store_files(path: &Path, findings: &mut Findings) {
         .into_iter()
         .filter_map(|file| symlinked(&file));
     for refusal in mounted.into_iter().chain(symlinks) {
-        let cause = Setting::of(&refusal);
-        findings.add_caused(Level::Error, "--store", refusal.to_string(), cause);
+        findings.add_refusal(Level::Error, "--store", refusal);
     }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

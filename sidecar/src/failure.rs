@@ -79,7 +79,13 @@ pub(crate) fn finding_text(finding: &berth_config::lint::Finding) -> String {
 /// The flag hint for a configuration finding whose library refusal names the setting at
 /// fault, or `None`.
 pub(crate) fn finding_hint(finding: &berth_config::lint::Finding) -> Option<FlagHint> {
-    finding.cause.and_then(|setting| flag_hint(setting, None))
+    let refusal = finding
+        .refusal
+        .as_deref()
+        .map(|e| e as &(dyn std::error::Error + 'static));
+    finding
+        .cause
+        .and_then(|setting| flag_hint(setting, refusal))
 }
 
 /// The file name of a store refused as a single-file mount, from `error`'s chain.

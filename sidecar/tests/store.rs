@@ -731,3 +731,41 @@ async fn a_bind_mounted_state_file_is_refused_with_advice_naming_the_store() {
     }
     assert_eq!(pebble.orders_received(), 0, "{}", pebble.log());
 }
+
+/// A single-file mount of a store not named acme.json: `config check`'s hint quotes the
+/// store's own file name, as `berth issue`'s does.
+#[tokio::test]
+async fn config_checks_mount_hint_names_the_stores_own_file() {
+    let pebble = Pebble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host-certs.json");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let target = data.join("certs.json");
+    write_private(&host, b"{}");
+    write_private(&target, b"");
+    let Some(_mounted) = berth_tests::BindMount::file(&host, &target) else {
+        return;
+    };
+    let store = target.display().to_string();
+    let upstream = format!("http://{}", start_upstream());
+    for json in [false, true] {
+        let mut args = vec![
+            "config",
+            "check",
+            "--agree-tos",
+            "-d",
+            "mounted.example.com",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let ca = pebble.directory_url();
+        args.extend(["--store", &store, "--upstream", &upstream, "--ca", &ca]);
+        let checked = berth(&args);
+        let text = format!("{}{}", checked.stdout, checked.stderr);
+        assert_eq!(checked.code, 2, "{text}");
+        assert!(text.contains("--store /data/certs.json"), "{text}");
+        assert!(!text.contains("--store /data/acme.json"), "{text}");
+    }
+}
