@@ -56,7 +56,7 @@ pub async fn retire(
     cert: &StaleCert,
     account: Option<&AcmeAccount>,
 ) -> Result<bool, Error> {
-    let revoking = account.filter(|_| !cert.expired);
+    let revoking = account.filter(|_| cert.revocable());
     if let Some(account) = revoking {
         account
             .revoke(&cert.certificate, RevocationReason::CessationOfOperation)

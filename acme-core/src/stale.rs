@@ -105,6 +105,25 @@ pub struct StaleCert {
     pub unmanaged: bool,
 }
 
+impl StaleCert {
+    /// Why it is stale, as berth prints it: `expired, unmanaged`, `expired` or
+    /// `unmanaged`.
+    pub fn reason(&self) -> &'static str {
+        match (self.expired, self.unmanaged) {
+            (true, true) => "expired, unmanaged",
+            (true, false) => "expired",
+            _ => "unmanaged",
+        }
+    }
+
+    /// Whether [`retire`](crate::revocation::retire) revokes it when given an account:
+    /// only a certificate that has not expired can still be used, so only that one is
+    /// revoked.
+    pub fn revocable(&self) -> bool {
+        !self.expired
+    }
+}
+
 /// The stored certificates that are expired (with `expired`) or unmanaged (with
 /// `unmanaged`, judged against `configured`). Unreadable entries are skipped.
 pub async fn find_stale(
@@ -227,5 +246,42 @@ mod tests {
         // Naming certificates considers every stored one.
         let (take, leave) = renewable(store.as_ref(), "berth", true).await.unwrap();
         assert_eq!((keys(&take), keys(&leave)), (both, vec![]));
+    }
+
+    #[tokio::test]
+    async fn a_stale_certificate_says_why_and_only_an_unexpired_one_is_revocable() {
+        let (_dir, store) = store_with(&["a.example.com", "b.example.com"]).await;
+        record_configured(store.as_ref(), ["a.example.com".to_owned()])
+            .await
+            .unwrap();
+        let configured = configured(store.as_ref()).await.unwrap();
+        let reasons = |found: &[StaleCert]| {
+            let mut r: Vec<(String, &str, bool)> = found
+                .iter()
+                .map(|c| (c.key.clone(), c.reason(), c.revocable()))
+                .collect();
+            r.sort();
+            r
+        };
+        let now = SystemTime::now();
+        let found = find_stale(store.as_ref(), configured.as_ref(), true, true, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            reasons(&found),
+            [("b.example.com".to_owned(), "unmanaged", true)]
+        );
+        // 60 days on, both certificates (valid for 30) have expired.
+        let later = now + Duration::from_secs(60 * 86_400);
+        let found = find_stale(store.as_ref(), configured.as_ref(), true, true, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            reasons(&found),
+            [
+                ("a.example.com".to_owned(), "expired", false),
+                ("b.example.com".to_owned(), "expired, unmanaged", false),
+            ]
+        );
     }
 }

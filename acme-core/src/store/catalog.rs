@@ -131,7 +131,7 @@ impl Catalog {
                 .flatten()
                 .map(|c| c.manages(&key)),
             failures: failures.cloned(),
-            backoff_until: failures.map(|e| e.next_attempt_at).filter(|at| *at > now),
+            backoff_until: failures.and_then(|e| e.backing_off_until(now)),
             profile: set.profile,
             cert,
         }

@@ -191,6 +191,14 @@ pub struct LedgerEntry {
     pub next_attempt_at: SystemTime,
 }
 
+impl LedgerEntry {
+    /// When the next order may be placed, while that is still after `now`; `None` once
+    /// the set may be ordered again.
+    pub fn backing_off_until(&self, now: SystemTime) -> Option<SystemTime> {
+        (self.next_attempt_at > now).then_some(self.next_attempt_at)
+    }
+}
+
 /// Proof that a domain set was issued by a CA's staging endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagingProof {
@@ -470,6 +478,24 @@ pub(crate) mod set_key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ledger_entry_backs_off_until_its_next_attempt_and_not_at_it() {
+        let next = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let entry = LedgerEntry {
+            ca: "https://ca/dir".into(),
+            domains: "a.example.com".into(),
+            consecutive_failures: 2,
+            last_error_type: "urn:ietf:params:acme:error:rateLimited".into(),
+            last_error: "too many".into(),
+            last_failure_at: SystemTime::UNIX_EPOCH,
+            next_attempt_at: next,
+        };
+        let before = next - Duration::from_secs(1);
+        assert_eq!(entry.backing_off_until(before), Some(next));
+        assert_eq!(entry.backing_off_until(next), None);
+        assert_eq!(entry.backing_off_until(next + Duration::from_secs(1)), None);
+    }
 
     #[test]
     fn a_staging_proof_counts_only_for_its_profile() {

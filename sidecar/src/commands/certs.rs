@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use berth_acme_core::revocation::{retire, stored_account};
-use berth_acme_core::stale;
+use berth_acme_core::stale::{self, StaleCert};
 use berth_acme_core::store::{CatalogEntry, Store, export_combined, export_live};
 
 use super::{account_config, days_left, not_found, open_store, read_catalog, read_store, rfc3339};
@@ -104,10 +104,9 @@ async fn list(args: CertsListArgs) -> Result<(), Failure> {
         }
     }
     for entry in ledger {
-        let when = if entry.next_attempt_at > now {
-            format!("next attempt {}", rfc3339(entry.next_attempt_at))
-        } else {
-            "may retry now".into()
+        let when = match entry.backing_off_until(now) {
+            Some(next) => format!("next attempt {}", rfc3339(next)),
+            None => "may retry now".into(),
         };
         println!(
             "backing off: {} at {} after {} failure(s), {when}; last error: {}",
@@ -203,18 +202,14 @@ async fn prune(args: CertsPruneArgs) -> Result<(), Failure> {
         SystemTime::now(),
     )
     .await?;
-    let account = if args.revoke && !args.dry_run && found.iter().any(|c| !c.expired) {
+    let account = if args.revoke && !args.dry_run && found.iter().any(StaleCert::revocable) {
         Some(revoking_account(store.as_ref(), &args).await?)
     } else {
         None
     };
     let mut report = Vec::new();
     for cert in &found {
-        let why = match (cert.expired, cert.unmanaged) {
-            (true, true) => "expired, unmanaged",
-            (true, false) => "expired",
-            _ => "unmanaged",
-        };
+        let why = cert.reason();
         let mut revoked = false;
         if !args.dry_run {
             revoked = retire(store.as_ref(), cert, account.as_ref()).await?;
