@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use berth_tests::Pebble;
-use support::{Sidecar, start_upstream};
+use support::{Sidecar, poll, start_upstream};
 
 /// The admin server's limits (see `admin/src/server.rs`).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,19 +35,14 @@ fn until_closed(mut stream: TcpStream) -> (Duration, String) {
 async fn slow_and_idle_clients_are_disconnected_and_connections_are_capped() {
     let pebble = Pebble::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let upstream = format!("http://{}", start_upstream());
-    let sidecar = Sidecar::start(
+    let sidecar = Sidecar::serving(
         &pebble,
         dir.path(),
-        &[
-            "-d",
-            "limits.example.com",
-            "--upstream",
-            &upstream,
-            "--agree-tos",
-        ],
-    );
-    sidecar.wait_ready(Duration::from_secs(60)).await;
+        start_upstream(),
+        &["limits.example.com"],
+        &[],
+    )
+    .await;
     let admin = sidecar.admin;
     // wait_ready's HTTP client leaves kept-alive connections behind; they close when this
     // runtime gets to run their tasks. Until then they hold slots of the cap.
@@ -85,13 +80,15 @@ async fn slow_and_idle_clients_are_disconnected_and_connections_are_capped() {
     }
     drop(idle);
     // The slots are free again.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (status, body) = sidecar.admin_raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1");
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still refused: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut last = (0, String::new());
+    let served = poll(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        async || {
+            last = sidecar.admin_raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1");
+            (last.0 == 200).then_some(())
+        },
+    )
+    .await;
+    assert!(served.is_some(), "still refused: {} {}", last.0, last.1);
 }

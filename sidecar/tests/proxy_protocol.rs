@@ -6,12 +6,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
 
 use berth_tests::Pebble;
-use support::{Sidecar, berth, curl, issuing_root};
+use support::{Sidecar, berth, curl, issuing_root, read_request_head};
 
 /// An HTTP/1.1 app on 127.0.0.1 that answers every request with its request head.
 fn start_echo_upstream() -> SocketAddr {
@@ -20,15 +19,9 @@ fn start_echo_upstream() -> SocketAddr {
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
+                let Some(head) = read_request_head(&mut stream) else {
+                    return;
+                };
                 let _ = write!(
                     stream,
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -73,22 +66,14 @@ fn start_relay(target: SocketAddr, header: &'static [u8]) -> u16 {
 async fn the_client_address_comes_from_a_trusted_load_balancers_proxy_header() {
     let pebble = Pebble::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let upstream = format!("http://{}", start_echo_upstream());
-    let sidecar = Sidecar::start(
+    let sidecar = Sidecar::serving(
         &pebble,
         dir.path(),
-        &[
-            "-d",
-            "pp.example.com",
-            "--upstream",
-            &upstream,
-            "--agree-tos",
-            "--trusted-proxies",
-            "127.0.0.1",
-            "--proxy-protocol",
-        ],
-    );
-    sidecar.wait_ready(Duration::from_secs(30)).await;
+        start_echo_upstream(),
+        &["pp.example.com"],
+        &["--trusted-proxies", "127.0.0.1", "--proxy-protocol"],
+    )
+    .await;
     let root = issuing_root(&pebble, dir.path()).await;
     let berth_tls: SocketAddr = format!("127.0.0.1:{}", sidecar.tls_port).parse().unwrap();
 

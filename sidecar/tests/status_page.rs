@@ -8,7 +8,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use berth_tests::{Pebble, require_tool};
 use support::{Sidecar, start_upstream};
@@ -40,21 +39,14 @@ fn chromium(profile: &Path, extra: &[&str], url: &str) -> std::process::Output {
 async fn status_page_renders_certificates_in_chromium() {
     let pebble = Pebble::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let upstream = format!("http://{}", start_upstream());
-    let sidecar = Sidecar::start(
+    let sidecar = Sidecar::serving(
         &pebble,
         dir.path(),
-        &[
-            "-d",
-            "status.example.com",
-            "-d",
-            "www.status.example.com",
-            "--upstream",
-            &upstream,
-            "--agree-tos",
-        ],
-    );
-    sidecar.wait_ready(Duration::from_secs(30)).await;
+        start_upstream(),
+        &["status.example.com", "www.status.example.com"],
+        &[],
+    )
+    .await;
     let url = format!("http://{}/", sidecar.admin);
 
     let profile = dir.path().join("chromium-profile");

@@ -35,19 +35,14 @@ async fn testssl_finds_tls_12_and_13_only_and_nothing_above_low() {
     let testssl = berth_tests::require_tool("testssl", "testssl.sh");
     let pebble = Pebble::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let upstream = format!("http://{}", start_upstream());
-    let sidecar = Sidecar::start(
+    let sidecar = Sidecar::serving(
         &pebble,
         dir.path(),
-        &[
-            "-d",
-            "tls.example.com",
-            "--upstream",
-            &upstream,
-            "--agree-tos",
-        ],
-    );
-    sidecar.wait_ready(Duration::from_secs(30)).await;
+        start_upstream(),
+        &["tls.example.com"],
+        &[],
+    )
+    .await;
 
     let json = dir.path().join("testssl.json");
     let started = Instant::now();
