@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use berth_tests::{Etcd, Pebble, Redis, RoundRobin, free_port};
-use support::{berth, berth_bin, served_serial, start_upstream};
+use support::{berth, berth_bin, poll, served_serial, start_upstream};
 
 /// One replica: its process, its ports and the arguments it was started with.
 struct Replica {
@@ -176,27 +176,30 @@ async fn scrape_metrics(replica: &Replica) -> String {
 }
 
 async fn all_ready(replicas: &[Replica], limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let mut ready = 0;
+    let mut ready = 0;
+    let all = poll(limit, Duration::from_millis(100), async || {
+        ready = 0;
         for replica in replicas {
             if replica.ready().await {
                 ready += 1;
             }
         }
-        if ready == replicas.len() {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let logs: Vec<String> = replicas.iter().map(Replica::output).collect();
-            panic!(
-                "{ready} of {} replicas ready after {limit:?}\n{}",
-                replicas.len(),
-                logs.join("\n-----\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        (ready == replicas.len()).then_some(())
+    })
+    .await;
+    if all.is_none() {
+        panic!(
+            "{ready} of {} replicas ready after {limit:?}\n{}",
+            replicas.len(),
+            logs(replicas)
+        );
     }
+}
+
+/// Every replica's log, for a failure message.
+fn logs(replicas: &[Replica]) -> String {
+    let logs: Vec<String> = replicas.iter().map(Replica::output).collect();
+    logs.join("\n-----\n")
 }
 
 #[tokio::test]
@@ -452,14 +455,13 @@ async fn a_replica_killed_mid_order_is_taken_over_and_its_order_resumed() {
     let _mesh = mesh_avoiding_the_holder(&pebble, &replicas);
 
     // The holder is killed as soon as its order is placed (and recorded).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let holder = loop {
-        if let Some(i) = (0..3).find(|&i| replicas[i].output().contains("placed order")) {
-            break i;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nobody ordered");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let holder = poll(
+        Duration::from_secs(60),
+        Duration::from_millis(5),
+        async || (0..3).find(|&i| replicas[i].output().contains("placed order")),
+    )
+    .await
+    .expect("nobody ordered");
     assert_lease_shown(&replicas, holder).await;
     replicas[holder].child.kill().unwrap();
     replicas[holder].child.wait().unwrap();
@@ -474,11 +476,7 @@ async fn a_replica_killed_mid_order_is_taken_over_and_its_order_resumed() {
         1,
         "the survivor placed a new order instead of resuming\n{}\n{}",
         dead.output(),
-        replicas
-            .iter()
-            .map(Replica::output)
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
+        logs(&replicas)
     );
     assert!(
         replicas
@@ -595,16 +593,9 @@ async fn wait_for<T>(
     what: &str,
     mut found: impl FnMut() -> Option<T>,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = found() {
-            return value;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let logs: Vec<String> = replicas.iter().map(Replica::output).collect();
-            panic!("{what} after {limit:?}\n{}", logs.join("\n-----\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    match poll(limit, Duration::from_millis(50), async || found()).await {
+        Some(value) => value,
+        None => panic!("{what} after {limit:?}\n{}", logs(replicas)),
     }
 }
 
