@@ -6,6 +6,7 @@
 //! propagation check sees what the servers hold now.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use hickory_net::client::{Client, ClientHandle};
@@ -184,12 +185,30 @@ impl Lookup {
 }
 
 /// The first `nameserver` in `/etc/resolv.conf`, the server lookups go to unless
-/// `--dns-resolver` says otherwise.
-pub(crate) fn system_resolver() -> Result<SocketAddr, DnsError> {
-    let conf = std::fs::read_to_string("/etc/resolv.conf").map_err(|e| {
+/// the configuration names one.
+pub(crate) async fn system_resolver() -> Result<SocketAddr, DnsError> {
+    first_nameserver(Path::new(RESOLV_CONF)).await
+}
+
+/// Where the system names its resolvers.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The first `nameserver` in the resolv.conf at `path`, read on tokio's blocking pool:
+/// lookups run on whatever runtime drives the orders, which may be a single thread
+/// shared with a server.
+async fn first_nameserver(path: &Path) -> Result<SocketAddr, DnsError> {
+    let owned = path.to_path_buf();
+    let conf = match tokio::task::spawn_blocking(move || std::fs::read_to_string(owned)).await {
+        Ok(read) => read.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+    .map_err(|e| {
         DnsError::setting_at_fault(
             Setting::DnsResolver,
-            format!("cannot read /etc/resolv.conf ({e}); configure the resolver"),
+            format!(
+                "cannot read {} ({e}); configure the resolver",
+                path.display()
+            ),
         )
     })?;
     conf.lines()
@@ -200,7 +219,10 @@ pub(crate) fn system_resolver() -> Result<SocketAddr, DnsError> {
         .ok_or_else(|| {
             DnsError::setting_at_fault(
                 Setting::DnsResolver,
-                "/etc/resolv.conf lists no nameserver; configure the resolver",
+                format!(
+                    "{} lists no nameserver; configure the resolver",
+                    path.display()
+                ),
             )
         })
 }
@@ -221,7 +243,87 @@ pub fn parse_server(text: &str) -> Result<SocketAddr, DnsError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
     use super::*;
+
+    /// A resolv.conf that takes 600 ms to open (a FIFO fed by a thread) leaves a 10 ms
+    /// ticker on the same single-threaded runtime running: `berth run` shares it with the
+    /// admin server.
+    #[test]
+    fn a_slow_resolv_conf_does_not_stall_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("resolv.conf");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(600));
+                // Blocks until the reader opens its end; closing it ends the read.
+                std::fs::write(&fifo, "# test\nnameserver 192.0.2.53\n").unwrap();
+            }
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (found, longest) = runtime.block_on(async {
+            let done = Arc::new(AtomicBool::new(false));
+            let ticker = tokio::spawn({
+                let done = Arc::clone(&done);
+                async move {
+                    let mut longest = Duration::ZERO;
+                    while !done.load(Ordering::Acquire) {
+                        let before = Instant::now();
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        longest = longest.max(before.elapsed());
+                    }
+                    longest
+                }
+            });
+            // The ticker runs first, so a read that blocks the thread shows as a gap.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let found = tokio::spawn(async move { first_nameserver(&fifo).await })
+                .await
+                .unwrap();
+            done.store(true, Ordering::Release);
+            (found, ticker.await.unwrap())
+        });
+        writer.join().unwrap();
+        assert_eq!(found.unwrap(), "192.0.2.53:53".parse().unwrap());
+        assert!(
+            longest < Duration::from_millis(300),
+            "the runtime stalled for {longest:?} while reading resolv.conf"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resolv_conf_that_cannot_be_read_or_lists_no_server_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = first_nameserver(&missing).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("cannot read {} (", missing.display()))
+                && err.contains("); configure the resolver"),
+            "{err}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "search example.com\n").unwrap();
+        let err = first_nameserver(&empty).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{} lists no nameserver; configure the resolver",
+                empty.display()
+            )),
+            "{err}"
+        );
+    }
 
     #[test]
     fn server_addresses_default_to_port_53() {

@@ -130,10 +130,10 @@ impl Dns01Solver {
         }
     }
 
-    fn lookup(&self) -> Result<Lookup, DnsError> {
+    async fn lookup(&self) -> Result<Lookup, DnsError> {
         let server = match self.config.resolver {
             Some(server) => server,
-            None => lookup::system_resolver()?,
+            None => lookup::system_resolver().await?,
         };
         Ok(Lookup::new(server, self.config.lookup_timeout))
     }
@@ -142,7 +142,7 @@ impl Dns01Solver {
     /// logged and the entry kept for the next run; they never block a new order.
     pub async fn remove_leftovers(&self) {
         let Some(journal) = &self.journal else { return };
-        for entry in journal.entries() {
+        for entry in journal.entries().await {
             let record = &entry.record;
             let in_use = self
                 .presented
@@ -156,7 +156,7 @@ impl Dns01Solver {
             match self.provider.remove_txt(record).await {
                 Ok(()) => {
                     tracing::info!(record = %record.fqdn, provider = %self.provider.describe(), "removed a TXT record an earlier run left behind");
-                    journal.remove(record);
+                    journal.remove(record).await;
                 }
                 Err(e) => {
                     tracing::warn!(record = %record.fqdn, provider = %self.provider.describe(), added_by = %entry.provider, error = %e, "could not remove a TXT record an earlier run left behind; will retry next run");
@@ -176,7 +176,7 @@ impl Dns01Solver {
     /// Where the TXT record `record_name` goes: CNAME target and zone.
     async fn locate(&self, record_name: &str) -> Result<(Name, Name), DnsError> {
         let name = fqdn(record_name)?;
-        let lookup = self.lookup()?;
+        let lookup = self.lookup().await?;
         let target = lookup.follow_cname(&name).await?;
         if target != name {
             tracing::info!(from = %name, to = %target, "_acme-challenge is delegated by CNAME; writing the record at the target");
@@ -211,7 +211,7 @@ impl Dns01Solver {
         if let Some(journal) = &self.journal {
             // Journal first: a crash between the two leaves an entry to clean, never an
             // unrecorded record.
-            journal.add(&record, self.provider.describe());
+            journal.add(&record, self.provider.describe()).await;
         }
         let added = self.provider.add_txt(&record).await;
         self.presented
@@ -257,7 +257,7 @@ impl Dns01Solver {
             // anyway (a lost answer); its failure is expected and not reported.
             let _ = self.provider.remove_txt(&record).await;
             if let Some(journal) = &self.journal {
-                journal.remove(&record);
+                journal.remove(&record).await;
             }
             return Ok(());
         }
@@ -266,7 +266,7 @@ impl Dns01Solver {
             self.provider_error("remove", &record, reason, &e)
         })?;
         if let Some(journal) = &self.journal {
-            journal.remove(&record);
+            journal.remove(&record).await;
         }
         tracing::info!(record = %record.fqdn, provider = %self.provider.describe(), "removed TXT record");
         Ok(())
@@ -294,7 +294,7 @@ impl Dns01Solver {
                 .1
                 .insert(record.value.clone());
         }
-        let lookup = self.lookup()?;
+        let lookup = self.lookup().await?;
         let mut pending: Vec<(Name, SocketAddr, BTreeSet<String>)> = Vec::new();
         for (name, (zone, values)) in &expected {
             let servers = if self.config.propagation_servers.is_empty() {
