@@ -514,4 +514,3 @@ fn listen_hint(challenge: ChallengeKind, kind: std::io::ErrorKind) -> &'static s
         _ => "check the address",
     }
 }
-

@@ -23,9 +23,9 @@ mod certificate;
 pub mod challenge;
 mod domain;
 mod error;
-mod generation;
 #[cfg(test)]
 mod fuzz;
+mod generation;
 pub mod import;
 mod issuer;
 mod key;
