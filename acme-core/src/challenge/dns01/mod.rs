@@ -275,39 +275,8 @@ impl Dns01Solver {
     /// Waits until every server that answers for each record's zone returns all the
     /// values expected at that name.
     async fn propagated(&self, challenges: &[PendingChallenge]) -> Result<(), DnsError> {
-        let records: Vec<TxtRecord> = {
-            let presented = self
-                .presented
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            challenges
-                .iter()
-                .filter_map(|c| presented.get(c.token()).map(|(r, _)| r.clone()))
-                .collect()
-        };
-        // name -> (zone, values expected there)
-        let mut expected: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
-        for record in &records {
-            expected
-                .entry(record.fqdn.clone())
-                .or_insert_with(|| (record.zone.clone(), BTreeSet::new()))
-                .1
-                .insert(record.value.clone());
-        }
-        let lookup = self.lookup().await?;
-        let mut pending: Vec<(Name, SocketAddr, BTreeSet<String>)> = Vec::new();
-        for (name, (zone, values)) in &expected {
-            let servers = if self.config.propagation_servers.is_empty() {
-                lookup
-                    .nameservers(&fqdn(zone)?, self.config.nameserver_port)
-                    .await?
-            } else {
-                self.config.propagation_servers.clone()
-            };
-            for server in servers {
-                pending.push((fqdn(name)?, server, values.clone()));
-            }
-        }
+        let expected = self.expected_values(challenges);
+        let mut pending = self.checks(&expected).await?;
         let started = Instant::now();
         let mut last_error: HashMap<SocketAddr, String> = HashMap::new();
         loop {
@@ -337,26 +306,82 @@ impl Dns01Solver {
             if started.elapsed() + self.config.propagation_interval
                 > self.config.propagation_timeout
             {
-                return Err(DnsError::Propagation {
-                    record: pending
-                        .iter()
-                        .map(|(name, _, _)| name.to_string())
-                        .next()
-                        .unwrap_or_default(),
-                    waited: started.elapsed(),
-                    missing: pending
-                        .iter()
-                        .map(|(_, server, _)| match last_error.get(server) {
-                            Some(e) => format!("{server} ({e})"),
-                            None => server.to_string(),
-                        })
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect(),
-                });
+                return Err(not_propagated(&pending, &last_error, started.elapsed()));
             }
             tokio::time::sleep(self.config.propagation_interval).await;
         }
+    }
+
+    /// The TXT values each challenged name must show: name -> (zone, values).
+    fn expected_values(
+        &self,
+        challenges: &[PendingChallenge],
+    ) -> BTreeMap<String, (String, BTreeSet<String>)> {
+        let presented = self
+            .presented
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut expected: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+        for (record, _) in challenges.iter().filter_map(|c| presented.get(c.token())) {
+            expected
+                .entry(record.fqdn.clone())
+                .or_insert_with(|| (record.zone.clone(), BTreeSet::new()))
+                .1
+                .insert(record.value.clone());
+        }
+        expected
+    }
+
+    /// One check per name and nameserver that must answer it: the zone's authoritative
+    /// servers, or the configured propagation servers when there are any.
+    async fn checks(
+        &self,
+        expected: &BTreeMap<String, (String, BTreeSet<String>)>,
+    ) -> Result<Vec<PropagationCheck>, DnsError> {
+        let lookup = self.lookup().await?;
+        let mut pending = Vec::new();
+        for (name, (zone, values)) in expected {
+            let servers = if self.config.propagation_servers.is_empty() {
+                lookup
+                    .nameservers(&fqdn(zone)?, self.config.nameserver_port)
+                    .await?
+            } else {
+                self.config.propagation_servers.clone()
+            };
+            for server in servers {
+                pending.push((fqdn(name)?, server, values.clone()));
+            }
+        }
+        Ok(pending)
+    }
+}
+
+/// A name, the nameserver asked for it, and the TXT values it must show.
+type PropagationCheck = (Name, SocketAddr, BTreeSet<String>);
+
+/// The error for checks still failing at the propagation timeout: the first record and
+/// every nameserver that did not show it, with its last lookup error.
+fn not_propagated(
+    pending: &[PropagationCheck],
+    last_error: &HashMap<SocketAddr, String>,
+    waited: Duration,
+) -> DnsError {
+    DnsError::Propagation {
+        record: pending
+            .iter()
+            .map(|(name, _, _)| name.to_string())
+            .next()
+            .unwrap_or_default(),
+        waited,
+        missing: pending
+            .iter()
+            .map(|(_, server, _)| match last_error.get(server) {
+                Some(e) => format!("{server} ({e})"),
+                None => server.to_string(),
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
     }
 }
 
