@@ -141,13 +141,25 @@ pub(crate) async fn log_hints(
     }
 }
 
+/// A flag and its advice, as one of the tables below gives them.
+type Hint = (&'static str, Cow<'static, str>);
+
 /// The [`FlagHint`] for `setting`; `None` for a setting this binary has no flag for.
 /// `error`, when given, fills in details the advice quotes (the store's file name).
 pub(crate) fn flag_hint(
     setting: Setting,
     error: Option<&(dyn std::error::Error + 'static)>,
 ) -> Option<FlagHint> {
-    let (flag, advice): (&'static str, Cow<'static, str>) = match setting {
+    let (flag, advice) = account_hint(setting)
+        .or_else(|| order_hint(setting))
+        .or_else(|| dns_hint(setting))
+        .or_else(|| store_hint(setting, error))?;
+    Some(FlagHint { flag, advice })
+}
+
+/// The CA and account settings (`berth_acme_core::AccountConfig`).
+fn account_hint(setting: Setting) -> Option<Hint> {
+    Some(match setting {
         Setting::AgreeTos => (
             "--agree-tos",
             "read them, then pass --agree-tos (BERTH_AGREE_TOS=true)".into(),
@@ -166,10 +178,21 @@ pub(crate) fn flag_hint(
             "--email",
             "pass --email with an address such as admin@example.com".into(),
         ),
+        _ => return None,
+    })
+}
+
+/// What an order asks for and how it is answered (`berth_acme_core::ManagedCert`,
+/// the challenge listeners), and the log that shows its details.
+fn order_hint(setting: Setting) -> Option<Hint> {
+    Some(match setting {
         Setting::Challenge(Some(kind)) => ("--challenge", format!("use --challenge {kind}").into()),
         Setting::Challenge(None) => ("--challenge", "choose another one with --challenge".into()),
         Setting::Force => ("--force", "pass --force to order anyway".into()),
-        Setting::Domains => ("-d/--domain", "pass at least one name with -d/--domain".into()),
+        Setting::Domains => (
+            "-d/--domain",
+            "pass at least one name with -d/--domain".into(),
+        ),
         Setting::ListenAddr(ChallengeKind::TlsAlpn01) => (
             "--tls-addr",
             "use --tls-addr with a port that port 443 is forwarded to".into(),
@@ -178,6 +201,17 @@ pub(crate) fn flag_hint(
             "--http-addr",
             "use --http-addr with a port the CA reaches through a redirect".into(),
         ),
+        Setting::DebugLog => (
+            "BERTH_LOG",
+            "BERTH_LOG=berth_acme_core=debug logs the details".into(),
+        ),
+        _ => return None,
+    })
+}
+
+/// The DNS-01 settings (`berth_acme_core::challenge::dns01`).
+fn dns_hint(setting: Setting) -> Option<Hint> {
+    Some(match setting {
         Setting::DnsZone => (
             "--dns-zone",
             "set --dns-zone to the zone that holds the record, or leave it unset to detect it (check --dns-resolver then)".into(),
@@ -203,6 +237,14 @@ pub(crate) fn flag_hint(
             "point --dns-tsig-secret-file at the file `tsig-keygen` wrote, or at the secret alone"
                 .into(),
         ),
+        _ => return None,
+    })
+}
+
+/// The store settings (`berth_stores::OpenOptions`, the file store's path);
+/// `error` gives the store's file name for the advice.
+fn store_hint(setting: Setting, error: Option<&(dyn std::error::Error + 'static)>) -> Option<Hint> {
+    Some(match setting {
         Setting::StorePath => (
             "--store",
             format!(
@@ -223,13 +265,8 @@ pub(crate) fn flag_hint(
             "--store-cert",
             "pass --store-cert and --store-key (a certificate for client authentication, signed by a CA the store trusts)".into(),
         ),
-        Setting::DebugLog => (
-            "BERTH_LOG",
-            "BERTH_LOG=berth_acme_core=debug logs the details".into(),
-        ),
         _ => return None,
-    };
-    Some(FlagHint { flag, advice })
+    })
 }
 
 impl fmt::Display for Failure {
