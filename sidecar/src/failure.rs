@@ -105,7 +105,7 @@ fn store_file_name<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&
 
 /// What a `berth` user changes for a library [`Setting`]: the flag (or variable) that
 /// sets it, and how to change it. Library errors say what to do in the library's terms;
-/// this table is the only place their settings meet the binary's flag names.
+/// [`flag_hint`]'s tables are the only place their settings meet the binary's flag names.
 pub(crate) struct FlagHint {
     /// The flag (or environment variable) that sets it.
     pub(crate) flag: &'static str,
