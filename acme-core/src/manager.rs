@@ -1045,7 +1045,6 @@ impl CertManager {
             manager: self,
             lease,
             domains: &managed.domains,
-            key: managed.domains.key(),
         };
         Issuer::new(account, solver)
             .issue_resumable(&request, resume, Some(&journal))
@@ -1387,7 +1386,6 @@ struct Journal<'a> {
     manager: &'a CertManager,
     lease: &'a Lease,
     domains: &'a DomainSet,
-    key: String,
 }
 
 impl OrderJournal for Journal<'_> {
@@ -1403,10 +1401,11 @@ impl OrderJournal for Journal<'_> {
                 domains: self.domains.clone(),
                 kind: HistoryKind::OrderPlaced,
             };
+            let key = self.domains.key();
             // Written together (one flush of a file store): the time between the CA's
             // answer and a durable record is a window a crash turns into a lost order.
             let (recorded, counted) = tokio::join!(
-                self.manager.update_state(&self.key, Some(self.lease), |s| {
+                self.manager.update_state(&key, Some(self.lease), |s| {
                     s.order = Some(order.clone());
                 }),
                 self.manager.push_history(event),
