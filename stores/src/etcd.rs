@@ -177,13 +177,12 @@ impl Step<'_> {
                 "no answer; check the address and that etcd runs".into(),
                 None,
             ),
-            Ok(Err(e)) => {
-                let (text, setting) = explain(&e);
-                match crate::identity::connect_hint(&format!("{e:?}"), self.tls, self.identity) {
-                    Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
-                    None => (text, setting),
-                }
-            }
+            Ok(Err(e)) => crate::identity::with_connect_hint(
+                explain(&e),
+                &format!("{e:?}"),
+                self.tls,
+                self.identity,
+            ),
         };
         Err(StoreError::Backend {
             store: self.describe.to_owned(),

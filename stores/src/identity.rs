@@ -1,6 +1,7 @@
 //! [`ClientIdentity`]: the certificate berth presents to a TLS store that checks its
 //! clients (Redis `--tls-auth-clients yes`, etcd `--client-cert-auth`).
 
+use berth_acme_core::Setting;
 use berth_secrets::Secret;
 
 /// A client certificate chain and its private key, both PEM. The key is a [`Secret`]:
@@ -63,6 +64,23 @@ pub(crate) fn connect_hint(error: &str, tls: bool, identity: bool) -> Option<&'s
     closed.then_some(
         "the store closed the TLS connection; if it checks client certificates, give one and its key (`identity`)",
     )
+}
+
+/// A failure to connect explained as `explained` (its text and the setting at fault),
+/// with [`connect_hint`]'s advice added when it applies; `debug` is the error's `{:?}`.
+pub(crate) fn with_connect_hint(
+    explained: (String, Option<Setting>),
+    debug: &str,
+    tls: bool,
+    identity: bool,
+) -> (String, Option<Setting>) {
+    match connect_hint(debug, tls, identity) {
+        Some(hint) => (
+            format!("{}; {hint}", explained.0),
+            Some(Setting::StoreIdentity),
+        ),
+        None => explained,
+    }
 }
 
 #[cfg(test)]

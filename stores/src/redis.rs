@@ -230,12 +230,8 @@ async fn open(
     identity: bool,
 ) -> Result<ConnectionManager, StoreError> {
     let connect_error = |e: &redis::RedisError| {
-        let (text, setting) = explain(e);
         let (reason, setting) =
-            match crate::identity::connect_hint(&format!("{e:?}"), tls, identity) {
-                Some(hint) => (format!("{text}; {hint}"), Some(Setting::StoreIdentity)),
-                None => (text, setting),
-            };
+            crate::identity::with_connect_hint(explain(e), &format!("{e:?}"), tls, identity);
         StoreError::Backend {
             store: describe.to_owned(),
             action: "connecting",
