@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ca::{Ca, CaFamily};
 use crate::domain::DomainSet;
+use crate::timestamp::rfc3339;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -301,8 +302,6 @@ fn human_duration(d: Duration) -> String {
         s => format!("{s} s"),
     }
 }
-
-pub(crate) use crate::timestamp::rfc3339;
 
 #[cfg(test)]
 mod tests {

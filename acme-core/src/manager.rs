@@ -28,6 +28,7 @@ use crate::key::KeyType;
 use crate::ledger::BackoffPolicy;
 use crate::renewal::{RenewalHint, due_at, renewal_due};
 use crate::store::records::{self, CertRecord, CertState};
+use crate::timestamp;
 
 mod dry_run;
 use crate::store::{
@@ -630,7 +631,7 @@ impl CertManager {
             && now < entry.next_attempt_at
         {
             if !force {
-                tracing::warn!(domains = %key, ca = %ca_url, until = %budget::rfc3339(entry.next_attempt_at), last_error = %entry.last_error, "backing off after an earlier failure");
+                tracing::warn!(domains = %key, ca = %ca_url, until = %timestamp::rfc3339(entry.next_attempt_at), last_error = %entry.last_error, "backing off after an earlier failure");
                 let _ = self.events.send(CertEvent::BackingOff {
                     domains: key.to_owned(),
                     until: entry.next_attempt_at,
@@ -665,10 +666,10 @@ impl CertManager {
                 let not_after = certificate.info().not_after;
                 let domains = key.to_owned();
                 let event = if stored.is_some() {
-                    tracing::info!(domains = %key, ca = %ca_url, not_after = %budget::rfc3339(not_after), "certificate renewed");
+                    tracing::info!(domains = %key, ca = %ca_url, not_after = %timestamp::rfc3339(not_after), "certificate renewed");
                     CertEvent::Renewed { domains, not_after }
                 } else {
-                    tracing::info!(domains = %key, ca = %ca_url, not_after = %budget::rfc3339(not_after), "certificate issued");
+                    tracing::info!(domains = %key, ca = %ca_url, not_after = %timestamp::rfc3339(not_after), "certificate issued");
                     CertEvent::Issued { domains, not_after }
                 };
                 let _ = self.events.send(event);
@@ -681,7 +682,7 @@ impl CertManager {
             }
             Err(error) => {
                 let next_attempt = self.record_failure(managed, &error, lease).await;
-                tracing::error!(domains = %key, ca = %ca_url, next_attempt = %budget::rfc3339(next_attempt), error = %error, "order failed");
+                tracing::error!(domains = %key, ca = %ca_url, next_attempt = %timestamp::rfc3339(next_attempt), error = %error, "order failed");
                 let _ = self.events.send(CertEvent::Failed {
                     domains: key.to_owned(),
                     error: error.to_string(),
@@ -913,7 +914,7 @@ impl CertManager {
             Ok(window) => {
                 let hint = RenewalHint::from_answer(domains, window.as_ref(), previous, now);
                 if let Some(at) = hint.renew_at.filter(|at| *at < renewal_due(cert)) {
-                    tracing::info!(domains = %domains, ca = %ca_url, renew_at = %budget::rfc3339(at), explanation = hint.explanation_url.as_deref().unwrap_or("none given"), "the CA suggests renewing early (ACME Renewal Information)");
+                    tracing::info!(domains = %domains, ca = %ca_url, renew_at = %timestamp::rfc3339(at), explanation = hint.explanation_url.as_deref().unwrap_or("none given"), "the CA suggests renewing early (ACME Renewal Information)");
                 }
                 hint
             }

@@ -285,7 +285,7 @@ pub(crate) fn check(certificate: &Certificate, now: SystemTime) -> Result<(), St
     if info.not_after <= now {
         return Err(format!(
             "expired on {}; nothing to import (order a new certificate instead)",
-            crate::budget::rfc3339(info.not_after)
+            crate::timestamp::rfc3339(info.not_after)
         ));
     }
     Ok(())
