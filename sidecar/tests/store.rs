@@ -51,6 +51,48 @@ fn write_private(path: &Path, bytes: &[u8]) {
 /// berth's certificates in the store by main name, with their serials, as `berth certs
 /// list --json` reports them — after checking that both files parse as JSON and that
 /// the read-only command succeeds on them.
+/// A store at `data/<name>` in a scratch directory where one file (the store itself or
+/// its state file) is a single-file bind mount of `host`, as `docker run -v
+/// ./file:/data/...` makes it. Fields drop in order: the mount before the directory.
+struct MountedStore {
+    _mount: berth_tests::BindMount,
+    /// The host file mounted, holding `{}` for a store and nothing for a state file.
+    host: PathBuf,
+    /// The directory holding the store (the volume a user should mount instead).
+    data: PathBuf,
+    /// The store's path (`--store`).
+    store: PathBuf,
+    /// The mount point: the store or its state file.
+    mounted: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl MountedStore {
+    /// `None` where mounting is not allowed and this is not CI (on CI that fails).
+    fn new(name: &str, state_file: bool) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let store = data.join(name);
+        let (mounted, contents): (PathBuf, &[u8]) = if state_file {
+            (berth_acme_core::store::state_path(&store), b"")
+        } else {
+            (store.clone(), b"{}")
+        };
+        let host = dir.path().join("host-file");
+        write_private(&host, contents);
+        write_private(&mounted, b"");
+        Some(Self {
+            _mount: berth_tests::BindMount::file(&host, &mounted)?,
+            host,
+            data,
+            store,
+            mounted,
+            _dir: dir,
+        })
+    }
+}
+
 fn stored_serials(store: &Path) -> BTreeMap<String, String> {
     let state = berth_acme_core::store::state_path(store);
     for file in [store, state.as_path()] {
@@ -574,16 +616,10 @@ async fn read_only_commands_leave_a_broken_or_foreign_store_byte_identical() {
 #[tokio::test]
 async fn a_single_file_bind_mount_is_refused_before_anything_is_ordered() {
     let pebble = Pebble::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let host = dir.path().join("host-acme.json");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let target = data.join("acme.json");
-    write_private(&host, b"{}");
-    write_private(&target, b"");
-    let Some(_mounted) = berth_tests::BindMount::file(&host, &target) else {
+    let Some(mount) = MountedStore::new("acme.json", false) else {
         return;
     };
+    let (host, data, target) = (mount.host.clone(), mount.data.clone(), mount.store.clone());
 
     let issued = berth(&strs(&issue_args(&pebble, &target, "mounted.example.com")));
     assert_eq!(issued.code, 2, "{}{}", issued.stdout, issued.stderr);
@@ -634,17 +670,10 @@ async fn a_single_file_bind_mount_is_refused_before_anything_is_ordered() {
 #[tokio::test]
 async fn a_bind_mounted_state_file_is_refused_with_advice_naming_the_store() {
     let pebble = Pebble::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let host = dir.path().join("host-state");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let target = data.join("acme.json");
-    let state = berth_acme_core::store::state_path(&target);
-    write_private(&host, b"");
-    write_private(&state, b"");
-    let Some(_mounted) = berth_tests::BindMount::file(&host, &state) else {
+    let Some(mount) = MountedStore::new("acme.json", true) else {
         return;
     };
+    let (target, state) = (mount.store.clone(), mount.mounted.clone());
 
     let issued = berth(&strs(&issue_args(&pebble, &target, "mounted.example.com")));
     let text = format!("{}{}", issued.stdout, issued.stderr);
@@ -737,16 +766,10 @@ async fn a_bind_mounted_state_file_is_refused_with_advice_naming_the_store() {
 #[tokio::test]
 async fn config_checks_mount_hint_names_the_stores_own_file() {
     let pebble = Pebble::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let host = dir.path().join("host-certs.json");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let target = data.join("certs.json");
-    write_private(&host, b"{}");
-    write_private(&target, b"");
-    let Some(_mounted) = berth_tests::BindMount::file(&host, &target) else {
+    let Some(mount) = MountedStore::new("certs.json", false) else {
         return;
     };
+    let target = mount.store.clone();
     let store = target.display().to_string();
     let upstream = format!("http://{}", start_upstream());
     for json in [false, true] {
