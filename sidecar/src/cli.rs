@@ -160,7 +160,7 @@ pub(crate) struct JsonOutput {
 pub(crate) struct OrderArgs {
     /// Key type of the new certificates: ec256 (default), ec384, rsa2048, rsa4096 (renew:
     /// with --standalone).
-    #[arg(long, env = "BERTH_KEY_TYPE", default_value = "ec256")]
+    #[arg(long, env = "BERTH_KEY_TYPE", default_value_t = defaults::KEY_TYPE)]
     pub(crate) key_type: KeyType,
     /// Order from the production CA without proving the names on its staging CA first
     /// (renew: with --standalone).
@@ -182,7 +182,7 @@ pub(crate) struct OrderArgs {
 #[derive(Debug, Args, Clone)]
 pub(crate) struct AdminTarget {
     /// The admin server's address (as given to `berth run`; 0.0.0.0 means this host).
-    #[arg(long, env = "BERTH_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = "BERTH_ADMIN_ADDR", default_value_t = defaults::ADMIN_ADDR)]
     pub(crate) admin_addr: SocketAddr,
 }
 
@@ -289,10 +289,10 @@ pub(crate) struct CaArgs {
 #[derive(Debug, Args, Clone)]
 pub(crate) struct StoreArgs {
     /// The Traefik-compatible acme.json (berth's own state goes beside it).
-    #[arg(long, env = "BERTH_STORE", default_value = "acme.json")]
+    #[arg(long, env = "BERTH_STORE", default_value = defaults::STORE)]
     pub(crate) store: PathBuf,
     /// The resolver section of acme.json berth writes to.
-    #[arg(long, env = "BERTH_RESOLVER", default_value = "berth")]
+    #[arg(long, env = "BERTH_RESOLVER", default_value = defaults::RESOLVER)]
     pub(crate) resolver: String,
     #[command(flatten)]
     pub(crate) shared: SharedStoreArgs,
@@ -316,7 +316,7 @@ pub(crate) struct SharedStoreArgs {
     #[arg(long, env = "BERTH_STORE_KEY")]
     pub(crate) store_key: Option<PathBuf>,
     /// Prefix of every key in a shared store, so several deployments can share one.
-    #[arg(long, env = "BERTH_STORE_PREFIX", default_value = "berth/")]
+    #[arg(long, env = "BERTH_STORE_PREFIX", default_value = defaults::STORE_PREFIX)]
     pub(crate) store_prefix: String,
 }
 
@@ -403,15 +403,15 @@ pub(crate) struct DnsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ChallengeArgs {
     /// Challenge: http-01, tls-alpn-01 or dns-01 (with the --dns-* flags).
-    #[arg(long, env = "BERTH_CHALLENGE", default_value = "http-01")]
+    #[arg(long, env = "BERTH_CHALLENGE", default_value_t = defaults::CHALLENGE)]
     pub(crate) challenge: ChallengeKind,
     #[command(flatten)]
     pub(crate) dns: DnsArgs,
     /// Where to answer HTTP-01 (the CA connects to port 80).
-    #[arg(long, env = "BERTH_HTTP_ADDR", default_value = "0.0.0.0:80")]
+    #[arg(long, env = "BERTH_HTTP_ADDR", default_value_t = defaults::HTTP_ADDR)]
     pub(crate) http_addr: SocketAddr,
     /// Where to answer TLS-ALPN-01 (the CA connects to port 443).
-    #[arg(long, env = "BERTH_TLS_ADDR", default_value = "0.0.0.0:443")]
+    #[arg(long, env = "BERTH_TLS_ADDR", default_value_t = defaults::TLS_ADDR)]
     pub(crate) tls_addr: SocketAddr,
 }
 
@@ -469,7 +469,7 @@ pub(crate) struct MigrateArgs {
     #[arg(long)]
     pub(crate) to: PathBuf,
     /// The resolver section of a file store berth reads and writes.
-    #[arg(long, env = "BERTH_RESOLVER", default_value = "berth")]
+    #[arg(long, env = "BERTH_RESOLVER", default_value = defaults::RESOLVER)]
     pub(crate) resolver: String,
     /// For whichever side is a shared store.
     #[command(flatten)]
