@@ -1,7 +1,6 @@
 //! The rustls certificate resolver: one atomically swapped [`CertSet`] per reload.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
@@ -49,10 +48,8 @@ use crate::metrics::Metrics;
 /// ```
 pub struct CertResolver {
     certs: ArcSwap<CertSet>,
-    /// Counts [`replace`](Self::replace)s, so acceptors cached for an older set are
-    /// rebuilt.
-    generation: AtomicU64,
-    /// Acceptors for connections on addresses that have an IP certificate.
+    /// Acceptors for connections on addresses that have an IP certificate; emptied by
+    /// [`replace`](Self::replace), so they are rebuilt for the new set.
     acceptors: ArcSwap<Acceptors>,
     default_name: Option<String>,
     challenges: Option<TlsAlpn01Responder>,
@@ -74,7 +71,6 @@ impl CertResolver {
     pub fn new(initial: CertSet) -> Self {
         Self {
             certs: ArcSwap::from_pointee(initial),
-            generation: AtomicU64::new(0),
             acceptors: ArcSwap::from_pointee(Acceptors::default()),
             default_name: None,
             challenges: None,
@@ -105,7 +101,7 @@ impl CertResolver {
     /// Swaps in a new certificate set for every handshake that starts from now on.
     pub fn replace(&self, certs: CertSet) {
         self.certs.store(Arc::new(certs));
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.acceptors.store(Arc::default());
         self.metrics.reloaded();
     }
 
@@ -145,15 +141,11 @@ impl CertResolver {
     /// listener configuration, address and certificate set, not per connection; past
     /// [`CACHED_ACCEPTORS`] addresses it is made for the connection alone.
     fn acceptor_on(self: &Arc<Self>, acceptor: TlsAcceptor, local: IpAddr) -> TlsAcceptor {
-        let generation = self.generation.load(Ordering::Acquire);
         if self.certs.load().lookup_ip(local).is_none() {
             return acceptor;
         }
         let base = acceptor.config();
-        let cached = self.acceptors.load();
-        if cached.generation == generation
-            && let Some(found) = cached.find(base, local)
-        {
+        if let Some(found) = self.acceptors.load().find(base, local) {
             return found.clone();
         }
         let mut config = ServerConfig::clone(base);
@@ -163,31 +155,17 @@ impl CertResolver {
         });
         let built = TlsAcceptor::from(Arc::new(config));
         self.acceptors.rcu(|cached| {
-            if cached.generation > generation {
-                return Arc::clone(cached);
-            }
-            let mut entries = if cached.generation == generation {
-                cached.entries.clone()
-            } else {
-                Vec::new()
-            };
+            let mut entries = cached.entries.clone();
             // A listener whose configuration is gone (a rebuilt proxy) needs no entry.
             entries.retain(|e| e.base.strong_count() > 0);
-            if entries.len() < CACHED_ACCEPTORS
-                && !entries
-                    .iter()
-                    .any(|e| e.local == local && e.base.as_ptr() == Arc::as_ptr(base))
-            {
+            if entries.len() < CACHED_ACCEPTORS && cached.find(base, local).is_none() {
                 entries.push(CachedAcceptor {
                     base: Arc::downgrade(base),
                     local,
                     acceptor: built.clone(),
                 });
             }
-            Arc::new(Acceptors {
-                generation,
-                entries,
-            })
+            Arc::new(Acceptors { entries })
         });
         built
     }
@@ -274,11 +252,10 @@ impl ResolvesServerCert for CertResolver {
 /// on a handful of addresses, but a wildcard listener sees every address of the host.
 const CACHED_ACCEPTORS: usize = 16;
 
-/// The acceptors for addresses with an IP certificate, built for one certificate set
-/// (the resolver's `generation`).
+/// The acceptors for addresses with an IP certificate, built since the last
+/// [`replace`](CertResolver::replace).
 #[derive(Default)]
 struct Acceptors {
-    generation: u64,
     entries: Vec<CachedAcceptor>,
 }
 
