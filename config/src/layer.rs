@@ -114,17 +114,25 @@ pub struct Layer {
 }
 
 /// The values `order_concurrency` takes.
-pub(crate) const ORDER_CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=256;
+const ORDER_CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=256;
+
+/// `n` if [`ORDER_CONCURRENCY`] holds it, else why not: the file's reader and
+/// [`Layer::resolve`](crate::Layer::resolve) (for the other layers) both ask.
+pub(crate) fn check_order_concurrency(n: usize) -> Result<usize, String> {
+    if ORDER_CONCURRENCY.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is out of range; use 1 to 256"))
+    }
+}
 
 fn order_concurrency<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<usize>, D::Error> {
-    match Option::<usize>::deserialize(deserializer)? {
-        Some(n) if !ORDER_CONCURRENCY.contains(&n) => Err(serde::de::Error::custom(format!(
-            "{n} is out of range; use 1 to 256"
-        ))),
-        n => Ok(n),
-    }
+    Option::<usize>::deserialize(deserializer)?
+        .map(check_order_concurrency)
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 impl Layer {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::dns::DnsSettings;
 use crate::error::Error;
-use crate::layer::{CertificateSettings, Layer, ORDER_CONCURRENCY};
+use crate::layer::{CertificateSettings, Layer, check_order_concurrency};
 
 /// The default of each setting no layer sets (the limits' are [`Limits::DEFAULT`]).
 /// Flag definitions show these in their help.
@@ -138,15 +138,11 @@ impl Layer {
     /// The effective settings: what this layer (the layers stacked with [`Layer::or`])
     /// sets, the defaults for the rest.
     pub fn resolve(self) -> Result<RunSettings, Error> {
-        let order_concurrency = self
-            .order_concurrency
-            .unwrap_or(defaults::ORDER_CONCURRENCY);
-        if !ORDER_CONCURRENCY.contains(&order_concurrency) {
-            return Err(Error::invalid(
-                "order_concurrency",
-                format!("{order_concurrency} is out of range; use 1 to 256"),
-            ));
-        }
+        let order_concurrency = check_order_concurrency(
+            self.order_concurrency
+                .unwrap_or(defaults::ORDER_CONCURRENCY),
+        )
+        .map_err(|reason| Error::invalid("order_concurrency", reason))?;
         let domains = self.domains.unwrap_or_default();
         let mut certificates = Vec::with_capacity(self.certificates.len() + 1);
         if domains.iter().any(|d| !d.trim().is_empty()) {
