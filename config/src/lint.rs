@@ -185,7 +185,7 @@ fn addresses(settings: &RunSettings, plan: &Plan, findings: &mut Findings) {
             ),
         );
     }
-    if uses(plan, ChallengeKind::Http01) && settings.http_addr.port() != 80 {
+    if plan.uses(ChallengeKind::Http01) && settings.http_addr.port() != 80 {
         findings.add(
             Level::Note,
             "--http-addr",
@@ -195,7 +195,7 @@ fn addresses(settings: &RunSettings, plan: &Plan, findings: &mut Findings) {
             ),
         );
     }
-    if uses(plan, ChallengeKind::TlsAlpn01) && settings.tls_addr.port() != 443 {
+    if plan.uses(ChallengeKind::TlsAlpn01) && settings.tls_addr.port() != 443 {
         findings.add(
             Level::Note,
             "--tls-addr",
@@ -215,11 +215,6 @@ fn addresses(settings: &RunSettings, plan: &Plan, findings: &mut Findings) {
             ),
         );
     }
-}
-
-/// Whether any managed set uses `kind`.
-fn uses(plan: &Plan, kind: ChallengeKind) -> bool {
-    plan.managed.iter().any(|m| m.challenge == kind)
 }
 
 /// The store's state, read-only: a store that does not parse is reported here, never
@@ -264,12 +259,12 @@ async fn live(
         (
             "--http-addr",
             settings.http_addr,
-            uses(plan, ChallengeKind::Http01),
+            plan.uses(ChallengeKind::Http01),
         ),
         (
             "--tls-addr",
             settings.tls_addr,
-            uses(plan, ChallengeKind::TlsAlpn01),
+            plan.uses(ChallengeKind::TlsAlpn01),
         ),
     ] {
         if let Err(e) = tokio::net::TcpListener::bind(addr).await {

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use berth_acme_core::{DomainSet, ManagedCert};
+use berth_acme_core::{ChallengeKind, DomainSet, ManagedCert};
 use berth_proxy::{Route, Routes, TrustedProxies, Upstream};
 
 use crate::error::Error;
@@ -44,6 +44,11 @@ impl Plan {
             upstreams,
             trusted_proxies,
         })
+    }
+
+    /// Whether any managed set is proven with `kind`.
+    pub fn uses(&self, kind: ChallengeKind) -> bool {
+        self.managed.iter().any(|m| m.challenge == kind)
     }
 
     /// The name served to clients that send none (IP addresses, some health checkers):

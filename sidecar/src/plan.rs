@@ -36,11 +36,7 @@ impl Plan {
         let account = account_config(&ca_args(settings))?;
         let store = rescue_dir(&store_args(settings)).map(|_| settings.store.as_path());
         let mut dns = dns::solver(&settings.dns, store)?;
-        if config
-            .managed
-            .iter()
-            .any(|m| m.challenge == ChallengeKind::Dns01)
-        {
+        if config.uses(ChallengeKind::Dns01) {
             dns = Some(dns::require(dns)?);
         }
         Ok(Self {
