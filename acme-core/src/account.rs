@@ -200,6 +200,25 @@ impl AcmeAccount {
         Ok((this, Some(credentials)))
     }
 
+    /// The account `stored` holds for `config.ca`, never registering one: `None` when the
+    /// credentials were made for another CA's directory (or do not say which), where
+    /// [`load_or_create`](Self::load_or_create) would register a new account.
+    pub(crate) async fn load_stored(
+        config: &AccountConfig,
+        stored: &Secret,
+    ) -> Result<Option<Self>, Error> {
+        let ca = &config.ca;
+        let (credentials, stored_directory) = parse_credentials(stored)?;
+        if stored_directory.as_deref() != Some(ca.directory()) {
+            return Ok(None);
+        }
+        let http = AcmeHttp::new(config.ca_roots_pem.as_deref())?;
+        let directory = fetch_directory(&http, ca).await?;
+        Self::from_stored(ca, http, &directory, credentials)
+            .await
+            .map(Some)
+    }
+
     /// The account `credentials` stored for `ca`.
     async fn from_stored(
         ca: &Ca,

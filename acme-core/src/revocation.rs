@@ -11,8 +11,9 @@ use crate::store::records::{self, REVOKED};
 use crate::store::{RevokedCert, Store, StoredAccount, StoredCert};
 
 /// The account `store` holds for `config.ca`, ready to revoke with; `None` when the store
-/// has no account there (the certificate was issued from another CA, or by another
-/// client). Never registers a new account.
+/// has no account there, or only credentials made for another CA's directory (the
+/// certificate was issued from another CA, or by another client). Never registers a new
+/// account.
 pub async fn stored_account(
     store: &dyn Store,
     config: &AccountConfig,
@@ -21,8 +22,7 @@ pub async fn stored_account(
     let Some((stored, _)) = records::get_json::<StoredAccount>(store, &key).await? else {
         return Ok(None);
     };
-    let (account, _) = AcmeAccount::load_or_create(config, Some(&stored.credentials)).await?;
-    Ok(Some(account))
+    AcmeAccount::load_stored(config, &stored.credentials).await
 }
 
 /// Revokes `cert` at the CA with `account` and adds it to the store's revocation list
@@ -64,4 +64,62 @@ pub async fn retire(
     }
     stale::remove(store, &cert.key).await?;
     Ok(revoking.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use berth_secrets::Secret;
+
+    use super::*;
+    use crate::ca::Ca;
+    use crate::store::{Expect, FileStore};
+
+    /// Credentials stored under this CA's key but made for another directory: there is no
+    /// account here to revoke with. The CA (nothing listens on its port) is never asked,
+    /// so no account is registered.
+    #[tokio::test]
+    async fn credentials_made_for_another_directory_are_no_account_and_register_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(&dir.path().join("acme.json"), "berth")
+            .await
+            .unwrap();
+        let ca = Ca::custom("https://127.0.0.1:9/dir", None).unwrap();
+        let config = AccountConfig::new(ca.clone());
+        for directory in [Some("https://other.example/dir"), None] {
+            let mut credentials = serde_json::json!({
+                "id": "https://other.example/acct/1",
+                "key_pkcs8": "AAAA",
+                "urls": {
+                    "newNonce": "https://other.example/nonce",
+                    "newAccount": "https://other.example/account",
+                    "newOrder": "https://other.example/order",
+                },
+            });
+            if let Some(directory) = directory {
+                credentials["directory"] = directory.into();
+            }
+            let stored = StoredAccount {
+                credentials: Secret::new(credentials.to_string()),
+                email: None,
+                created_at: SystemTime::now(),
+            };
+            records::put_json(
+                store.as_ref(),
+                &records::account_key(ca.directory()),
+                &stored,
+                Expect::Any,
+                None,
+            )
+            .await
+            .unwrap();
+            let account = stored_account(store.as_ref(), &config).await;
+            assert!(
+                matches!(account, Ok(None)),
+                "{directory:?}: {:?}",
+                account.map(|a| a.is_some())
+            );
+        }
+    }
 }
