@@ -34,7 +34,6 @@ pub(crate) fn resolve(args: &RunArgs, matches: &ArgMatches) -> Result<RunSetting
 
 /// The settings the flags and variables give; `given(id)` says whether one was given.
 fn flags(args: &RunArgs, given: &dyn Fn(&str) -> bool) -> Layer {
-    let set = |id: &str| given(id).then_some(());
     let RunArgs {
         config: _,
         domains,
@@ -73,35 +72,35 @@ fn flags(args: &RunArgs, given: &dyn Fn(&str) -> bool) -> Layer {
         shared,
     } = store;
     Layer {
-        domains: set("domains").map(|()| domains.clone()),
+        domains: given("domains").then(|| domains.clone()),
         certificates: Vec::new(),
         upstream: upstream.clone(),
-        routes: set("routes").map(|()| routes.clone()),
-        ca: set("ca").map(|()| ca.clone()),
+        routes: given("routes").then(|| routes.clone()),
+        ca: given("ca").then(|| ca.clone()),
         staging_ca: staging_ca.clone(),
         ca_root: ca_root.clone(),
         email: email.clone(),
-        agree_tos: set("agree_tos").map(|()| *agree_tos),
+        agree_tos: given("agree_tos").then_some(*agree_tos),
         eab_kid: eab_kid.clone(),
         eab_hmac_file: eab_hmac_file.clone(),
-        store: set("store").map(|()| store.clone()),
-        resolver: set("resolver").map(|()| resolver.clone()),
+        store: given("store").then(|| store.clone()),
+        resolver: given("resolver").then(|| resolver.clone()),
         store_password_file: shared.store_password_file.clone(),
         store_ca: shared.store_ca.clone(),
         store_cert: shared.store_cert.clone(),
         store_key: shared.store_key.clone(),
-        store_prefix: set("store_prefix").map(|()| shared.store_prefix.clone()),
-        challenge: set("challenge").map(|()| *challenge),
-        key_type: set("key_type").map(|()| *key_type),
+        store_prefix: given("store_prefix").then(|| shared.store_prefix.clone()),
+        challenge: given("challenge").then_some(*challenge),
+        key_type: given("key_type").then_some(*key_type),
         profile: profile.clone(),
-        http_addr: set("http_addr").map(|()| *http_addr),
-        tls_addr: set("tls_addr").map(|()| *tls_addr),
+        http_addr: given("http_addr").then_some(*http_addr),
+        tls_addr: given("tls_addr").then_some(*tls_addr),
         https_port: *https_port,
-        admin_addr: set("admin_addr").map(|()| *admin_addr),
+        admin_addr: given("admin_addr").then_some(*admin_addr),
         hsts_max_age: *hsts_max_age,
-        trusted_proxies: set("trusted_proxies").map(|()| trusted_proxies.clone()),
-        skip_staging: set("skip_staging").map(|()| *skip_staging),
-        order_concurrency: set("order_concurrency").map(|()| *order_concurrency),
+        trusted_proxies: given("trusted_proxies").then(|| trusted_proxies.clone()),
+        skip_staging: given("skip_staging").then_some(*skip_staging),
+        order_concurrency: given("order_concurrency").then_some(*order_concurrency),
         limits: limits_layer(limits, given),
         dns: dns_settings(dns),
     }
@@ -109,17 +108,16 @@ fn flags(args: &RunArgs, given: &dyn Fn(&str) -> bool) -> Layer {
 
 /// The limits the flags and variables set.
 fn limits_layer(args: &LimitArgs, given: &dyn Fn(&str) -> bool) -> LimitsLayer {
-    let set = |id: &str| given(id).then_some(());
     LimitsLayer {
-        header_timeout: set("header_timeout").map(|()| args.header_timeout),
-        idle_timeout: set("idle_timeout").map(|()| args.idle_timeout),
-        max_header_bytes: set("max_header_bytes").map(|()| args.max_header_bytes),
-        max_connections: set("max_connections").map(|()| args.max_connections),
-        max_upstream_connections: set("max_upstream_connections")
-            .map(|()| args.max_upstream_connections),
+        header_timeout: given("header_timeout").then_some(args.header_timeout),
+        idle_timeout: given("idle_timeout").then_some(args.idle_timeout),
+        max_header_bytes: given("max_header_bytes").then_some(args.max_header_bytes),
+        max_connections: given("max_connections").then_some(args.max_connections),
+        max_upstream_connections: given("max_upstream_connections")
+            .then_some(args.max_upstream_connections),
         max_body_bytes: args.max_body_bytes,
-        upstream_timeout: set("upstream_timeout").map(|()| args.upstream_timeout),
-        drain_timeout: set("drain_timeout").map(|()| args.drain_timeout),
+        upstream_timeout: given("upstream_timeout").then_some(args.upstream_timeout),
+        drain_timeout: given("drain_timeout").then_some(args.drain_timeout),
     }
 }
 
