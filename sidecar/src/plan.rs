@@ -49,11 +49,12 @@ impl Plan {
     /// Every finding for the settings and this plan (berth-config's checks); a shared
     /// store is read for them only when `probe` is live.
     pub(crate) async fn findings(&self, settings: &RunSettings, probe: Probe) -> Vec<Finding> {
-        let store = match store_location(&store_args(settings)) {
+        let args = store_args(settings);
+        let store = match store_location(&args) {
             Err(e) => StoreView::Unusable(e.to_string()),
             Ok(StoreLocation::File(path)) => StoreView::File(path),
             Ok(_) if probe == Probe::Live => StoreView::Shared(Some(
-                read_store(&store_args(settings))
+                read_store(&args)
                     .await
                     .map(|(_, state): (_, StateSnapshot)| state)
                     .map_err(|e| e.to_string()),
