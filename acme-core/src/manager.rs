@@ -1231,7 +1231,7 @@ impl CertManager {
         let path = self.rescue_path(key)?;
         let (bytes, target) = (record.encode(), path.clone());
         let written = tokio::task::spawn_blocking(move || {
-            crate::store::atomic::write_atomic(&target, &bytes, 0o600)
+            crate::store::atomic::write_atomic(&target, &bytes, crate::store::atomic::PRIVATE_MODE)
         })
         .await
         .unwrap_or_else(|e| Err(StoreError::io("writing", &path, std::io::Error::other(e))));
@@ -1246,7 +1246,7 @@ impl CertManager {
 
     async fn forget_rescued(&self, key: &str) {
         if let Some(path) = self.rescue_path(key) {
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+            let _ = crate::store::atomic::blocking_io(move || std::fs::remove_file(path)).await;
         }
     }
 
@@ -1258,11 +1258,11 @@ impl CertManager {
                 return;
             };
             let file = path.clone();
-            let read = tokio::task::spawn_blocking(move || {
+            let read = crate::store::atomic::blocking_io(move || {
                 std::fs::read(file).map(zeroize::Zeroizing::new)
             })
             .await;
-            let Ok(Ok(bytes)) = read else {
+            let Ok(bytes) = read else {
                 continue;
             };
             let Ok(record) = CertRecord::decode(&bytes) else {

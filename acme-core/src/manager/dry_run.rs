@@ -13,6 +13,7 @@ use crate::challenge::shared::SharedSolver;
 use crate::challenge::{ChallengeKind, Solver};
 use crate::domain::DomainSet;
 use crate::error::Error;
+use crate::store::atomic::blocking_io;
 use crate::store::{Expect, FileStore, Store, StoreError, records};
 
 /// Why a dry run could not start (an order that fails is a per-set result instead).
@@ -124,12 +125,10 @@ impl TempStore {
             path: std::env::temp_dir(),
             source,
         };
-        let created = tokio::task::spawn_blocking(|| {
-            tempfile::Builder::new().prefix("berth-dry-run-").tempdir()
-        })
-        .await
-        .map_err(|e| io(std::io::Error::other(e)))?;
-        created.map(|dir| Self(Some(dir))).map_err(io)
+        blocking_io(|| tempfile::Builder::new().prefix("berth-dry-run-").tempdir())
+            .await
+            .map(|dir| Self(Some(dir)))
+            .map_err(io)
     }
 
     fn path(&self) -> &Path {
@@ -141,11 +140,7 @@ impl TempStore {
     /// Removes the directory, warning when that fails.
     async fn close(mut self) {
         let Some(dir) = self.0.take() else { return };
-        let closed = tokio::task::spawn_blocking(move || dir.close())
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|closed| closed);
-        if let Err(e) = closed {
+        if let Err(e) = blocking_io(move || dir.close()).await {
             tracing::warn!(error = %e, "could not remove the dry run's temporary store");
         }
     }

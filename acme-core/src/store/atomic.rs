@@ -17,6 +17,17 @@ use super::StoreError;
 /// Mode of every file that holds a private key.
 pub(crate) const PRIVATE_MODE: u32 = 0o600;
 
+/// Runs file I/O on tokio's blocking pool, so it never stalls the runtime that drives
+/// orders (in `berth run` a single thread shared with the admin server); a task that
+/// could not finish (panicked or cancelled) is an I/O error like any other.
+pub(crate) async fn blocking_io<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
 /// The directory a store file lives in (`.` for a bare file name).
 pub(crate) fn directory_of(path: &Path) -> PathBuf {
     match path.parent() {

@@ -17,6 +17,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::DnsError;
 use crate::Setting;
+use crate::store::atomic::blocking_io;
 
 /// How many CNAMEs berth follows from `_acme-challenge.<name>` before giving up (a
 /// delegation is one hop; a loop is a mistake).
@@ -198,19 +199,17 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// shared with a server.
 async fn first_nameserver(path: &Path) -> Result<SocketAddr, DnsError> {
     let owned = path.to_path_buf();
-    let conf = match tokio::task::spawn_blocking(move || std::fs::read_to_string(owned)).await {
-        Ok(read) => read.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-    .map_err(|e| {
-        DnsError::setting_at_fault(
-            Setting::DnsResolver,
-            format!(
-                "cannot read {} ({e}); configure the resolver",
-                path.display()
-            ),
-        )
-    })?;
+    let conf = blocking_io(move || std::fs::read_to_string(owned))
+        .await
+        .map_err(|e| {
+            DnsError::setting_at_fault(
+                Setting::DnsResolver,
+                format!(
+                    "cannot read {} ({e}); configure the resolver",
+                    path.display()
+                ),
+            )
+        })?;
     conf.lines()
         .filter_map(|line| line.trim().strip_prefix("nameserver"))
         .filter_map(|rest| rest.trim().parse::<IpAddr>().ok())
