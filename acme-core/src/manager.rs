@@ -711,7 +711,29 @@ impl CertManager {
         }
         loop {
             let started = Instant::now();
-            let results = self.ensure_all(false).await;
+            // Other replicas' challenge answers are mirrored while our own orders run:
+            // the CA may ask us for theirs before this pass ends. Other changes wait for
+            // the pass, in order, as before.
+            let mut deferred = Vec::new();
+            let results = {
+                let pass = self.ensure_all(false);
+                tokio::pin!(pass);
+                let mut open = true;
+                loop {
+                    tokio::select! {
+                        results = &mut pass => break results,
+                        change = changes.recv(), if open => {
+                            open = !matches!(change, Err(broadcast::error::RecvError::Closed));
+                            if !self.take_in_answer(&change).await {
+                                deferred.push(change);
+                            }
+                        }
+                    }
+                }
+            };
+            for change in deferred {
+                self.take_in(change).await;
+            }
             let failed = results.iter().filter(|(_, r)| r.is_err()).count();
             // Another berth is ordering some names: look again soon, to take over its
             // order if it died (its lease runs out after LEASE_TTL).
@@ -749,17 +771,13 @@ impl CertManager {
 
     /// Applies one change to the store (someone else's, or our own echo) to memory.
     async fn take_in(&self, change: Result<Change, broadcast::error::RecvError>) {
-        if self.config.share_challenges {
-            match &change {
-                Ok(Change::Put(key)) if key.starts_with(shared::CHALLENGES) => {
-                    return self.mirror(key).await;
-                }
-                Ok(Change::Deleted(key)) if key.starts_with(shared::CHALLENGES) => {
-                    return self.unmirror(key).await;
-                }
-                Ok(Change::Put(_) | Change::Deleted(_)) => {}
-                _ => self.mirror_all().await,
-            }
+        if self.take_in_answer(&change).await {
+            return;
+        }
+        if self.config.share_challenges
+            && !matches!(change, Ok(Change::Put(_) | Change::Deleted(_)))
+        {
+            self.mirror_all().await;
         }
         let keys: Vec<String> = match change {
             Ok(Change::Put(key) | Change::Deleted(key)) => key
@@ -786,6 +804,22 @@ impl CertManager {
             }
         }
         self.publish();
+    }
+
+    /// Mirrors (or withdraws) another replica's challenge answer if `change` is one;
+    /// true when it was.
+    async fn take_in_answer(&self, change: &Result<Change, broadcast::error::RecvError>) -> bool {
+        if !self.config.share_challenges {
+            return false;
+        }
+        match change {
+            Ok(Change::Put(key)) if key.starts_with(shared::CHALLENGES) => self.mirror(key).await,
+            Ok(Change::Deleted(key)) if key.starts_with(shared::CHALLENGES) => {
+                self.unmirror(key).await;
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// Presents another replica's answer here, so the CA's request may land on us.
